@@ -1,0 +1,153 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"entitlements/billing"
+
+	"github.com/gin-gonic/gin"
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Role is what a token's bearer is.
+type Role string
+
+const (
+	RoleVehicle Role = "vehicle" // sub is the car's VIN
+	RoleOwner   Role = "owner"   // sub is the owner_id
+	RoleBilling Role = "billing"
+	RoleOps     Role = "ops"
+	RoleCarrier Role = "carrier"
+)
+
+// Roles lists every role, for validation and tests.
+var Roles = []Role{RoleVehicle, RoleOwner, RoleBilling, RoleOps, RoleCarrier}
+
+func validRole(r Role) bool {
+	for _, x := range Roles {
+		if x == r {
+			return true
+		}
+	}
+	return false
+}
+
+// Claims are the token's claims: sub, role and exp are required.
+type Claims struct {
+	Role Role `json:"role"`
+	jwt.RegisteredClaims
+}
+
+// Principal is the authenticated caller.
+type Principal struct {
+	Role    Role
+	Subject string
+}
+
+// MintToken signs an HS256 token for role and subject valid for ttl from now.
+func MintToken(secret []byte, role Role, subject string, ttl time.Duration, now time.Time) (string, error) {
+	if !validRole(role) {
+		return "", fmt.Errorf("unknown role %q (want one of %v)", role, Roles)
+	}
+	if subject == "" {
+		return "", errors.New("subject is required")
+	}
+	if ttl <= 0 {
+		return "", errors.New("ttl must be positive")
+	}
+	if role == RoleVehicle {
+		vin, err := billing.ParseVIN(subject)
+		if err != nil {
+			return "", err
+		}
+		subject = string(vin)
+	}
+	claims := Claims{Role: role, RegisteredClaims: jwt.RegisteredClaims{
+		Subject:   subject,
+		IssuedAt:  jwt.NewNumericDate(now),
+		ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+	}}
+	return jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(secret)
+}
+
+const ctxPrincipal = "principal"
+
+// authenticate parses the bearer token; any problem is EUnauthorized.
+func (s *Server) authenticate(c *gin.Context) (Principal, error) {
+	h := c.GetHeader("Authorization")
+	raw, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || raw == "" {
+		return Principal{}, billing.Errorf(billing.EUnauthorized, "a bearer token is required")
+	}
+	var claims Claims
+	_, err := jwt.ParseWithClaims(strings.TrimSpace(raw), &claims, func(*jwt.Token) (any, error) { return s.tokenSecret, nil },
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithExpirationRequired(),
+		jwt.WithTimeFunc(s.now),
+		jwt.WithLeeway(30*time.Second),
+	)
+	switch {
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return Principal{}, billing.Errorf(billing.EUnauthorized, "the token has expired")
+	case err != nil:
+		return Principal{}, billing.Errorf(billing.EUnauthorized, "the token is not valid")
+	case claims.Subject == "":
+		return Principal{}, billing.Errorf(billing.EUnauthorized, "the token has no subject")
+	case !validRole(claims.Role):
+		return Principal{}, billing.Errorf(billing.EUnauthorized, "the token has no known role")
+	}
+	return Principal{Role: claims.Role, Subject: claims.Subject}, nil
+}
+
+// allow authenticates the request and lets it through only for the given
+// roles: deny by default.
+func (s *Server) allow(roles ...Role) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		p, err := s.authenticate(c)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		for _, r := range roles {
+			if p.Role == r {
+				c.Set(ctxPrincipal, p)
+				c.Next()
+				return
+			}
+		}
+		s.fail(c, billing.Errorf(billing.EForbidden, "role %s may not do this", p.Role))
+	}
+}
+
+func principal(c *gin.Context) Principal {
+	p, _ := c.Get(ctxPrincipal)
+	pr, _ := p.(Principal)
+	return pr
+}
+
+// vehicleFor parses the path's VIN and loads the vehicle if the caller may
+// see it. A vehicle or owner asking for another's VIN gets the same
+// EVehicleNotFound as for a VIN that does not exist, so that tokens cannot
+// probe the fleet.
+func (s *Server) vehicleFor(c *gin.Context) (billing.VIN, billing.Vehicle, error) {
+	vin, err := billing.ParseVIN(c.Param("vin"))
+	if err != nil {
+		return "", billing.Vehicle{}, err
+	}
+	p := principal(c)
+	notFound := billing.Errorf(billing.EVehicleNotFound, "vehicle %s not found", vin)
+	if p.Role == RoleVehicle && p.Subject != string(vin) {
+		return vin, billing.Vehicle{}, notFound
+	}
+	v, err := s.store.Vehicle(c.Request.Context(), vin)
+	if err != nil {
+		return vin, v, err
+	}
+	if p.Role == RoleOwner && v.OwnerID != p.Subject {
+		return vin, billing.Vehicle{}, notFound
+	}
+	return vin, v, nil
+}

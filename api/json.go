@@ -1,0 +1,101 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+
+	"entitlements/billing"
+
+	"github.com/gin-gonic/gin"
+)
+
+// MaxBodyBytes is the largest request body the API reads.
+const MaxBodyBytes = 1 << 20
+
+// readBody reads the whole request body, at most MaxBodyBytes; a larger
+// body is ETooLarge.
+func readBody(c *gin.Context) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, MaxBodyBytes))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return nil, billing.Errorf(billing.ETooLarge, "request body is larger than %d bytes", MaxBodyBytes)
+	}
+	if err != nil {
+		return nil, billing.Errorf(billing.EMalformed, "could not read request body")
+	}
+	return body, nil
+}
+
+// decodeStrict decodes one JSON value from body into v: unknown fields,
+// wrong types, trailing data and an empty body are EMalformed, with the
+// offending field named where known.
+func decodeStrict(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return malformed(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return billing.Errorf(billing.EMalformed, "request body has data after the JSON value")
+	}
+	return nil
+}
+
+// bindJSON reads and strictly decodes the request body into v.
+func bindJSON(c *gin.Context, v any) error {
+	body, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	return decodeStrict(body, v)
+}
+
+func malformed(err error) error {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.Is(err, io.EOF):
+		return billing.Errorf(billing.EMalformed, "request body is empty; a JSON object is expected")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return billing.Errorf(billing.EMalformed, "request body is truncated JSON")
+	case errors.As(err, &syn):
+		return billing.Errorf(billing.EMalformed, "request body is not valid JSON (offset %d)", syn.Offset)
+	case errors.As(err, &typ):
+		field := typ.Field
+		if field == "" {
+			field = "(body)"
+		}
+		return &billing.Error{Code: billing.EMalformed,
+			Message: "field " + field + " must be " + jsonType(typ.Type.Kind().String()) + ", got " + typ.Value,
+			Fields:  []billing.FieldError{{Field: field, Code: "wrong_type"}}}
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return &billing.Error{Code: billing.EMalformed, Message: "unknown field " + field,
+			Fields: []billing.FieldError{{Field: field, Code: "unknown_field"}}}
+	}
+	return billing.Errorf(billing.EMalformed, "request body is not valid JSON")
+}
+
+func jsonType(kind string) string {
+	switch kind {
+	case "string":
+		return "a string"
+	case "bool":
+		return "a boolean"
+	case "struct", "map":
+		return "an object"
+	case "slice", "array":
+		return "an array"
+	}
+	return "a number"
+}
+
+func jsonEncode(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}

@@ -1,0 +1,142 @@
+// Package api is the service's HTTP interface: gin handlers, bearer-token
+// auth, problem+json errors and the OpenAPI document they are tested
+// against.
+package api
+
+import (
+	"context"
+	_ "embed"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"entitlements/billing"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+//go:embed openapi.yaml
+var openAPI []byte
+
+// OpenAPI returns the service's OpenAPI document.
+func OpenAPI() []byte { return openAPI }
+
+// Store is what the handlers need from persistence.
+type Store interface {
+	Ping(ctx context.Context) error
+	Vehicle(ctx context.Context, vin billing.VIN) (billing.Vehicle, error)
+	Timeline(ctx context.Context, vin billing.VIN) (billing.Timeline, error)
+	Activate(ctx context.Context, vin billing.VIN, a billing.Activation, trial billing.TrialTerms, loc *time.Location, now time.Time) (billing.Vehicle, bool, error)
+	TransferOwner(ctx context.Context, vin billing.VIN, ownerID string, now time.Time) (billing.Vehicle, error)
+}
+
+// Options are the server's dependencies. Store, Catalog, Location and
+// TokenSecret are required.
+type Options struct {
+	Store          Store
+	Catalog        billing.Catalog
+	Location       *time.Location
+	TokenSecret    []byte
+	Now            func() time.Time // defaults to time.Now
+	Logger         *slog.Logger     // defaults to discarding
+	Registerer     prometheus.Registerer
+	Gatherer       prometheus.Gatherer
+	TrustedProxies []string // none by default: X-Forwarded-For is ignored
+}
+
+// Server serves the API.
+type Server struct {
+	store       Store
+	catalog     billing.Catalog
+	loc         *time.Location
+	tokenSecret []byte
+	now         func() time.Time
+	log         *slog.Logger
+	metrics     *metrics
+	gatherer    prometheus.Gatherer
+	engine      *gin.Engine
+}
+
+// New builds the server and its router.
+func New(o Options) (*Server, error) {
+	s := &Server{
+		store:       o.Store,
+		catalog:     o.Catalog,
+		loc:         o.Location,
+		tokenSecret: o.TokenSecret,
+		now:         o.Now,
+		log:         o.Logger,
+		gatherer:    o.Gatherer,
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Registerer == nil {
+		reg := prometheus.NewRegistry()
+		o.Registerer, s.gatherer = reg, reg
+	}
+	m, err := newMetrics(o.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics = m
+	if err := s.routes(o.TrustedProxies); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Handler returns the HTTP handler.
+func (s *Server) Handler() http.Handler { return s.engine }
+
+func (s *Server) routes(trusted []string) error {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	if err := r.SetTrustedProxies(trusted); err != nil {
+		return err
+	}
+	r.HandleMethodNotAllowed = true
+	r.ContextWithFallback = true
+	r.Use(s.requestID, s.recover, s.observe)
+	r.NoRoute(func(c *gin.Context) { s.fail(c, billing.Errorf(billing.ENotFound, "no such endpoint")) })
+	r.NoMethod(func(c *gin.Context) {
+		s.fail(c, billing.Errorf("method_not_allowed", "method %s is not allowed here", c.Request.Method))
+	})
+
+	r.GET("/healthz", s.healthz)
+	r.GET("/readyz", s.readyz)
+	r.GET("/metrics", s.metricsHandler())
+	r.GET("/openapi.yaml", func(c *gin.Context) { c.Data(http.StatusOK, "application/yaml", openAPI) })
+
+	staff := []Role{RoleBilling, RoleOps}
+	readers := append([]Role{RoleVehicle, RoleOwner}, staff...)
+	v1 := r.Group("/v1")
+	v1.GET("/products", s.allow(readers...), s.listProducts)
+	v1.POST("/vehicles/:vin/activation", s.allow(RoleOps), s.activate)
+	v1.PUT("/vehicles/:vin/owner", s.allow(RoleOps), s.transferOwner)
+	v1.GET("/vehicles/:vin/entitlement", s.allow(readers...), s.entitlement)
+	v1.GET("/vehicles/:vin/features", s.allow(readers...), s.features)
+	v1.GET("/vehicles/:vin/features/:feature", s.allow(readers...), s.feature)
+	s.engine = r
+	return nil
+}
+
+func (s *Server) healthz(c *gin.Context) {
+	c.JSON(http.StatusOK, gin.H{"status": "ok"})
+}
+
+func (s *Server) readyz(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		s.log.WarnContext(ctx, "not ready", slog.String("error", err.Error()))
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "database": "unreachable"})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ok", "database": "ok"})
+}

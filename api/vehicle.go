@@ -1,0 +1,213 @@
+package api
+
+import (
+	"net/http"
+	"time"
+
+	"entitlements/billing"
+
+	"github.com/gin-gonic/gin"
+)
+
+type activationRequest struct {
+	ActivatedAt *string `json:"activated_at"`
+	OwnerID     *string `json:"owner_id"`
+	Model       *string `json:"model"`
+}
+
+type ownerRequest struct {
+	OwnerID *string `json:"owner_id"`
+}
+
+// parseTime parses an RFC 3339 instant from a request field.
+func parseTime(field string, v *string) (time.Time, *billing.FieldError) {
+	if v == nil || *v == "" {
+		return time.Time{}, &billing.FieldError{Field: field, Code: "required"}
+	}
+	t, err := time.Parse(time.RFC3339Nano, *v)
+	if err != nil {
+		return time.Time{}, &billing.FieldError{Field: field, Code: "invalid_time"}
+	}
+	return t, nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// activate handles POST /v1/vehicles/{vin}/activation: 201 the first time,
+// 200 when repeated with the same activated_at, 409 with another.
+func (s *Server) activate(c *gin.Context) {
+	vin, err := billing.ParseVIN(c.Param("vin"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	var req activationRequest
+	if err := bindJSON(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	now := s.now()
+	at, ferr := parseTime("activated_at", req.ActivatedAt)
+	a := billing.Activation{ActivatedAt: at, OwnerID: deref(req.OwnerID), Model: deref(req.Model)}
+	if err := a.Validate(now); err != nil || ferr != nil {
+		s.fail(c, mergeInvalid("activation is not valid", ferr, err))
+		return
+	}
+	v, created, err := s.store.Activate(c.Request.Context(), vin, a, s.catalog.Trial, s.loc, now)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	s.respondEntitlement(c, status, v, now)
+}
+
+// mergeInvalid combines a parse problem with validation problems so that a
+// caller learns every bad field at once.
+func mergeInvalid(msg string, parse *billing.FieldError, err error) error {
+	out := billing.Invalid(msg)
+	if parse != nil {
+		out.Fields = append(out.Fields, *parse)
+	}
+	if be, ok := err.(*billing.Error); ok {
+		for _, f := range be.Fields {
+			if parse != nil && f.Field == parse.Field {
+				continue
+			}
+			out.Fields = append(out.Fields, f)
+		}
+	} else if err != nil {
+		return err
+	}
+	return out
+}
+
+// transferOwner handles PUT /v1/vehicles/{vin}/owner.
+func (s *Server) transferOwner(c *gin.Context) {
+	vin, err := billing.ParseVIN(c.Param("vin"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	var req ownerRequest
+	if err := bindJSON(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if err := billing.ValidateOwnerID(deref(req.OwnerID)); err != nil {
+		s.fail(c, err)
+		return
+	}
+	now := s.now()
+	v, err := s.store.TransferOwner(c.Request.Context(), vin, *req.OwnerID, now)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.respondEntitlement(c, http.StatusOK, v, now)
+}
+
+// entitlement handles GET /v1/vehicles/{vin}/entitlement.
+func (s *Server) entitlement(c *gin.Context) {
+	_, v, err := s.vehicleFor(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.respondEntitlement(c, http.StatusOK, v, s.now())
+}
+
+func (s *Server) respondEntitlement(c *gin.Context, status int, v billing.Vehicle, now time.Time) {
+	e, err := s.evaluate(c, v, now)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(status, s.entitlementView(e))
+}
+
+// evaluate loads what the entitlement depends on and applies the rules.
+func (s *Server) evaluate(c *gin.Context, v billing.Vehicle, now time.Time) (billing.Entitlement, error) {
+	tl, err := s.store.Timeline(c.Request.Context(), v.VIN)
+	if err != nil {
+		return billing.Entitlement{}, err
+	}
+	return billing.Evaluate(v, tl, billing.Usage{}, s.catalog, now, s.loc), nil
+}
+
+// features handles GET /v1/vehicles/{vin}/features.
+func (s *Server) features(c *gin.Context) {
+	vin, v, err := s.vehicleFor(c)
+	now := s.now()
+	if s.notActivated(c, err) {
+		ds := s.catalog.Features.DecideAll(billing.Situation{})
+		c.JSON(http.StatusOK, featureListViewOf(vin, ds, nil, s.loc))
+		return
+	}
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	e, err := s.evaluate(c, v, now)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, featureListViewOf(vin, e.Features, &e, s.loc))
+}
+
+// feature handles GET /v1/vehicles/{vin}/features/{feature}.
+func (s *Server) feature(c *gin.Context) {
+	code := c.Param("feature")
+	tier, ok := s.catalog.Features.Tier(code)
+	if !ok {
+		s.fail(c, billing.Errorf(billing.EUnknownFeature, "feature %q is not known", code))
+		return
+	}
+	conn, err := billing.ParseConnection(c.Query("connection"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	_, v, err := s.vehicleFor(c)
+	if s.notActivated(c, err) {
+		c.JSON(http.StatusOK, featureView(billing.Decide(code, tier, billing.Situation{}), nil, s.loc))
+		return
+	}
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	e, err := s.evaluate(c, v, s.now())
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, featureView(e.Feature(code, tier, conn), &e, s.loc))
+}
+
+// notActivated reports whether err says the vehicle is not activated and
+// the caller may learn so: the car itself (its own VIN) and staff get a
+// not_activated decision; an owner cannot own a car that is not activated,
+// so for an owner it stays a 404.
+func (s *Server) notActivated(c *gin.Context, err error) bool {
+	if !billing.IsCode(err, billing.EVehicleNotFound) {
+		return false
+	}
+	switch p := principal(c); p.Role {
+	case RoleVehicle:
+		vin, _ := billing.ParseVIN(c.Param("vin"))
+		return p.Subject == string(vin)
+	case RoleBilling, RoleOps:
+		return true
+	}
+	return false
+}

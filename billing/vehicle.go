@@ -1,0 +1,97 @@
+package billing
+
+import (
+	"strings"
+	"time"
+	"unicode"
+)
+
+// Vehicle is an activated car. It exists from its activation on.
+type Vehicle struct {
+	VIN         VIN
+	OwnerID     string
+	Model       string
+	ActivatedAt time.Time
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
+// Activation is a request from the delivery system to activate a car.
+type Activation struct {
+	ActivatedAt time.Time
+	OwnerID     string
+	Model       string
+}
+
+// Earliest activation the service accepts, and how far ahead of the clock
+// an activation may be stamped (clock skew between systems).
+var (
+	EarliestActivation = time.Date(2015, 1, 1, 0, 0, 0, 0, time.UTC)
+	ActivationSkew     = 5 * time.Minute
+)
+
+// Validate checks an activation against the rules of SPEC section 2: an
+// owner id, a model, and a time not in the future (beyond ActivationSkew)
+// nor before EarliestActivation. now is the request's clock reading.
+func (a Activation) Validate(now time.Time) error {
+	var fields []FieldError
+	if a.ActivatedAt.IsZero() {
+		fields = append(fields, FieldError{"activated_at", "required"})
+	} else if a.ActivatedAt.After(now.Add(ActivationSkew)) {
+		fields = append(fields, FieldError{"activated_at", "in_future"})
+	} else if a.ActivatedAt.Before(EarliestActivation) {
+		fields = append(fields, FieldError{"activated_at", "too_early"})
+	}
+	if code := checkID(a.OwnerID); code != "" {
+		fields = append(fields, FieldError{"owner_id", code})
+	}
+	if len(a.Model) > 100 {
+		fields = append(fields, FieldError{"model", "too_long"})
+	}
+	if len(fields) > 0 {
+		return Invalid("activation is not valid", fields...)
+	}
+	return nil
+}
+
+// ValidateOwnerID checks an owner id: 1 to 128 printable characters
+// without spaces.
+func ValidateOwnerID(id string) error {
+	if code := checkID(id); code != "" {
+		return Invalid("owner_id is not valid", FieldError{"owner_id", code})
+	}
+	return nil
+}
+
+func checkID(id string) string {
+	switch {
+	case id == "":
+		return "required"
+	case len(id) > 128:
+		return "too_long"
+	case strings.IndexFunc(id, func(r rune) bool { return !unicode.IsPrint(r) || unicode.IsSpace(r) }) >= 0:
+		return "invalid_character"
+	}
+	return ""
+}
+
+// TrialTerms configure the free first year.
+type TrialTerms struct {
+	Months            int
+	DataBytesPerMonth int64
+}
+
+// TrialPeriod returns the vehicle's free period: from local midnight of the
+// activation day in loc to local midnight of the same date Months later,
+// clamped at month end.
+func (t TrialTerms) TrialPeriod(vin VIN, activatedAt time.Time, loc *time.Location) Period {
+	return Period{
+		VIN:               vin,
+		Source:            SourceTrial,
+		Product:           string(SourceTrial),
+		DataBytesPerMonth: t.DataBytesPerMonth,
+		StartsAt:          LocalMidnight(activatedAt, loc).UTC(),
+		EndsAt:            AddMonthsClamped(activatedAt, t.Months, loc).UTC(),
+		Seq:               0,
+	}
+}

@@ -1,0 +1,298 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"entitlements/billing"
+	"entitlements/store"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is config.yaml. Keys and environment overrides are the public
+// interface of SPEC section 5.
+type Config struct {
+	HTTP struct {
+		Addr           string   `yaml:"addr"`
+		TrustedProxies []string `yaml:"trusted_proxies"`
+		ReadTimeout    Duration `yaml:"read_timeout"`
+		WriteTimeout   Duration `yaml:"write_timeout"`
+		IdleTimeout    Duration `yaml:"idle_timeout"`
+	} `yaml:"http"`
+	Database struct {
+		Driver          string   `yaml:"driver"`
+		DSN             string   `yaml:"dsn"`
+		MaxOpenConns    int      `yaml:"max_open_conns"`
+		MaxIdleConns    int      `yaml:"max_idle_conns"`
+		ConnMaxLifetime Duration `yaml:"conn_max_lifetime"`
+	} `yaml:"database"`
+	Timezone string `yaml:"timezone"`
+	Auth     struct {
+		TokenSecret string `yaml:"token_secret"`
+	} `yaml:"auth"`
+	Payments struct {
+		WebhookSecret string   `yaml:"webhook_secret"`
+		Tolerance     Duration `yaml:"tolerance"`
+	} `yaml:"payments"`
+	Trial struct {
+		Months            int   `yaml:"months"`
+		DataBytesPerMonth int64 `yaml:"data_bytes_per_month"`
+	} `yaml:"trial"`
+	Products []struct {
+		Code              string `yaml:"code"`
+		Name              string `yaml:"name"`
+		PriceFen          int64  `yaml:"price_fen"`
+		Days              int    `yaml:"days"`
+		DataBytesPerMonth int64  `yaml:"data_bytes_per_month"`
+	} `yaml:"products"`
+	Features struct {
+		Basic   []string `yaml:"basic"`
+		Premium []string `yaml:"premium"`
+	} `yaml:"features"`
+	Orders struct {
+		UnpaidTTL Duration `yaml:"unpaid_ttl"`
+	} `yaml:"orders"`
+	Notices struct {
+		ReminderDays    []int    `yaml:"reminder_days"`
+		ExpiredMaxAge   Duration `yaml:"expired_max_age"`
+		QuotaThresholds []int    `yaml:"quota_thresholds"`
+		WebhookURL      string   `yaml:"webhook_url"`
+		WebhookSecret   string   `yaml:"webhook_secret"`
+	} `yaml:"notices"`
+	Scheduler struct {
+		Enabled      *bool  `yaml:"enabled"`
+		Expire       string `yaml:"expire"`
+		Remind       string `yaml:"remind"`
+		Deliver      string `yaml:"deliver"`
+		CancelUnpaid string `yaml:"cancel_unpaid"`
+	} `yaml:"scheduler"`
+
+	loc *time.Location
+}
+
+// Duration reads "5m", "168h" and the like.
+type Duration time.Duration
+
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration (like 30m or 168h)", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// D returns the duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Shipped development secrets; using them outside development is logged.
+const devSecret = "dev-only"
+
+// envOverrides maps environment variables to the config fields they set.
+func (c *Config) envOverrides() map[string]*string {
+	return map[string]*string{
+		"ENTITLEMENTS_HTTP_ADDR":               &c.HTTP.Addr,
+		"ENTITLEMENTS_DATABASE_DRIVER":         &c.Database.Driver,
+		"ENTITLEMENTS_DATABASE_DSN":            &c.Database.DSN,
+		"ENTITLEMENTS_TIMEZONE":                &c.Timezone,
+		"ENTITLEMENTS_AUTH_TOKEN_SECRET":       &c.Auth.TokenSecret,
+		"ENTITLEMENTS_PAYMENTS_WEBHOOK_SECRET": &c.Payments.WebhookSecret,
+		"ENTITLEMENTS_NOTICES_WEBHOOK_URL":     &c.Notices.WebhookURL,
+		"ENTITLEMENTS_NOTICES_WEBHOOK_SECRET":  &c.Notices.WebhookSecret,
+	}
+}
+
+// LoadConfig reads path (which must exist), applies environment overrides
+// from getenv and validates the result, listing every problem at once.
+func LoadConfig(path string, getenv func(string) string) (*Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return ParseConfig(raw, getenv)
+}
+
+// ParseConfig is LoadConfig on bytes.
+func ParseConfig(raw []byte, getenv func(string) string) (*Config, error) {
+	c := defaultConfig()
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	for k, p := range c.envOverrides() {
+		if v := getenv(k); v != "" {
+			*p = v
+		}
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func defaultConfig() *Config {
+	c := &Config{}
+	c.HTTP.Addr = "127.0.0.1:8080"
+	c.HTTP.ReadTimeout = Duration(10 * time.Second)
+	c.HTTP.WriteTimeout = Duration(30 * time.Second)
+	c.HTTP.IdleTimeout = Duration(120 * time.Second)
+	c.Database.Driver = store.SQLite
+	c.Database.DSN = "data/entitlements.db"
+	c.Timezone = "Asia/Shanghai"
+	c.Payments.Tolerance = Duration(5 * time.Minute)
+	c.Trial.Months = 12
+	c.Trial.DataBytesPerMonth = 15 << 30
+	c.Orders.UnpaidTTL = Duration(30 * time.Minute)
+	c.Notices.ReminderDays = []int{30, 7, 1}
+	c.Notices.ExpiredMaxAge = Duration(168 * time.Hour)
+	c.Notices.QuotaThresholds = []int{80, 100}
+	c.Scheduler.Expire = "@every 1m"
+	c.Scheduler.Remind = "@every 10m"
+	c.Scheduler.Deliver = "@every 5s"
+	c.Scheduler.CancelUnpaid = "@every 5m"
+	return c
+}
+
+// validate checks every rule and reports all failures together.
+func (c *Config) validate() error {
+	var errs []string
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
+
+	if c.HTTP.Addr == "" {
+		bad("http.addr is required")
+	}
+	switch c.Database.Driver {
+	case store.SQLite, store.Postgres:
+	default:
+		bad("database.driver must be %q or %q, got %q", store.SQLite, store.Postgres, c.Database.Driver)
+	}
+	if c.Database.DSN == "" {
+		bad("database.dsn is required")
+	}
+	if loc, err := time.LoadLocation(c.Timezone); err != nil || c.Timezone == "" {
+		bad("timezone %q is not a known IANA zone", c.Timezone)
+	} else {
+		c.loc = loc
+	}
+	if c.Auth.TokenSecret == "" {
+		bad("auth.token_secret is required")
+	}
+	if c.Payments.WebhookSecret == "" {
+		bad("payments.webhook_secret is required")
+	}
+	if c.Payments.Tolerance.D() <= 0 {
+		bad("payments.tolerance must be positive")
+	}
+	if c.Trial.Months < 1 || c.Trial.Months > 120 {
+		bad("trial.months must be between 1 and 120, got %d", c.Trial.Months)
+	}
+	if c.Trial.DataBytesPerMonth < 0 {
+		bad("trial.data_bytes_per_month must not be negative")
+	}
+	if len(c.Products) == 0 {
+		bad("products: at least one product is required")
+	}
+	codes := map[string]bool{}
+	for i, p := range c.Products {
+		switch {
+		case p.Code == "" || p.Code == string(billing.SourceTrial):
+			bad("products[%d].code must be set and not %q", i, billing.SourceTrial)
+		case codes[p.Code]:
+			bad("products[%d].code %q is repeated", i, p.Code)
+		}
+		codes[p.Code] = true
+		if p.Name == "" {
+			bad("products[%d].name is required", i)
+		}
+		if p.PriceFen <= 0 {
+			bad("products[%d].price_fen must be positive (fen, an integer)", i)
+		}
+		if p.Days < 1 || p.Days > 3660 {
+			bad("products[%d].days must be between 1 and 3660", i)
+		}
+		if p.DataBytesPerMonth < 0 {
+			bad("products[%d].data_bytes_per_month must not be negative", i)
+		}
+	}
+	feats := map[string]bool{}
+	for _, f := range append(append([]string{}, c.Features.Basic...), c.Features.Premium...) {
+		if f == "" || feats[f] {
+			bad("features: %q is empty or listed twice", f)
+		}
+		feats[f] = true
+	}
+	if c.Orders.UnpaidTTL.D() <= 0 {
+		bad("orders.unpaid_ttl must be positive")
+	}
+	for _, d := range c.Notices.ReminderDays {
+		if d < 1 || d > 365 {
+			bad("notices.reminder_days: %d is not between 1 and 365", d)
+		}
+	}
+	if c.Notices.ExpiredMaxAge.D() <= 0 {
+		bad("notices.expired_max_age must be positive")
+	}
+	for _, q := range c.Notices.QuotaThresholds {
+		if q < 1 || q > 100 {
+			bad("notices.quota_thresholds: %d is not a percentage between 1 and 100", q)
+		}
+	}
+	if u := c.Notices.WebhookURL; u != "" {
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			bad("notices.webhook_url %q is not an http(s) URL", u)
+		}
+		if !strings.HasPrefix(c.Notices.WebhookSecret, "whsec_") {
+			bad("notices.webhook_secret must be whsec_<base64 key> when notices.webhook_url is set")
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("invalid configuration:\n  - %s", strings.Join(errs, "\n  - "))
+	}
+	return nil
+}
+
+// Location is the validated time zone.
+func (c *Config) Location() *time.Location { return c.loc }
+
+// Catalog is the configured offer for package billing.
+func (c *Config) Catalog() billing.Catalog {
+	cat := billing.Catalog{
+		Trial:    billing.TrialTerms{Months: c.Trial.Months, DataBytesPerMonth: c.Trial.DataBytesPerMonth},
+		Features: billing.Features{Basic: c.Features.Basic, Premium: c.Features.Premium},
+	}
+	for _, p := range c.Products {
+		cat.Products = append(cat.Products, billing.Product{
+			Code: p.Code, Name: p.Name, PriceFen: p.PriceFen, Days: p.Days, DataBytesPerMonth: p.DataBytesPerMonth,
+		})
+	}
+	return cat
+}
+
+// StoreConfig is the database part for package store.
+func (c *Config) StoreConfig() store.Config {
+	return store.Config{
+		Driver: c.Database.Driver, DSN: c.Database.DSN,
+		MaxOpenConns: c.Database.MaxOpenConns, MaxIdleConns: c.Database.MaxIdleConns,
+		ConnMaxLifetime: c.Database.ConnMaxLifetime.D(),
+	}
+}
+
+// DevSecrets lists the secrets still at their shipped development value.
+func (c *Config) DevSecrets() []string {
+	var out []string
+	if c.Auth.TokenSecret == devSecret {
+		out = append(out, "auth.token_secret")
+	}
+	if c.Payments.WebhookSecret == devSecret {
+		out = append(out, "payments.webhook_secret")
+	}
+	return out
+}

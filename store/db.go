@@ -1,0 +1,223 @@
+// Package store keeps the service's state in SQLite or PostgreSQL through
+// gorm. It owns transactions; the rules applied inside them live in
+// package billing. Every method that changes coverage or money does so in
+// one transaction together with the outbox notice it causes.
+//
+// SQLite allows one writer at a time. The store therefore keeps two pools:
+// a writer pool of one connection whose transactions begin IMMEDIATE (so a
+// read-then-write never fails half way with "database is locked"), and a
+// reader pool for queries outside transactions. On PostgreSQL both pools
+// are the same, and read-modify-write paths lock the vehicle row with
+// SELECT ... FOR UPDATE (a clause SQLite ignores, where the single writer
+// already serialises them).
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"gorm.io/driver/postgres"
+	"gorm.io/driver/sqlite"
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+	"gorm.io/gorm/logger"
+)
+
+// Dialects.
+const (
+	SQLite   = "sqlite"
+	Postgres = "postgres"
+)
+
+// Config selects and tunes the database.
+type Config struct {
+	Driver          string // SQLite or Postgres
+	DSN             string // a file path (or file: URI) for SQLite; a libpq DSN or URL for PostgreSQL
+	MaxOpenConns    int    // PostgreSQL pool size, and the SQLite reader pool size; 0 = a default
+	MaxIdleConns    int
+	ConnMaxLifetime time.Duration
+}
+
+// DB is the store. Its zero value is not usable; call Open.
+type DB struct {
+	dialect string
+	write   *gorm.DB // single connection on SQLite
+	read    *gorm.DB // the same as write on PostgreSQL
+}
+
+// Open connects to the database described by cfg. It does not migrate;
+// call Migrate.
+func Open(ctx context.Context, cfg Config) (*DB, error) {
+	gcfg := func() *gorm.Config {
+		return &gorm.Config{
+			Logger:                 logger.Discard,
+			SkipDefaultTransaction: true,
+			PrepareStmt:            true,
+			NowFunc:                func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
+		}
+	}
+	db := &DB{dialect: cfg.Driver}
+	switch cfg.Driver {
+	case SQLite:
+		if err := ensureDir(cfg.DSN); err != nil {
+			return nil, err
+		}
+		w, err := gorm.Open(sqlite.Open(sqliteDSN(cfg.DSN, "immediate")), gcfg())
+		if err != nil {
+			return nil, fmt.Errorf("open sqlite writer: %w", err)
+		}
+		r, err := gorm.Open(sqlite.Open(sqliteDSN(cfg.DSN, "deferred")), gcfg())
+		if err != nil {
+			return nil, fmt.Errorf("open sqlite reader: %w", err)
+		}
+		db.write, db.read = w, r
+		if err := pool(w, 1, 1, 0); err != nil {
+			return nil, err
+		}
+		if err := pool(r, or(cfg.MaxOpenConns, 8), or(cfg.MaxIdleConns, 8), cfg.ConnMaxLifetime); err != nil {
+			return nil, err
+		}
+	case Postgres:
+		g, err := gorm.Open(postgres.Open(cfg.DSN), gcfg())
+		if err != nil {
+			return nil, fmt.Errorf("open postgres: %w", err)
+		}
+		if err := pool(g, or(cfg.MaxOpenConns, 20), or(cfg.MaxIdleConns, 10), or(cfg.ConnMaxLifetime, 30*time.Minute)); err != nil {
+			return nil, err
+		}
+		db.write, db.read = g, g
+	default:
+		return nil, fmt.Errorf("unknown database driver %q (want %q or %q)", cfg.Driver, SQLite, Postgres)
+	}
+	if err := db.Ping(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+func or[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+func pool(g *gorm.DB, open, idle int, life time.Duration) error {
+	s, err := g.DB()
+	if err != nil {
+		return err
+	}
+	s.SetMaxOpenConns(open)
+	s.SetMaxIdleConns(idle)
+	s.SetConnMaxLifetime(life)
+	return nil
+}
+
+// sqliteDSN turns a path or file: URI into a mattn/go-sqlite3 DSN with the
+// PRAGMAs the service relies on, so that every pooled connection gets them.
+// Parameters already present in dsn win.
+func sqliteDSN(dsn, txlock string) string {
+	base, query, _ := strings.Cut(dsn, "?")
+	if !strings.HasPrefix(base, "file:") {
+		base = "file:" + base
+	}
+	q, _ := url.ParseQuery(query)
+	set := func(k, v string) {
+		if !q.Has(k) {
+			q.Set(k, v)
+		}
+	}
+	set("_journal_mode", "WAL")
+	set("_busy_timeout", "10000")
+	set("_foreign_keys", "on")
+	set("_synchronous", "NORMAL")
+	set("_txlock", txlock)
+	set("cache", "private")
+	return base + "?" + q.Encode()
+}
+
+func ensureDir(dsn string) error {
+	path, _, _ := strings.Cut(strings.TrimPrefix(dsn, "file:"), "?")
+	if path == "" || path == ":memory:" || strings.Contains(dsn, "mode=memory") {
+		return nil
+	}
+	if dir := filepath.Dir(path); dir != "." {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return fmt.Errorf("create database directory: %w", err)
+		}
+	}
+	return nil
+}
+
+// Dialect returns SQLite or Postgres.
+func (db *DB) Dialect() string { return db.dialect }
+
+// Ping checks that both pools reach the database.
+func (db *DB) Ping(ctx context.Context) error {
+	for _, g := range []*gorm.DB{db.write, db.read} {
+		s, err := g.DB()
+		if err != nil {
+			return err
+		}
+		if err := s.PingContext(ctx); err != nil {
+			return fmt.Errorf("ping database: %w", err)
+		}
+	}
+	return nil
+}
+
+// Close closes both pools.
+func (db *DB) Close() error {
+	var errs []error
+	seen := map[*sql.DB]bool{}
+	for _, g := range []*gorm.DB{db.write, db.read} {
+		if g == nil {
+			continue
+		}
+		s, err := g.DB()
+		if err != nil || seen[s] {
+			continue
+		}
+		seen[s] = true
+		errs = append(errs, s.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Gorm exposes the writer for tests and tools that need raw access.
+func (db *DB) Gorm() *gorm.DB { return db.write }
+
+// tx runs fn in a write transaction.
+func (db *DB) tx(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	return db.write.WithContext(ctx).Transaction(fn)
+}
+
+// forUpdate locks the selected rows on PostgreSQL; SQLite ignores it (its
+// single writer serialises transactions instead).
+func (db *DB) forUpdate(tx *gorm.DB) *gorm.DB {
+	if db.dialect == Postgres {
+		return tx.Clauses(clause.Locking{Strength: "UPDATE"})
+	}
+	return tx
+}
+
+// utc normalises an instant for storage: UTC, microsecond precision (what
+// PostgreSQL keeps), so that what is read back equals what was written.
+func utc(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+func utcp(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := utc(*t)
+	return &u
+}

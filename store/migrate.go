@@ -1,0 +1,161 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// migration is one versioned schema change. Statements use two
+// placeholders that differ by dialect: {{TS}} (an instant, stored UTC) and
+// {{BLOB}}. Where dialects differ beyond that, SQLite/Postgres override Up.
+type migration struct {
+	Version  int
+	Name     string
+	Up       []string
+	SQLite   []string // if set, used instead of Up on SQLite
+	Postgres []string // if set, used instead of Up on PostgreSQL
+}
+
+// migrations are applied in Version order and recorded in
+// schema_migrations. Never edit one that has shipped; add a new one.
+// Version ranges by area keep parallel work from colliding:
+// 1-9 foundation, 10-19 orders and payments, 20-29 refunds,
+// 30-39 scheduler and notices, 40-49 usage.
+var migrations = []migration{
+	{Version: 1, Name: "vehicles, periods, notices", Up: []string{
+		`CREATE TABLE vehicles (
+			vin              TEXT PRIMARY KEY,
+			owner_id         TEXT NOT NULL,
+			model            TEXT NOT NULL DEFAULT '',
+			activated_at     {{TS}} NOT NULL,
+			coverage_ends_at {{TS}} NOT NULL,
+			created_at       {{TS}} NOT NULL,
+			updated_at       {{TS}} NOT NULL
+		)`,
+		`CREATE INDEX vehicles_owner_idx ON vehicles (owner_id)`,
+		`CREATE INDEX vehicles_coverage_ends_idx ON vehicles (coverage_ends_at)`,
+		`CREATE TABLE periods (
+			id                   TEXT PRIMARY KEY,
+			vin                  TEXT NOT NULL REFERENCES vehicles (vin),
+			seq                  INTEGER NOT NULL,
+			source               TEXT NOT NULL,
+			order_id             TEXT,
+			product              TEXT NOT NULL,
+			days                 INTEGER NOT NULL DEFAULT 0,
+			data_bytes_per_month BIGINT NOT NULL DEFAULT 0,
+			paid_at              {{TS}},
+			starts_at            {{TS}} NOT NULL,
+			ends_at              {{TS}} NOT NULL,
+			refunded_at          {{TS}},
+			ended                BOOLEAN NOT NULL DEFAULT FALSE,
+			created_at           {{TS}} NOT NULL,
+			updated_at           {{TS}} NOT NULL,
+			UNIQUE (vin, seq)
+		)`,
+		`CREATE UNIQUE INDEX periods_order_idx ON periods (order_id) WHERE order_id IS NOT NULL`,
+		`CREATE INDEX periods_open_ends_idx ON periods (ends_at) WHERE ended = FALSE`,
+		`CREATE TABLE notices (
+			id              TEXT PRIMARY KEY,
+			vin             TEXT NOT NULL,
+			owner_id        TEXT NOT NULL,
+			kind            TEXT NOT NULL,
+			dedupe_key      TEXT NOT NULL UNIQUE,
+			data            TEXT NOT NULL,
+			status          TEXT NOT NULL,
+			attempts        INTEGER NOT NULL DEFAULT 0,
+			next_attempt_at {{TS}} NOT NULL,
+			last_error      TEXT NOT NULL DEFAULT '',
+			created_at      {{TS}} NOT NULL,
+			updated_at      {{TS}} NOT NULL,
+			sent_at         {{TS}}
+		)`,
+		`CREATE INDEX notices_vin_idx ON notices (vin, created_at)`,
+		`CREATE INDEX notices_due_idx ON notices (status, next_attempt_at)`,
+	}},
+}
+
+func (db *DB) render(m migration) []string {
+	stmts := m.Up
+	switch {
+	case db.dialect == SQLite && m.SQLite != nil:
+		stmts = m.SQLite
+	case db.dialect == Postgres && m.Postgres != nil:
+		stmts = m.Postgres
+	}
+	ts, blob := "DATETIME", "BLOB"
+	if db.dialect == Postgres {
+		ts, blob = "TIMESTAMPTZ", "BYTEA"
+	}
+	out := make([]string, len(stmts))
+	for i, s := range stmts {
+		s = strings.ReplaceAll(s, "{{TS}}", ts)
+		out[i] = strings.ReplaceAll(s, "{{BLOB}}", blob)
+	}
+	return out
+}
+
+// migrationLockID is the PostgreSQL advisory lock key that serialises
+// concurrent migrators (several replicas starting at once).
+const migrationLockID = 7_201_100_001
+
+// Migrate applies every pending migration, in order, in one transaction,
+// and records each in schema_migrations. It is safe to run concurrently
+// from several processes and returns the versions it applied.
+func (db *DB) Migrate(ctx context.Context) (applied []int, err error) {
+	err = db.tx(ctx, func(tx *gorm.DB) error {
+		if db.dialect == Postgres {
+			if err := tx.Exec(`SELECT pg_advisory_xact_lock(?)`, migrationLockID).Error; err != nil {
+				return err
+			}
+		}
+		ts := "DATETIME"
+		if db.dialect == Postgres {
+			ts = "TIMESTAMPTZ"
+		}
+		if err := tx.Exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+			version    INTEGER PRIMARY KEY,
+			name       TEXT NOT NULL,
+			applied_at ` + ts + ` NOT NULL)`).Error; err != nil {
+			return err
+		}
+		var done []int
+		if err := tx.Raw(`SELECT version FROM schema_migrations`).Scan(&done).Error; err != nil {
+			return err
+		}
+		have := map[int]bool{}
+		for _, v := range done {
+			have[v] = true
+		}
+		for _, m := range sortedMigrations() {
+			if have[m.Version] {
+				continue
+			}
+			for _, s := range db.render(m) {
+				if err := tx.Exec(s).Error; err != nil {
+					return fmt.Errorf("migration %d (%s): %w", m.Version, m.Name, err)
+				}
+			}
+			if err := tx.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
+				m.Version, m.Name, utc(time.Now())).Error; err != nil {
+				return err
+			}
+			applied = append(applied, m.Version)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	return applied, nil
+}
+
+func sortedMigrations() []migration {
+	ms := slices.Clone(migrations)
+	slices.SortFunc(ms, func(a, b migration) int { return a.Version - b.Version })
+	return ms
+}

@@ -1,0 +1,148 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"entitlements/billing"
+
+	"gorm.io/gorm"
+)
+
+// periodRow is the stored form of billing.Period.
+type periodRow struct {
+	ID                string `gorm:"primaryKey"`
+	VIN               string `gorm:"column:vin"`
+	Seq               int
+	Source            string
+	OrderID           *string
+	Product           string
+	Days              int
+	DataBytesPerMonth int64
+	PaidAt            *time.Time
+	StartsAt          time.Time
+	EndsAt            time.Time
+	RefundedAt        *time.Time
+	Ended             bool
+	CreatedAt         time.Time
+	UpdatedAt         time.Time
+}
+
+func (periodRow) TableName() string { return "periods" }
+
+func (r periodRow) period() billing.Period {
+	p := billing.Period{
+		ID:                r.ID,
+		VIN:               billing.VIN(r.VIN),
+		Source:            billing.Source(r.Source),
+		Product:           r.Product,
+		Days:              r.Days,
+		DataBytesPerMonth: r.DataBytesPerMonth,
+		StartsAt:          r.StartsAt.UTC(),
+		EndsAt:            r.EndsAt.UTC(),
+		Seq:               r.Seq,
+	}
+	if r.OrderID != nil {
+		p.OrderID = *r.OrderID
+	}
+	if r.PaidAt != nil {
+		p.PaidAt = r.PaidAt.UTC()
+	}
+	if r.RefundedAt != nil {
+		t := r.RefundedAt.UTC()
+		p.RefundedAt = &t
+	}
+	return p
+}
+
+func newPeriodRow(p billing.Period, now time.Time) periodRow {
+	r := periodRow{
+		ID:                p.ID,
+		VIN:               string(p.VIN),
+		Seq:               p.Seq,
+		Source:            string(p.Source),
+		Product:           p.Product,
+		Days:              p.Days,
+		DataBytesPerMonth: p.DataBytesPerMonth,
+		StartsAt:          utc(p.StartsAt),
+		EndsAt:            utc(p.EndsAt),
+		RefundedAt:        utcp(p.RefundedAt),
+		Ended:             !p.EndsAt.After(now),
+		CreatedAt:         utc(now),
+		UpdatedAt:         utc(now),
+	}
+	if r.ID == "" {
+		r.ID = newID("per", now)
+	}
+	if p.OrderID != "" {
+		r.OrderID = &p.OrderID
+	}
+	if !p.PaidAt.IsZero() {
+		t := utc(p.PaidAt)
+		r.PaidAt = &t
+	}
+	return r
+}
+
+// Timeline returns the vehicle's periods, refunded ones included.
+// It returns EVehicleNotFound only through Vehicle; an unknown VIN simply
+// has an empty timeline here.
+func (db *DB) Timeline(ctx context.Context, vin billing.VIN) (billing.Timeline, error) {
+	return loadTimeline(db.read.WithContext(ctx), vin)
+}
+
+func loadTimeline(tx *gorm.DB, vin billing.VIN) (billing.Timeline, error) {
+	var rows []periodRow
+	if err := tx.Where("vin = ?", string(vin)).Order("seq").Find(&rows).Error; err != nil {
+		return billing.Timeline{}, fmt.Errorf("load timeline %s: %w", vin, err)
+	}
+	ps := make([]billing.Period, len(rows))
+	for i, r := range rows {
+		ps[i] = r.period()
+	}
+	return billing.NewTimeline(ps), nil
+}
+
+// savePeriodTimes writes new start and end times of laid-out periods.
+func savePeriodTimes(tx *gorm.DB, ps []billing.Period, now time.Time) error {
+	for _, p := range ps {
+		err := tx.Model(&periodRow{}).Where("id = ?", p.ID).Updates(map[string]any{
+			"starts_at":  utc(p.StartsAt),
+			"ends_at":    utc(p.EndsAt),
+			"ended":      !p.EndsAt.After(now),
+			"updated_at": utc(now),
+		}).Error
+		if err != nil {
+			return fmt.Errorf("save period %s: %w", p.ID, err)
+		}
+	}
+	return nil
+}
+
+// setCoverageEnd keeps vehicles.coverage_ends_at equal to the end of the
+// vehicle's last non-refunded period; set-based jobs (reminders) query it.
+func setCoverageEnd(tx *gorm.DB, vin billing.VIN, tl billing.Timeline, now time.Time) error {
+	return tx.Model(&vehicleRow{}).Where("vin = ?", string(vin)).Updates(map[string]any{
+		"coverage_ends_at": utc(tl.End()),
+		"updated_at":       utc(now),
+	}).Error
+}
+
+// newID returns a unique, roughly time-ordered identifier such as
+// "ord_0192f0c1a2b3c4d5e6f7a8b9c0d1e2f3": a prefix, 48 bits of
+// milliseconds and 80 random bits, hex encoded.
+func newID(prefix string, now time.Time) string {
+	var b [16]byte
+	ms := uint64(now.UnixMilli())
+	for i := 5; i >= 0; i-- {
+		b[i] = byte(ms)
+		ms >>= 8
+	}
+	if _, err := rand.Read(b[6:]); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return prefix + "_" + hex.EncodeToString(b[:])
+}

@@ -1,0 +1,96 @@
+// Package storetest opens fresh, migrated databases for tests: a real
+// SQLite file in t.TempDir(), and a private schema on the PostgreSQL
+// server named by ENTITLEMENTS_TEST_POSTGRES_DSN when it is set.
+//
+// Without that variable the PostgreSQL cases skip, saying so. With it set,
+// an unreachable server fails the test: CI sets it and the tests must run.
+package storetest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"entitlements/store"
+)
+
+// EnvPostgresDSN names the PostgreSQL server used by tests.
+const EnvPostgresDSN = "ENTITLEMENTS_TEST_POSTGRES_DSN"
+
+// Backends lists the dialects every store and API test runs against.
+var Backends = []string{store.SQLite, store.Postgres}
+
+// Open returns a migrated store of the given dialect, closed (and, on
+// PostgreSQL, its schema dropped) when the test ends.
+func Open(t testing.TB, dialect string) *store.DB {
+	t.Helper()
+	cfg := Config(t, dialect)
+	db, err := store.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("open %s: %v", dialect, err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if _, err := db.Migrate(context.Background()); err != nil {
+		t.Fatalf("migrate %s: %v", dialect, err)
+	}
+	return db
+}
+
+// Config returns a store configuration for a fresh database of the given
+// dialect: an SQLite file in t.TempDir(), or a new PostgreSQL schema. It
+// skips the test for PostgreSQL when no server is configured.
+func Config(t testing.TB, dialect string) store.Config {
+	t.Helper()
+	switch dialect {
+	case store.SQLite:
+		return store.Config{Driver: store.SQLite, DSN: filepath.Join(t.TempDir(), "test.db")}
+	case store.Postgres:
+		base := os.Getenv(EnvPostgresDSN)
+		if base == "" {
+			t.Skipf("PostgreSQL tests skipped: set %s (e.g. host=127.0.0.1 user=postgres dbname=test sslmode=disable) to run them", EnvPostgresDSN)
+		}
+		return store.Config{Driver: store.Postgres, DSN: withSchema(t, base), MaxOpenConns: 10}
+	}
+	t.Fatalf("unknown dialect %q", dialect)
+	return store.Config{}
+}
+
+// withSchema creates a private schema for the test and returns a DSN whose
+// connections use it, so that tests can run in parallel on one server.
+func withSchema(t testing.TB, base string) string {
+	t.Helper()
+	var b [6]byte
+	rand.Read(b[:])
+	schema := "t_" + hex.EncodeToString(b[:])
+	admin, err := store.Open(context.Background(), store.Config{Driver: store.Postgres, DSN: base, MaxOpenConns: 2})
+	if err != nil {
+		t.Fatalf("PostgreSQL at %s=%q is unreachable: %v", EnvPostgresDSN, base, err)
+	}
+	if err := admin.Gorm().Exec("CREATE SCHEMA " + schema).Error; err != nil {
+		admin.Close()
+		t.Fatalf("create schema: %v", err)
+	}
+	t.Cleanup(func() {
+		admin.Gorm().Exec("DROP SCHEMA " + schema + " CASCADE")
+		admin.Close()
+	})
+	if strings.Contains(base, "://") {
+		sep := "?"
+		if strings.Contains(base, "?") {
+			sep = "&"
+		}
+		return base + sep + "search_path=" + schema
+	}
+	return base + " search_path=" + schema
+}
+
+// Each runs fn as a subtest once per backend.
+func Each(t *testing.T, fn func(t *testing.T, dialect string)) {
+	for _, d := range Backends {
+		t.Run(d, func(t *testing.T) { fn(t, d) })
+	}
+}

@@ -1,0 +1,126 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"entitlements/billing"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// vehicleRow is the stored form of billing.Vehicle.
+type vehicleRow struct {
+	VIN            string `gorm:"column:vin;primaryKey"`
+	OwnerID        string
+	Model          string
+	ActivatedAt    time.Time
+	CoverageEndsAt time.Time
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+func (vehicleRow) TableName() string { return "vehicles" }
+
+func (r vehicleRow) vehicle() billing.Vehicle {
+	return billing.Vehicle{
+		VIN:         billing.VIN(r.VIN),
+		OwnerID:     r.OwnerID,
+		Model:       r.Model,
+		ActivatedAt: r.ActivatedAt.UTC(),
+		CreatedAt:   r.CreatedAt.UTC(),
+		UpdatedAt:   r.UpdatedAt.UTC(),
+	}
+}
+
+// Vehicle returns the vehicle, or EVehicleNotFound.
+func (db *DB) Vehicle(ctx context.Context, vin billing.VIN) (billing.Vehicle, error) {
+	return findVehicle(db.read.WithContext(ctx), vin)
+}
+
+func findVehicle(tx *gorm.DB, vin billing.VIN) (billing.Vehicle, error) {
+	var r vehicleRow
+	err := tx.Where("vin = ?", string(vin)).Take(&r).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return billing.Vehicle{}, billing.Errorf(billing.EVehicleNotFound, "vehicle %s is not activated", vin)
+	}
+	if err != nil {
+		return billing.Vehicle{}, fmt.Errorf("find vehicle %s: %w", vin, err)
+	}
+	return r.vehicle(), nil
+}
+
+// lockVehicle reads the vehicle for update: on PostgreSQL its row stays
+// locked until the transaction ends, serialising every change to the
+// vehicle's coverage. Returns EVehicleNotFound.
+func (db *DB) lockVehicle(tx *gorm.DB, vin billing.VIN) (billing.Vehicle, error) {
+	return findVehicle(db.forUpdate(tx), vin)
+}
+
+// Activate activates vin with its free trial. Activating again with the
+// same activated_at changes nothing and returns created=false; another
+// activated_at is EAlreadyActivated. Concurrent calls for one VIN create
+// the vehicle once.
+func (db *DB) Activate(ctx context.Context, vin billing.VIN, a billing.Activation, trial billing.TrialTerms, loc *time.Location, now time.Time) (v billing.Vehicle, created bool, err error) {
+	err = db.tx(ctx, func(tx *gorm.DB) error {
+		tp := trial.TrialPeriod(vin, a.ActivatedAt, loc)
+		row := vehicleRow{
+			VIN:            string(vin),
+			OwnerID:        a.OwnerID,
+			Model:          a.Model,
+			ActivatedAt:    utc(a.ActivatedAt),
+			CoverageEndsAt: utc(tp.EndsAt),
+			CreatedAt:      utc(now),
+			UpdatedAt:      utc(now),
+		}
+		res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&row)
+		if res.Error != nil {
+			return fmt.Errorf("insert vehicle: %w", res.Error)
+		}
+		if res.RowsAffected == 0 {
+			existing, err := findVehicle(tx, vin)
+			if err != nil {
+				return err
+			}
+			if !existing.ActivatedAt.Equal(utc(a.ActivatedAt)) {
+				return billing.Errorf(billing.EAlreadyActivated, "vehicle %s was activated at %s", vin, existing.ActivatedAt.Format(time.RFC3339))
+			}
+			v = existing
+			return nil
+		}
+		pr := newPeriodRow(tp, now)
+		if err := tx.Create(&pr).Error; err != nil {
+			return fmt.Errorf("insert trial period: %w", err)
+		}
+		v, created = row.vehicle(), true
+		return nil
+	})
+	return v, created, err
+}
+
+// TransferOwner makes ownerID the vehicle's owner. Every period stays: the
+// benefit belongs to the car. Transferring to the current owner is a no-op.
+func (db *DB) TransferOwner(ctx context.Context, vin billing.VIN, ownerID string, now time.Time) (billing.Vehicle, error) {
+	var v billing.Vehicle
+	err := db.tx(ctx, func(tx *gorm.DB) error {
+		cur, err := db.lockVehicle(tx, vin)
+		if err != nil {
+			return err
+		}
+		v = cur
+		if cur.OwnerID == ownerID {
+			return nil
+		}
+		err = tx.Model(&vehicleRow{}).Where("vin = ?", string(vin)).
+			Updates(map[string]any{"owner_id": ownerID, "updated_at": utc(now)}).Error
+		if err != nil {
+			return fmt.Errorf("transfer %s: %w", vin, err)
+		}
+		v.OwnerID, v.UpdatedAt = ownerID, utc(now)
+		return nil
+	})
+	return v, err
+}
