@@ -94,3 +94,23 @@ func Each(t *testing.T, fn func(t *testing.T, dialect string)) {
 		t.Run(d, func(t *testing.T) { fn(t, d) })
 	}
 }
+
+// OpenPair returns two independent stores (separate pools, as two
+// replicas would have) on one fresh, migrated database.
+func OpenPair(t testing.TB, dialect string) (*store.DB, *store.DB) {
+	t.Helper()
+	cfg := Config(t, dialect)
+	open := func() *store.DB {
+		db, err := store.Open(context.Background(), cfg)
+		if err != nil {
+			t.Fatalf("open %s: %v", dialect, err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	a, b := open(), open()
+	if _, err := a.Migrate(context.Background()); err != nil {
+		t.Fatalf("migrate %s: %v", dialect, err)
+	}
+	return a, b
+}
