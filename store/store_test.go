@@ -1,0 +1,145 @@
+package store_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"entitlements/billing"
+	"entitlements/store"
+	"entitlements/store/storetest"
+)
+
+var shanghai, _ = time.LoadLocation("Asia/Shanghai")
+
+var trial = billing.TrialTerms{Months: 12, DataBytesPerMonth: 15 << 30}
+
+func TestMigrateIsIdempotentAndConcurrent(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		a, b := storetest.OpenPair(t, dialect) // a has migrated once already
+		var wg sync.WaitGroup
+		errs := make(chan error, 8)
+		for i := 0; i < 8; i++ {
+			db := a
+			if i%2 == 1 {
+				db = b
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				applied, err := db.Migrate(context.Background())
+				if err == nil && len(applied) != 0 {
+					t.Errorf("Migrate() applied %v again, want nothing", applied)
+				}
+				errs <- err
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Errorf("Migrate() = %v", err)
+			}
+		}
+	})
+}
+
+func TestConcurrentActivationCreatesOnce(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		a, b := storetest.OpenPair(t, dialect)
+		vin := billing.VIN(billing.FixCheckDigit("LSVAX4E10P2000100"))
+		at := time.Date(2026, 3, 1, 9, 0, 0, 0, shanghai)
+		now := at.Add(time.Hour)
+		var mu sync.Mutex
+		created := 0
+		var wg sync.WaitGroup
+		for i := 0; i < 20; i++ {
+			db := a
+			if i%2 == 1 {
+				db = b
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, c, err := db.Activate(context.Background(), vin, billing.Activation{ActivatedAt: at, OwnerID: "o"}, trial, shanghai, now)
+				if err != nil {
+					t.Errorf("Activate() = %v", err)
+					return
+				}
+				if c {
+					mu.Lock()
+					created++
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if created != 1 {
+			t.Errorf("created %d times, want 1", created)
+		}
+		tl, err := a.Timeline(context.Background(), vin)
+		if err != nil || len(tl.Periods) != 1 {
+			t.Fatalf("Timeline() = %+v, %v; want one trial period", tl, err)
+		}
+		want := time.Date(2027, 3, 1, 0, 0, 0, 0, shanghai)
+		if got := tl.Periods[0].EndsAt; !got.Equal(want) {
+			t.Errorf("trial ends %v, want %v", got, want)
+		}
+	})
+}
+
+func TestActivateConflictAndTransfer(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		db := storetest.Open(t, dialect)
+		ctx := context.Background()
+		vin := billing.VIN(billing.FixCheckDigit("LSVAX4E10P2000101"))
+		at := time.Date(2026, 3, 1, 9, 0, 0, 123456789, shanghai)
+		now := at.Add(time.Hour)
+		if _, _, err := db.Activate(ctx, vin, billing.Activation{ActivatedAt: at, OwnerID: "alice"}, trial, shanghai, now); err != nil {
+			t.Fatal(err)
+		}
+		// Nanoseconds beyond what the database keeps still match.
+		if _, created, err := db.Activate(ctx, vin, billing.Activation{ActivatedAt: at, OwnerID: "alice"}, trial, shanghai, now); err != nil || created {
+			t.Errorf("repeat Activate() = created %v, %v; want false, nil", created, err)
+		}
+		_, _, err := db.Activate(ctx, vin, billing.Activation{ActivatedAt: at.Add(time.Second), OwnerID: "alice"}, trial, shanghai, now)
+		if !billing.IsCode(err, billing.EAlreadyActivated) {
+			t.Errorf("Activate() another time = %v, want %s", err, billing.EAlreadyActivated)
+		}
+		v, err := db.TransferOwner(ctx, vin, "bob", now)
+		if err != nil || v.OwnerID != "bob" {
+			t.Fatalf("TransferOwner() = %+v, %v", v, err)
+		}
+		got, err := db.Vehicle(ctx, vin)
+		if err != nil || got.OwnerID != "bob" || !got.ActivatedAt.Equal(at.Truncate(time.Microsecond)) {
+			t.Errorf("Vehicle() = %+v, %v", got, err)
+		}
+		_, err = db.TransferOwner(ctx, billing.VIN(billing.FixCheckDigit("LSVAX4E10P2000102")), "bob", now)
+		if !billing.IsCode(err, billing.EVehicleNotFound) {
+			t.Errorf("TransferOwner(unknown) = %v, want %s", err, billing.EVehicleNotFound)
+		}
+	})
+}
+
+// TestSQLitePragmas checks that every pooled connection carries the
+// settings the store relies on, since PRAGMAs set after open would only
+// reach one connection.
+func TestSQLitePragmas(t *testing.T) {
+	db := storetest.Open(t, store.SQLite)
+	for pragma, want := range map[string]string{"journal_mode": "wal", "foreign_keys": "1", "busy_timeout": "10000"} {
+		var got string
+		if err := db.Gorm().Raw("PRAGMA " + pragma).Scan(&got).Error; err != nil || got != want {
+			t.Errorf("PRAGMA %s = %q, %v; want %q", pragma, got, err, want)
+		}
+	}
+}
+
+func TestOpenRejectsUnknownDriver(t *testing.T) {
+	if _, err := store.Open(context.Background(), store.Config{Driver: "mysql", DSN: "x"}); err == nil {
+		t.Error("Open(mysql) = nil error, want one")
+	}
+}
