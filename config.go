@@ -48,7 +48,7 @@ type Config struct {
 	Products []struct {
 		Code              string `yaml:"code"`
 		Name              string `yaml:"name"`
-		PriceFen          int64  `yaml:"price_fen"`
+		PriceFen          Fen    `yaml:"price_fen"`
 		Days              int    `yaml:"days"`
 		DataBytesPerMonth int64  `yaml:"data_bytes_per_month"`
 	} `yaml:"products"`
@@ -86,6 +86,22 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 		return fmt.Errorf("line %d: %q is not a duration (like 30m or 168h)", n.Line, n.Value)
 	}
 	*d = Duration(v)
+	return nil
+}
+
+// Fen is an amount of money in fen. It accepts only YAML integers: the
+// plain decoder would silently truncate 19.9 to 19.
+type Fen int64
+
+func (f *Fen) UnmarshalYAML(n *yaml.Node) error {
+	var v int64
+	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" {
+		return fmt.Errorf("line %d: %q is not an integer number of fen (19.9 CNY is 1990)", n.Line, n.Value)
+	}
+	if err := n.Decode(&v); err != nil {
+		return fmt.Errorf("line %d: %q is not an integer number of fen: %w", n.Line, n.Value, err)
+	}
+	*f = Fen(v)
 	return nil
 }
 
@@ -270,7 +286,7 @@ func (c *Config) Catalog() billing.Catalog {
 	}
 	for _, p := range c.Products {
 		cat.Products = append(cat.Products, billing.Product{
-			Code: p.Code, Name: p.Name, PriceFen: p.PriceFen, Days: p.Days, DataBytesPerMonth: p.DataBytesPerMonth,
+			Code: p.Code, Name: p.Name, PriceFen: int64(p.PriceFen), Days: p.Days, DataBytesPerMonth: p.DataBytesPerMonth,
 		})
 	}
 	return cat
