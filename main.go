@@ -4,6 +4,7 @@
 //	go run .                                    serve (default)
 //	go run . migrate                            apply database migrations and exit
 //	go run . token --role ROLE --sub SUBJECT [--ttl 1h]   print a bearer token
+//	go run . seed --vehicles N                  bulk-load N synthetic vehicles (load tests)
 //
 // Every command reads ./config.yaml (or --config PATH) and the environment
 // overrides listed in README.md.
@@ -49,6 +50,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	configPath := fs.String("config", "config.yaml", "path of the configuration file")
 	var role, sub string
 	var ttl time.Duration
+	var vehicles int
+	if cmd == "seed" {
+		fs.IntVar(&vehicles, "vehicles", 1000, "number of vehicles to load")
+	}
 	if cmd == "token" {
 		fs.StringVar(&role, "role", "", "vehicle, owner, billing, ops or carrier")
 		fs.StringVar(&sub, "sub", "", "subject: the VIN for vehicle, the owner_id for owner, a name otherwise")
@@ -66,6 +71,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return serve(ctx, cfg, stderr)
 	case "migrate":
 		return migrate(ctx, cfg, stdout)
+	case "seed":
+		return seed(ctx, cfg, vehicles, stdout)
 	case "token":
 		tok, err := api.MintToken([]byte(cfg.Auth.TokenSecret), api.Role(role), sub, ttl, time.Now())
 		if err != nil {
@@ -74,7 +81,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		fmt.Fprintln(stdout, tok)
 		return nil
 	}
-	return fmt.Errorf("unknown command %q (want serve, migrate or token)", cmd)
+	return fmt.Errorf("unknown command %q (want serve, migrate, seed or token)", cmd)
 }
 
 func migrate(ctx context.Context, cfg *Config, stdout io.Writer) error {
@@ -88,6 +95,27 @@ func migrate(ctx context.Context, cfg *Config, stdout io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "applied migrations: %v\n", applied)
+	return nil
+}
+
+// seed bulk-loads synthetic vehicles for load tests and demos.
+func seed(ctx context.Context, cfg *Config, n int, stdout io.Writer) error {
+	if n < 1 {
+		return fmt.Errorf("--vehicles must be at least 1")
+	}
+	db, err := store.Open(ctx, cfg.StoreConfig())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if _, err := db.Migrate(ctx); err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := db.Seed(ctx, n, store.DefaultSeedMix, cfg.Catalog().Trial, cfg.Location(), time.Now()); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "seeded %d vehicles in %s\n", n, time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
@@ -123,6 +151,7 @@ func serve(ctx context.Context, cfg *Config, logOut io.Writer) error {
 		Registerer:     reg,
 		Gatherer:       reg,
 		TrustedProxies: cfg.HTTP.TrustedProxies,
+		BenchEndpoint:  os.Getenv("ENTITLEMENTS_BENCH_ENDPOINT") == "1",
 	})
 	if err != nil {
 		return err

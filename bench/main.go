@@ -1,0 +1,420 @@
+// Command bench is the load harness: it builds the service, seeds a
+// database, starts the service as a separate process and drives it over
+// HTTP, printing throughput and latency percentiles per endpoint, each
+// endpoint's throughput as a ratio of a bare gin endpoint behind the same
+// middleware (auth included), and the service's peak RSS.
+//
+//	go run ./bench --vehicles 1000000 --concurrency 64 --duration 10s
+//
+// Everything stays on 127.0.0.1; loops are bounded by --duration.
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"entitlements/api"
+	"entitlements/store"
+)
+
+type options struct {
+	vehicles    int
+	concurrency int
+	duration    time.Duration
+	dir         string
+	phases      string
+	keep        bool
+	driver, dsn string
+}
+
+func main() {
+	var o options
+	flag.IntVar(&o.vehicles, "vehicles", 100_000, "vehicles to seed")
+	flag.IntVar(&o.concurrency, "concurrency", 64, "concurrent connections")
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of each phase")
+	flag.StringVar(&o.dir, "dir", filepath.Join(os.TempDir(), "entitlements-bench"), "working directory (binary, config, database)")
+	flag.StringVar(&o.phases, "phases", "ceiling,entitlement,feature,payment,usage", "phases to run, in order")
+	flag.BoolVar(&o.keep, "keep", true, "reuse a database seeded with the same --vehicles")
+	flag.StringVar(&o.driver, "driver", "sqlite", "database driver")
+	flag.StringVar(&o.dsn, "dsn", "", "database DSN (default: an SQLite file in --dir)")
+	flag.Parse()
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+const (
+	tokenSecret   = "bench-token-secret"
+	paymentSecret = "bench-payment-secret"
+)
+
+func run(o options) error {
+	if err := os.MkdirAll(o.dir, 0o755); err != nil {
+		return err
+	}
+	bin := filepath.Join(o.dir, "entitlements")
+	fmt.Printf("building the service into %s\n", bin)
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		return fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	if o.dsn == "" {
+		o.dsn = filepath.Join(o.dir, fmt.Sprintf("bench-%d.db", o.vehicles))
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	cfgPath := filepath.Join(o.dir, "config.yaml")
+	if err := writeConfig(cfgPath, addr, o); err != nil {
+		return err
+	}
+	seeded := filepath.Join(o.dir, fmt.Sprintf("seeded-%d", o.vehicles))
+	if _, err := os.Stat(seeded); err != nil || !o.keep || o.driver != "sqlite" {
+		os.Remove(o.dsn)
+		os.Remove(o.dsn + "-wal")
+		os.Remove(o.dsn + "-shm")
+		start := time.Now()
+		cmd := exec.Command(bin, "seed", "--config", cfgPath, "--vehicles", strconv.Itoa(o.vehicles))
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("seed: %w", err)
+		}
+		fmt.Printf("seeded %d vehicles in %.1fs\n", o.vehicles, time.Since(start).Seconds())
+		os.WriteFile(seeded, nil, 0o644)
+	}
+
+	svc := exec.Command(bin, "serve", "--config", cfgPath)
+	svc.Env = append(os.Environ(), "ENTITLEMENTS_BENCH_ENDPOINT=1")
+	logf, _ := os.Create(filepath.Join(o.dir, "service.log"))
+	svc.Stdout, svc.Stderr = logf, logf
+	if err := svc.Start(); err != nil {
+		return err
+	}
+	defer func() {
+		svc.Process.Signal(syscall.SIGTERM)
+		svc.Wait()
+	}()
+	base := "http://" + addr
+	if err := waitReady(base + "/readyz"); err != nil {
+		return err
+	}
+	d := &driver{base: base, o: o, client: &http.Client{Transport: &http.Transport{
+		MaxIdleConns: o.concurrency * 2, MaxIdleConnsPerHost: o.concurrency * 2, IdleConnTimeout: time.Minute,
+	}, Timeout: 30 * time.Second}}
+	if err := d.prepare(); err != nil {
+		return err
+	}
+	fmt.Printf("\n%d vehicles, %d connections, %s per phase, service pid %d\n", o.vehicles, o.concurrency, o.duration, svc.Process.Pid)
+	fmt.Printf("%-12s %10s %9s %9s %9s %9s %8s %s\n", "phase", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "ceiling", "note")
+	var ceiling float64
+	for _, ph := range strings.Split(o.phases, ",") {
+		r, err := d.phase(strings.TrimSpace(ph))
+		if err != nil {
+			return err
+		}
+		if ph == "ceiling" {
+			ceiling = r.rps
+		}
+		ratio := "-"
+		if ceiling > 0 {
+			ratio = fmt.Sprintf("%.0f%%", 100*r.rps/ceiling)
+		}
+		fmt.Printf("%-12s %10.0f %9.2f %9.2f %9.2f %9d %8s %s\n", ph, r.rps, ms(r.p50), ms(r.p99), ms(r.p999), r.errors, ratio, r.note)
+	}
+	fmt.Printf("\nservice peak RSS: %.0f MB\n", float64(peakRSS(svc.Process.Pid))/1024)
+	return nil
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func writeConfig(path, addr string, o options) error {
+	src, err := os.ReadFile("config.yaml")
+	if err != nil {
+		return fmt.Errorf("run from the repository root: %w", err)
+	}
+	var b strings.Builder
+	for _, line := range strings.Split(string(src), "\n") {
+		switch {
+		case strings.HasPrefix(line, "http:"):
+			line = fmt.Sprintf("http: {addr: %q}", addr)
+		case strings.HasPrefix(line, "database:"):
+			line = fmt.Sprintf("database: {driver: %s, dsn: %q}", o.driver, o.dsn)
+		case strings.HasPrefix(line, "auth:"):
+			line = fmt.Sprintf("auth: {token_secret: %s}", tokenSecret)
+		case strings.HasPrefix(line, "payments:"):
+			line = fmt.Sprintf("payments: {webhook_secret: %s, tolerance: 5m}", paymentSecret)
+		case strings.HasPrefix(line, "scheduler:"):
+			// Jobs stay off: the phases measure the API alone.
+			line = strings.Replace(line, "{", "{enabled: false, ", 1)
+		}
+		b.WriteString(line + "\n")
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+func waitReady(url string) error {
+	for i := 0; i < 600; i++ {
+		if res, err := http.Get(url); err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("service not ready at %s", url)
+}
+
+// peakRSS reads the process's high-water resident set, in KiB.
+func peakRSS(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			f := strings.Fields(line)
+			if len(f) >= 2 {
+				n, _ := strconv.ParseInt(f[1], 10, 64)
+				return n
+			}
+		}
+	}
+	return 0
+}
+
+type result struct {
+	rps            float64
+	p50, p99, p999 time.Duration
+	errors         int64
+	note           string
+}
+
+type driver struct {
+	base   string
+	o      options
+	client *http.Client
+	tokens []string // vehicle tokens for a sample of seeded VINs
+	vins   []string
+	staff  string
+	owners []string
+	next   atomic.Int64
+}
+
+func (d *driver) prepare() error {
+	now := time.Now()
+	n := min(d.o.vehicles, 20_000)
+	for i := 0; i < n; i++ {
+		idx := (i * 7919) % d.o.vehicles // spread over the fleet
+		vin := string(store.SeedVIN(idx))
+		tok, err := api.MintToken([]byte(tokenSecret), api.RoleVehicle, vin, 2*time.Hour, now)
+		if err != nil {
+			return err
+		}
+		own, err := api.MintToken([]byte(tokenSecret), api.RoleOwner, store.SeedOwner(idx), 2*time.Hour, now)
+		if err != nil {
+			return err
+		}
+		d.vins, d.tokens, d.owners = append(d.vins, vin), append(d.tokens, tok), append(d.owners, own)
+	}
+	var err error
+	d.staff, err = api.MintToken([]byte(tokenSecret), api.RoleCarrier, "carrier", 2*time.Hour, now)
+	return err
+}
+
+// phase runs one endpoint's load for the configured duration.
+func (d *driver) phase(name string) (result, error) {
+	var op func(worker, i int) error
+	note := ""
+	switch name {
+	case "ceiling":
+		op = func(w, i int) error {
+			return d.call(http.MethodGet, "/v1/_bench/static", d.tokens[i%len(d.tokens)], nil, nil, http.StatusOK)
+		}
+		note = "bare gin endpoint, same middleware and auth"
+	case "entitlement":
+		op = func(w, i int) error {
+			k := i % len(d.vins)
+			return d.call(http.MethodGet, "/v1/vehicles/"+d.vins[k]+"/entitlement", d.tokens[k], nil, nil, http.StatusOK)
+		}
+	case "feature":
+		op = func(w, i int) error {
+			k := i % len(d.vins)
+			return d.call(http.MethodGet, "/v1/vehicles/"+d.vins[k]+"/features/video_streaming", d.tokens[k], nil, nil, http.StatusOK)
+		}
+	case "payment":
+		op = d.payment
+		note = "order + signed payment; req/s counts payments"
+	case "usage":
+		op = d.usage
+		note = "10 000-record batches; see records/s"
+	default:
+		return result{}, fmt.Errorf("unknown phase %q", name)
+	}
+	var mu sync.Mutex
+	var lat []time.Duration
+	var errs atomic.Int64
+	var firstErr atomic.Value
+	deadline := time.Now().Add(d.o.duration)
+	var wg sync.WaitGroup
+	start := time.Now()
+	var counter atomic.Int64
+	for w := 0; w < d.o.concurrency; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			local := make([]time.Duration, 0, 4096)
+			for time.Now().Before(deadline) {
+				i := int(counter.Add(1))
+				t0 := time.Now()
+				if err := op(w, i); err != nil {
+					errs.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				local = append(local, time.Since(t0))
+			}
+			mu.Lock()
+			lat = append(lat, local...)
+			mu.Unlock()
+		}(w)
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	r := result{rps: float64(len(lat)) / elapsed.Seconds(), errors: errs.Load(), note: note,
+		p50: pct(lat, 0.50), p99: pct(lat, 0.99), p999: pct(lat, 0.999)}
+	if name == "usage" {
+		r.note = fmt.Sprintf("%.0f records/s in 10 000-record batches", r.rps*usageBatch)
+	}
+	if e, ok := firstErr.Load().(string); ok {
+		r.note += " first error: " + e
+	}
+	return r, nil
+}
+
+func pct(l []time.Duration, p float64) time.Duration {
+	if len(l) == 0 {
+		return 0
+	}
+	return l[min(len(l)-1, int(float64(len(l))*p))]
+}
+
+func (d *driver) call(method, path, token string, body []byte, hdr map[string]string, want int) error {
+	_, err := d.callBody(method, path, token, body, hdr, want)
+	return err
+}
+
+func (d *driver) callBody(method, path, token string, body []byte, hdr map[string]string, want int) ([]byte, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(context.Background(), method, d.base+path, rd)
+	if err != nil {
+		return nil, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	res, err := d.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		return nil, err
+	}
+	if res.StatusCode != want {
+		return nil, fmt.Errorf("%s %s = %d: %.200s", method, path, res.StatusCode, b)
+	}
+	return b, nil
+}
+
+// payment creates an order as the vehicle's owner and pays it with a
+// signed notification, as the payment provider would.
+func (d *driver) payment(w, i int) error {
+	k := i % len(d.vins)
+	body, err := d.callBody(http.MethodPost, "/v1/vehicles/"+d.vins[k]+"/orders", d.owners[k],
+		[]byte(`{"product":"monthly"}`), map[string]string{"Idempotency-Key": fmt.Sprintf("bench-%d-%d", time.Now().UnixNano(), i)}, http.StatusCreated)
+	if err != nil {
+		return err
+	}
+	var order struct {
+		ID        string `json:"id"`
+		AmountFen int64  `json:"amount_fen"`
+	}
+	if err := json.Unmarshal(body, &order); err != nil {
+		return err
+	}
+	note, _ := json.Marshal(map[string]any{
+		"event_id": "evt-" + order.ID, "order_id": order.ID, "status": "succeeded",
+		"amount_fen": order.AmountFen, "currency": "CNY",
+		"paid_at": time.Now().UTC().Format(time.RFC3339), "transaction_id": "tx-" + order.ID,
+	})
+	t := strconv.FormatInt(time.Now().Unix(), 10)
+	mac := hmac.New(sha256.New, []byte(paymentSecret))
+	mac.Write([]byte(t + "." + string(note)))
+	sig := "t=" + t + ",v1=" + hex.EncodeToString(mac.Sum(nil))
+	return d.call(http.MethodPost, "/v1/payments/notifications", "", note, map[string]string{"Payment-Signature": sig}, http.StatusOK)
+}
+
+const usageBatch = 10_000
+
+// usage posts a 10 000-record batch of fresh records for the sample VINs.
+func (d *driver) usage(w, i int) error {
+	type rec struct {
+		ID        string `json:"id"`
+		VIN       string `json:"vin"`
+		Category  string `json:"category"`
+		Bytes     int64  `json:"bytes"`
+		StartedAt string `json:"started_at"`
+		EndedAt   string `json:"ended_at"`
+	}
+	now := time.Now().UTC().Add(-time.Hour)
+	recs := make([]rec, usageBatch)
+	for j := range recs {
+		k := (i*usageBatch + j) % len(d.vins)
+		cat := "entertainment"
+		if j%4 == 0 {
+			cat = "basic"
+		}
+		recs[j] = rec{ID: fmt.Sprintf("u-%d-%d-%d", d.next.Add(1), i, j), VIN: d.vins[k], Category: cat, Bytes: 1 << 20,
+			StartedAt: now.Format(time.RFC3339), EndedAt: now.Add(time.Minute).Format(time.RFC3339)}
+	}
+	body, _ := json.Marshal(map[string]any{"records": recs})
+	return d.call(http.MethodPost, "/v1/usage", d.staff, body, nil, http.StatusOK)
+}
