@@ -2,6 +2,7 @@ package billing
 
 import (
 	"strings"
+	"unicode/utf8"
 )
 
 // VIN is a validated, upper-case 17-character vehicle identification number.
@@ -30,19 +31,31 @@ func vinValue(c byte) int {
 
 // ParseVIN trims and upper-cases s and checks it as ISO 3779 / FMVSS 565:
 // 17 characters from 0-9 A-H J-N P R-Z and a valid check digit at position
-// 9. It returns an EInvalidVIN error that says which rule failed.
+// 9. It returns an EInvalidVIN error that says which rule failed. Lengths
+// and positions count characters, not bytes, and only ASCII letters are
+// upper-cased: a non-ASCII character is a character error even where
+// Unicode would upper-case it to an allowed letter ("ſ" to "S").
 func ParseVIN(s string) (VIN, error) {
-	v := strings.ToUpper(strings.TrimSpace(s))
-	if len(v) != 17 {
-		return "", Errorf(EInvalidVIN, "length: a VIN has 17 characters, got %d", len([]rune(v)))
+	t := strings.TrimSpace(s)
+	if n := utf8.RuneCountInString(t); n != 17 {
+		return "", Errorf(EInvalidVIN, "length: a VIN has 17 characters, got %d", n)
 	}
-	sum := 0
-	for i := 0; i < 17; i++ {
-		n := vinValue(v[i])
-		if n < 0 {
-			return "", Errorf(EInvalidVIN, "character: %q at position %d is not allowed (0-9, A-Z except I, O, Q)", v[i], i+1)
+	var v [17]byte
+	sum, i := 0, 0
+	for _, r := range t {
+		if r >= 'a' && r <= 'z' {
+			r -= 'a' - 'A'
 		}
+		n := -1
+		if r < utf8.RuneSelf {
+			n = vinValue(byte(r))
+		}
+		if n < 0 {
+			return "", Errorf(EInvalidVIN, "character: %q at position %d is not allowed (0-9, A-Z except I, O, Q)", r, i+1)
+		}
+		v[i] = byte(r)
 		sum += n * vinWeights[i]
+		i++
 	}
 	check := byte('0' + sum%11)
 	if sum%11 == 10 {
@@ -51,7 +64,7 @@ func ParseVIN(s string) (VIN, error) {
 	if v[8] != check {
 		return "", Errorf(EInvalidVIN, "check digit: position 9 is %q, want %q", v[8], check)
 	}
-	return VIN(v), nil
+	return VIN(v[:]), nil
 }
 
 // CheckDigit computes the check digit a 17-character VIN body should carry
