@@ -27,8 +27,11 @@ const (
 //
 // A paid period records what it was bought with (PaidAt, Days) so that
 // Layout can place it again after an earlier period changes. A refunded
-// period keeps the times it had when it was refunded and no longer counts
-// as coverage.
+// period no longer counts as coverage; RefundedAt is the instant its access
+// ended. Refunded before it started, it is removed: it holds nothing back.
+// Refunded while running, it is cut at RefundedAt: the part it ran,
+// [StartsAt, min(EndsAt, RefundedAt)), still holds later periods back, so
+// they start at the cut (see Used).
 type Period struct {
 	ID                string
 	VIN               VIN
@@ -50,6 +53,21 @@ func (p Period) Refunded() bool { return p.RefundedAt != nil }
 // Contains reports whether t lies in [StartsAt, EndsAt).
 func (p Period) Contains(t time.Time) bool {
 	return !t.Before(p.StartsAt) && t.Before(p.EndsAt)
+}
+
+// Used returns the end of the time the period actually covered: EndsAt,
+// or for a refunded period the earlier of EndsAt and RefundedAt, and never
+// before StartsAt (a period removed before it started covered nothing, and
+// Used then equals StartsAt).
+func (p Period) Used() time.Time {
+	end := p.EndsAt
+	if p.Refunded() && p.RefundedAt.Before(end) {
+		end = *p.RefundedAt
+	}
+	if end.Before(p.StartsAt) {
+		return p.StartsAt
+	}
+	return end
 }
 
 // Status derives the period's status at now.
@@ -96,14 +114,19 @@ func PaidEnd(start time.Time, days int, loc *time.Location) time.Time {
 
 // Layout places every non-refunded paid period again, in Seq order, by the
 // PaidStart rule, and returns the periods whose times changed. The trial
-// and refunded periods keep their times. It is called after a period is
-// cut or removed so that coverage stays continuous.
+// and refunded periods keep their times; a refunded period that was cut
+// while running still holds later periods back until its cut (Used). It is
+// called after a period is cut or removed so that coverage stays
+// continuous.
 func (tl *Timeline) Layout(loc *time.Location) []Period {
 	var changed []Period
 	var prevEnd time.Time
 	for i := range tl.Periods {
 		p := &tl.Periods[i]
 		if p.Refunded() {
+			if used := p.Used(); used.After(p.StartsAt) && used.After(prevEnd) {
+				prevEnd = used
+			}
 			continue
 		}
 		if p.Source == SourceOrder {
