@@ -240,3 +240,16 @@ func TestPublicEndpointsNeedNoToken(t *testing.T) {
 		}
 	})
 }
+
+// TestBearerSchemeIsCaseInsensitive: RFC 9110 makes the scheme name
+// case-insensitive, so "bearer" and "BEARER" work like "Bearer".
+func TestBearerSchemeIsCaseInsensitive(t *testing.T) {
+	h := newHarness(t, "sqlite")
+	tok := h.token(api.RoleOwner, "o")
+	for _, scheme := range []string{"Bearer", "bearer", "BEARER"} {
+		res := h.do(request{Method: "GET", Path: "/v1/products", Headers: map[string]string{"Authorization": scheme + " " + tok}})
+		if res.Code != 200 {
+			t.Errorf("%s scheme = %d, want 200", scheme, res.Code)
+		}
+	}
+}

@@ -77,9 +77,9 @@ const ctxPrincipal = "principal"
 
 // authenticate parses the bearer token; any problem is EUnauthorized.
 func (s *Server) authenticate(c *gin.Context) (Principal, error) {
-	h := c.GetHeader("Authorization")
-	raw, ok := strings.CutPrefix(h, "Bearer ")
-	if !ok || raw == "" {
+	// The scheme name is case-insensitive (RFC 9110 section 11.1).
+	scheme, raw, ok := strings.Cut(c.GetHeader("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(raw) == "" {
 		return Principal{}, billing.Errorf(billing.EUnauthorized, "a bearer token is required")
 	}
 	var claims Claims

@@ -34,6 +34,9 @@ func readBody(c *gin.Context) ([]byte, error) {
 // wrong types, trailing data and an empty body are EMalformed, with the
 // offending field named where known.
 func decodeStrict(body []byte, v any) error {
+	if bytes.Equal(bytes.TrimSpace(body), []byte("null")) {
+		return billing.Errorf(billing.EMalformed, "request body is null; a JSON object is expected")
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {

@@ -105,6 +105,7 @@ func (s *Server) routes(trusted []string, bench bool) error {
 		return err
 	}
 	r.HandleMethodNotAllowed = true
+	r.RedirectTrailingSlash = false // a 404 problem, not an HTML redirect
 	r.ContextWithFallback = true
 	r.Use(s.requestID, s.recover, s.observe)
 	r.NoRoute(func(c *gin.Context) { s.fail(c, billing.Errorf(billing.ENotFound, "no such endpoint")) })
