@@ -1,0 +1,51 @@
+package api_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"entitlements/api"
+)
+
+// Benchmarks of the hot read paths through the real router and SQLite,
+// next to the bare endpoint behind the same middleware: compare them as
+// ratios (go test -bench . -run ^$ ./api).
+
+func benchHarness(b *testing.B) (*harness, string, string) {
+	h := newHarness(b, "sqlite", func(o *api.Options) { o.BenchEndpoint = true })
+	v := vin("LSVAX4E10P2000900")
+	h.activate(v, "owner-b", time.Date(2026, 3, 1, 8, 0, 0, 0, shanghai))
+	return h, v, h.token(api.RoleVehicle, v)
+}
+
+func benchGet(b *testing.B, h *harness, path, token string) {
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			r := httptest.NewRequest(http.MethodGet, path, nil)
+			r.Header.Set("Authorization", "Bearer "+token)
+			w := httptest.NewRecorder()
+			h.handler.ServeHTTP(w, r)
+			if w.Code != http.StatusOK {
+				b.Fatalf("GET %s = %d %s", path, w.Code, w.Body)
+			}
+		}
+	})
+}
+
+func BenchmarkCeiling(b *testing.B) {
+	h, _, tok := benchHarness(b)
+	benchGet(b, h, "/v1/_bench/static", tok)
+}
+
+func BenchmarkEntitlementRead(b *testing.B) {
+	h, v, tok := benchHarness(b)
+	benchGet(b, h, "/v1/vehicles/"+v+"/entitlement", tok)
+}
+
+func BenchmarkFeatureCheck(b *testing.B) {
+	h, v, tok := benchHarness(b)
+	benchGet(b, h, "/v1/vehicles/"+v+"/features/video_streaming", tok)
+}
