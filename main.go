@@ -123,6 +123,10 @@ func serve(ctx context.Context, cfg *Config, logOut io.Writer) error {
 		Registerer:     reg,
 		Gatherer:       reg,
 		TrustedProxies: cfg.HTTP.TrustedProxies,
+
+		PaymentSecret:    []byte(cfg.Payments.WebhookSecret),
+		PaymentTolerance: cfg.Payments.Tolerance.D(),
+		UnpaidTTL:        cfg.Orders.UnpaidTTL.D(),
 	})
 	if err != nil {
 		return err

@@ -30,6 +30,11 @@ type Store interface {
 	Timeline(ctx context.Context, vin billing.VIN) (billing.Timeline, error)
 	Activate(ctx context.Context, vin billing.VIN, a billing.Activation, trial billing.TrialTerms, loc *time.Location, now time.Time) (billing.Vehicle, bool, error)
 	TransferOwner(ctx context.Context, vin billing.VIN, ownerID string, now time.Time) (billing.Vehicle, error)
+
+	CreateOrder(ctx context.Context, o billing.Order, k billing.IdempotencyKey, render billing.Render[billing.Order]) (billing.StoredResponse, error)
+	Order(ctx context.Context, id string) (billing.Order, error)
+	Orders(ctx context.Context, q billing.OrderQuery) ([]billing.Order, *billing.Cursor, error)
+	ApplyPayment(ctx context.Context, p billing.Payment, loc *time.Location, now time.Time) (billing.Order, error)
 }
 
 // Options are the server's dependencies. Store, Catalog, Location and
@@ -44,6 +49,16 @@ type Options struct {
 	Registerer     prometheus.Registerer
 	Gatherer       prometheus.Gatherer
 	TrustedProxies []string // none by default: X-Forwarded-For is ignored
+
+	// PaymentSecret verifies Payment-Signature (payments.webhook_secret);
+	// without it every payment notification is refused.
+	PaymentSecret []byte
+	// PaymentTolerance is how far a notification's t may be from now, in
+	// either direction (payments.tolerance); defaults to 5 minutes.
+	PaymentTolerance time.Duration
+	// UnpaidTTL is how long a new order stays payable (orders.unpaid_ttl);
+	// defaults to 30 minutes.
+	UnpaidTTL time.Duration
 }
 
 // Server serves the API.
@@ -57,6 +72,10 @@ type Server struct {
 	metrics     *metrics
 	gatherer    prometheus.Gatherer
 	engine      *gin.Engine
+
+	paymentSecret    []byte
+	paymentTolerance time.Duration
+	unpaidTTL        time.Duration
 }
 
 // New builds the server and its router.
@@ -69,6 +88,10 @@ func New(o Options) (*Server, error) {
 		now:         o.Now,
 		log:         o.Logger,
 		gatherer:    o.Gatherer,
+
+		paymentSecret:    o.PaymentSecret,
+		paymentTolerance: or(o.PaymentTolerance, 5*time.Minute),
+		unpaidTTL:        or(o.UnpaidTTL, 30*time.Minute),
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -122,6 +145,11 @@ func (s *Server) routes(trusted []string) error {
 	v1.GET("/vehicles/:vin/entitlement", s.allow(readers...), s.entitlement)
 	v1.GET("/vehicles/:vin/features", s.allow(readers...), s.features)
 	v1.GET("/vehicles/:vin/features/:feature", s.allow(readers...), s.feature)
+	v1.POST("/vehicles/:vin/orders", s.allow(RoleOwner), s.createOrder)
+	v1.GET("/vehicles/:vin/orders", s.allow(append([]Role{RoleOwner}, staff...)...), s.listOrders)
+	v1.GET("/orders/:id", s.allow(append([]Role{RoleOwner}, staff...)...), s.getOrder)
+	// Authenticated by Payment-Signature, not by a bearer token.
+	v1.POST("/payments/notifications", s.paymentNotification)
 	s.engine = r
 	return nil
 }
@@ -139,4 +167,12 @@ func (s *Server) readyz(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ok", "database": "ok"})
+}
+
+func or[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
 }

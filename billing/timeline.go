@@ -47,6 +47,23 @@ type Period struct {
 // Refunded reports whether the period was refunded (cut or removed).
 func (p Period) Refunded() bool { return p.RefundedAt != nil }
 
+// ServedUntil is the end of the coverage the period actually gave: EndsAt
+// for a live period; for a refunded one the instant it was cut if it had
+// started by then, else its StartsAt (a period removed before it started
+// gave nothing). Layout places the next period after it.
+func (p Period) ServedUntil() time.Time {
+	if p.RefundedAt == nil {
+		return p.EndsAt
+	}
+	if !p.RefundedAt.After(p.StartsAt) {
+		return time.Time{}
+	}
+	if p.RefundedAt.Before(p.EndsAt) {
+		return *p.RefundedAt
+	}
+	return p.EndsAt
+}
+
 // Contains reports whether t lies in [StartsAt, EndsAt).
 func (p Period) Contains(t time.Time) bool {
 	return !t.Before(p.StartsAt) && t.Before(p.EndsAt)
@@ -97,13 +114,18 @@ func PaidEnd(start time.Time, days int, loc *time.Location) time.Time {
 // Layout places every non-refunded paid period again, in Seq order, by the
 // PaidStart rule, and returns the periods whose times changed. The trial
 // and refunded periods keep their times. It is called after a period is
-// cut or removed so that coverage stays continuous.
+// cut or removed so that coverage stays continuous. A period cut by a
+// refund still counts up to the instant it was cut (ServedUntil): the
+// period after it starts there, not earlier, so nothing is granted twice.
 func (tl *Timeline) Layout(loc *time.Location) []Period {
 	var changed []Period
 	var prevEnd time.Time
 	for i := range tl.Periods {
 		p := &tl.Periods[i]
 		if p.Refunded() {
+			if end := p.ServedUntil(); end.After(prevEnd) {
+				prevEnd = end
+			}
 			continue
 		}
 		if p.Source == SourceOrder {
