@@ -152,6 +152,9 @@ func serve(ctx context.Context, cfg *Config, logOut io.Writer) error {
 		Gatherer:       reg,
 		TrustedProxies: cfg.HTTP.TrustedProxies,
 		BenchEndpoint:  os.Getenv("ENTITLEMENTS_BENCH_ENDPOINT") == "1",
+		PaymentSecret:    []byte(cfg.Payments.WebhookSecret),
+		PaymentTolerance: cfg.Payments.Tolerance.D(),
+		UnpaidTTL:        cfg.Orders.UnpaidTTL.D(),
 	})
 	if err != nil {
 		return err

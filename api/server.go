@@ -30,6 +30,11 @@ type Store interface {
 	Timeline(ctx context.Context, vin billing.VIN) (billing.Timeline, error)
 	Activate(ctx context.Context, vin billing.VIN, a billing.Activation, trial billing.TrialTerms, loc *time.Location, now time.Time) (billing.Vehicle, bool, error)
 	TransferOwner(ctx context.Context, vin billing.VIN, ownerID string, now time.Time) (billing.Vehicle, error)
+
+	CreateOrder(ctx context.Context, o billing.Order, k billing.IdempotencyKey, render billing.Render[billing.Order]) (billing.StoredResponse, error)
+	Order(ctx context.Context, id string) (billing.Order, error)
+	Orders(ctx context.Context, q billing.OrderQuery) ([]billing.Order, *billing.Cursor, error)
+	ApplyPayment(ctx context.Context, p billing.Payment, loc *time.Location, now time.Time) (billing.Order, error)
 }
 
 // Options are the server's dependencies. Store, Catalog, Location and
@@ -48,6 +53,16 @@ type Options struct {
 	// the same middleware and auth as every endpoint: the load harness's
 	// ceiling. Off in production.
 	BenchEndpoint bool
+
+	// PaymentSecret verifies Payment-Signature (payments.webhook_secret);
+	// without it every payment notification is refused.
+	PaymentSecret []byte
+	// PaymentTolerance is how far a notification's t may be from now, in
+	// either direction (payments.tolerance); defaults to 5 minutes.
+	PaymentTolerance time.Duration
+	// UnpaidTTL is how long a new order stays payable (orders.unpaid_ttl);
+	// defaults to 30 minutes.
+	UnpaidTTL time.Duration
 }
 
 // Server serves the API.
@@ -61,6 +76,10 @@ type Server struct {
 	metrics     *metrics
 	gatherer    prometheus.Gatherer
 	engine      *gin.Engine
+
+	paymentSecret    []byte
+	paymentTolerance time.Duration
+	unpaidTTL        time.Duration
 }
 
 // New builds the server and its router.
@@ -73,6 +92,10 @@ func New(o Options) (*Server, error) {
 		now:         o.Now,
 		log:         o.Logger,
 		gatherer:    o.Gatherer,
+
+		paymentSecret:    o.PaymentSecret,
+		paymentTolerance: or(o.PaymentTolerance, 5*time.Minute),
+		unpaidTTL:        or(o.UnpaidTTL, 30*time.Minute),
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -131,6 +154,11 @@ func (s *Server) routes(trusted []string, bench bool) error {
 		static := gin.H{"status": "ok", "covered": true, "days_left": 42}
 		v1.GET("/_bench/static", s.allow(Roles...), func(c *gin.Context) { c.JSON(http.StatusOK, static) })
 	}
+	v1.POST("/vehicles/:vin/orders", s.allow(RoleOwner), s.createOrder)
+	v1.GET("/vehicles/:vin/orders", s.allow(append([]Role{RoleOwner}, staff...)...), s.listOrders)
+	v1.GET("/orders/:id", s.allow(append([]Role{RoleOwner}, staff...)...), s.getOrder)
+	// Authenticated by Payment-Signature, not by a bearer token.
+	v1.POST("/payments/notifications", s.paymentNotification)
 	s.engine = r
 	return nil
 }
@@ -148,4 +176,12 @@ func (s *Server) readyz(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ok", "database": "ok"})
+}
+
+func or[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
 }

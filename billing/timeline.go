@@ -31,7 +31,7 @@ const (
 // ended. Refunded before it started, it is removed: it holds nothing back.
 // Refunded while running, it is cut at RefundedAt: the part it ran,
 // [StartsAt, min(EndsAt, RefundedAt)), still holds later periods back, so
-// they start at the cut (see Used).
+// they start at the cut (see ServedUntil).
 type Period struct {
 	ID                string
 	VIN               VIN
@@ -50,24 +50,26 @@ type Period struct {
 // Refunded reports whether the period was refunded (cut or removed).
 func (p Period) Refunded() bool { return p.RefundedAt != nil }
 
+// ServedUntil is the end of the coverage the period actually gave: EndsAt
+// for a live period; for a refunded one the instant it was cut if it had
+// started by then, else its StartsAt (a period removed before it started
+// gave nothing). Layout places the next period after it.
+func (p Period) ServedUntil() time.Time {
+	if p.RefundedAt == nil {
+		return p.EndsAt
+	}
+	if !p.RefundedAt.After(p.StartsAt) {
+		return time.Time{}
+	}
+	if p.RefundedAt.Before(p.EndsAt) {
+		return *p.RefundedAt
+	}
+	return p.EndsAt
+}
+
 // Contains reports whether t lies in [StartsAt, EndsAt).
 func (p Period) Contains(t time.Time) bool {
 	return !t.Before(p.StartsAt) && t.Before(p.EndsAt)
-}
-
-// Used returns the end of the time the period actually covered: EndsAt,
-// or for a refunded period the earlier of EndsAt and RefundedAt, and never
-// before StartsAt (a period removed before it started covered nothing, and
-// Used then equals StartsAt).
-func (p Period) Used() time.Time {
-	end := p.EndsAt
-	if p.Refunded() && p.RefundedAt.Before(end) {
-		end = *p.RefundedAt
-	}
-	if end.Before(p.StartsAt) {
-		return p.StartsAt
-	}
-	return end
 }
 
 // Status derives the period's status at now.
@@ -114,18 +116,18 @@ func PaidEnd(start time.Time, days int, loc *time.Location) time.Time {
 
 // Layout places every non-refunded paid period again, in Seq order, by the
 // PaidStart rule, and returns the periods whose times changed. The trial
-// and refunded periods keep their times; a refunded period that was cut
-// while running still holds later periods back until its cut (Used). It is
-// called after a period is cut or removed so that coverage stays
-// continuous.
+// and refunded periods keep their times. It is called after a period is
+// cut or removed so that coverage stays continuous. A period cut by a
+// refund still counts up to the instant it was cut (ServedUntil): the
+// period after it starts there, not earlier, so nothing is granted twice.
 func (tl *Timeline) Layout(loc *time.Location) []Period {
 	var changed []Period
 	var prevEnd time.Time
 	for i := range tl.Periods {
 		p := &tl.Periods[i]
 		if p.Refunded() {
-			if used := p.Used(); used.After(p.StartsAt) && used.After(prevEnd) {
-				prevEnd = used
+			if end := p.ServedUntil(); end.After(prevEnd) {
+				prevEnd = end
 			}
 			continue
 		}

@@ -77,6 +77,50 @@ var migrations = []migration{
 		`CREATE INDEX notices_vin_idx ON notices (vin, created_at)`,
 		`CREATE INDEX notices_due_idx ON notices (status, next_attempt_at)`,
 	}},
+	{Version: 10, Name: "orders, payments, idempotency keys", Up: []string{
+		`CREATE TABLE orders (
+			id                   TEXT PRIMARY KEY,
+			vin                  TEXT NOT NULL REFERENCES vehicles (vin),
+			owner_id             TEXT NOT NULL,
+			product              TEXT NOT NULL,
+			amount_fen           BIGINT NOT NULL CHECK (amount_fen > 0),
+			currency             TEXT NOT NULL,
+			days                 INTEGER NOT NULL,
+			data_bytes_per_month BIGINT NOT NULL DEFAULT 0,
+			status               TEXT NOT NULL,
+			created_at           {{TS}} NOT NULL,
+			expires_at           {{TS}} NOT NULL,
+			paid_at              {{TS}},
+			cancelled_at         {{TS}},
+			refunded_fen         BIGINT NOT NULL DEFAULT 0 CHECK (refunded_fen >= 0 AND refunded_fen <= amount_fen),
+			transaction_id       TEXT NOT NULL DEFAULT '',
+			updated_at           {{TS}} NOT NULL
+		)`,
+		`CREATE INDEX orders_vin_idx ON orders (vin, created_at, id)`,
+		`CREATE INDEX orders_pending_idx ON orders (expires_at) WHERE status = 'pending'`,
+		`CREATE TABLE payments (
+			event_id       TEXT PRIMARY KEY,
+			order_id       TEXT NOT NULL,
+			status         TEXT NOT NULL,
+			outcome        TEXT NOT NULL,
+			amount_fen     BIGINT NOT NULL,
+			currency       TEXT NOT NULL,
+			paid_at        {{TS}},
+			transaction_id TEXT NOT NULL DEFAULT '',
+			received_at    {{TS}} NOT NULL
+		)`,
+		`CREATE INDEX payments_order_idx ON payments (order_id)`,
+		`CREATE INDEX payments_outcome_idx ON payments (outcome, received_at)`,
+		`CREATE TABLE idempotency_keys (
+			scope        TEXT NOT NULL,
+			idem_key     TEXT NOT NULL,
+			request_hash TEXT NOT NULL,
+			status       INTEGER NOT NULL,
+			body         TEXT NOT NULL,
+			created_at   {{TS}} NOT NULL,
+			PRIMARY KEY (scope, idem_key)
+		)`,
+	}},
 }
 
 func (db *DB) render(m migration) []string {

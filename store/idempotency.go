@@ -1,0 +1,69 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"entitlements/billing"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+type idempotencyRow struct {
+	Scope       string `gorm:"primaryKey"`
+	IdemKey     string `gorm:"primaryKey"`
+	RequestHash string
+	Status      int
+	Body        string
+	CreatedAt   time.Time
+}
+
+func (idempotencyRow) TableName() string { return "idempotency_keys" }
+
+// claimKey claims k inside tx, the transaction of the write it guards, so
+// that the key and the write commit or roll back together: a request that
+// fails leaves the key free for a retry. When the key was already used it
+// returns the stored response (same request) or EIdempotencyKeyReused
+// (another request). On PostgreSQL a concurrent claim of the same key
+// waits for the first transaction and then sees its result.
+func claimKey(tx *gorm.DB, k billing.IdempotencyKey, now time.Time) (*billing.StoredResponse, error) {
+	row := idempotencyRow{Scope: k.Scope, IdemKey: k.Key, RequestHash: k.RequestHash, CreatedAt: utc(now)}
+	res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&row)
+	if res.Error != nil {
+		return nil, fmt.Errorf("claim idempotency key: %w", res.Error)
+	}
+	if res.RowsAffected == 1 {
+		return nil, nil
+	}
+	var got idempotencyRow
+	err := tx.Where("scope = ? AND idem_key = ?", k.Scope, k.Key).Take(&got).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, billing.Errorf(billing.EIdempotencyInFlight, "a request with this Idempotency-Key is in progress; retry")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read idempotency key: %w", err)
+	}
+	if got.RequestHash != k.RequestHash {
+		return nil, billing.Errorf(billing.EIdempotencyKeyReused, "this Idempotency-Key was used for another request")
+	}
+	if got.Status == 0 {
+		return nil, billing.Errorf(billing.EIdempotencyInFlight, "a request with this Idempotency-Key is in progress; retry")
+	}
+	return &billing.StoredResponse{Status: got.Status, Body: []byte(got.Body), Replayed: true}, nil
+}
+
+// storeResponse records the response of the request that claimed k.
+func storeResponse[T any](tx *gorm.DB, k billing.IdempotencyKey, v T, render billing.Render[T]) (billing.StoredResponse, error) {
+	status, body, err := render(v)
+	if err != nil {
+		return billing.StoredResponse{}, err
+	}
+	err = tx.Model(&idempotencyRow{}).Where("scope = ? AND idem_key = ?", k.Scope, k.Key).
+		Updates(map[string]any{"status": status, "body": string(body)}).Error
+	if err != nil {
+		return billing.StoredResponse{}, fmt.Errorf("store idempotent response: %w", err)
+	}
+	return billing.StoredResponse{Status: status, Body: body}, nil
+}

@@ -1,0 +1,190 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"entitlements/billing"
+
+	"gorm.io/gorm"
+)
+
+// orderRow is the stored form of billing.Order.
+type orderRow struct {
+	ID                string `gorm:"primaryKey"`
+	VIN               string `gorm:"column:vin"`
+	OwnerID           string
+	Product           string
+	AmountFen         int64
+	Currency          string
+	Days              int
+	DataBytesPerMonth int64
+	Status            string
+	CreatedAt         time.Time
+	ExpiresAt         time.Time
+	PaidAt            *time.Time
+	CancelledAt       *time.Time
+	RefundedFen       int64
+	TransactionID     string
+	UpdatedAt         time.Time
+}
+
+func (orderRow) TableName() string { return "orders" }
+
+func (r orderRow) order() billing.Order {
+	o := billing.Order{
+		ID:                r.ID,
+		VIN:               billing.VIN(r.VIN),
+		OwnerID:           r.OwnerID,
+		Product:           r.Product,
+		AmountFen:         r.AmountFen,
+		Currency:          r.Currency,
+		Days:              r.Days,
+		DataBytesPerMonth: r.DataBytesPerMonth,
+		Status:            billing.OrderStatus(r.Status),
+		CreatedAt:         r.CreatedAt.UTC(),
+		ExpiresAt:         r.ExpiresAt.UTC(),
+		RefundedFen:       r.RefundedFen,
+		TransactionID:     r.TransactionID,
+	}
+	if r.PaidAt != nil {
+		t := r.PaidAt.UTC()
+		o.PaidAt = &t
+	}
+	if r.CancelledAt != nil {
+		t := r.CancelledAt.UTC()
+		o.CancelledAt = &t
+	}
+	return o
+}
+
+func newOrderRow(o billing.Order, now time.Time) orderRow {
+	return orderRow{
+		ID: o.ID, VIN: string(o.VIN), OwnerID: o.OwnerID, Product: o.Product,
+		AmountFen: o.AmountFen, Currency: o.Currency, Days: o.Days, DataBytesPerMonth: o.DataBytesPerMonth,
+		Status: string(o.Status), CreatedAt: utc(o.CreatedAt), ExpiresAt: utc(o.ExpiresAt),
+		PaidAt: utcp(o.PaidAt), CancelledAt: utcp(o.CancelledAt), RefundedFen: o.RefundedFen,
+		TransactionID: o.TransactionID, UpdatedAt: utc(now),
+	}
+}
+
+// CreateOrder stores o (a new order from billing.NewOrder; its ID is
+// assigned here) under the idempotency key k, in one transaction: the key
+// is claimed, the vehicle locked and checked to still belong to o.OwnerID,
+// the order inserted and render's response stored with the key. A retry
+// with the same key and request gets the stored response (Replayed);
+// another request with the key gets EIdempotencyKeyReused. Returns
+// ENotActivated for a VIN that has no vehicle and EVehicleNotFound when
+// the vehicle is no longer the owner's.
+func (db *DB) CreateOrder(ctx context.Context, o billing.Order, k billing.IdempotencyKey, render billing.Render[billing.Order]) (billing.StoredResponse, error) {
+	var out billing.StoredResponse
+	err := db.tx(ctx, func(tx *gorm.DB) error {
+		replay, err := claimKey(tx, k, o.CreatedAt)
+		if err != nil || replay != nil {
+			if replay != nil {
+				out = *replay
+			}
+			return err
+		}
+		v, err := db.lockVehicle(tx, o.VIN)
+		if billing.IsCode(err, billing.EVehicleNotFound) {
+			return billing.Errorf(billing.ENotActivated, "vehicle %s is not activated", o.VIN)
+		}
+		if err != nil {
+			return err
+		}
+		if v.OwnerID != o.OwnerID {
+			return billing.Errorf(billing.EVehicleNotFound, "vehicle %s not found", o.VIN)
+		}
+		o.ID = newID("ord", o.CreatedAt)
+		row := newOrderRow(o, o.CreatedAt)
+		if err := tx.Create(&row).Error; err != nil {
+			return fmt.Errorf("insert order: %w", err)
+		}
+		out, err = storeResponse(tx, k, row.order(), render)
+		return err
+	})
+	if err != nil {
+		return billing.StoredResponse{}, err
+	}
+	return out, nil
+}
+
+// Order returns the order, or EOrderNotFound.
+func (db *DB) Order(ctx context.Context, id string) (billing.Order, error) {
+	return findOrder(db.read.WithContext(ctx), id)
+}
+
+func findOrder(tx *gorm.DB, id string) (billing.Order, error) {
+	var r orderRow
+	err := tx.Where("id = ?", id).Take(&r).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return billing.Order{}, billing.Errorf(billing.EOrderNotFound, "order %s not found", id)
+	}
+	if err != nil {
+		return billing.Order{}, fmt.Errorf("find order %s: %w", id, err)
+	}
+	return r.order(), nil
+}
+
+// Orders returns a page of orders and the cursor of the next page (nil on
+// the last page).
+func (db *DB) Orders(ctx context.Context, q billing.OrderQuery) ([]billing.Order, *billing.Cursor, error) {
+	tx := db.read.WithContext(ctx).Where("vin = ?", string(q.VIN))
+	if q.OwnerID != "" {
+		tx = tx.Where("owner_id = ?", q.OwnerID)
+	}
+	if q.After != nil {
+		at := utc(q.After.At)
+		tx = tx.Where("(created_at < ? OR (created_at = ? AND id < ?))", at, at, q.After.ID)
+	}
+	var rows []orderRow
+	if err := tx.Order("created_at DESC, id DESC").Limit(q.Limit + 1).Find(&rows).Error; err != nil {
+		return nil, nil, fmt.Errorf("list orders %s: %w", q.VIN, err)
+	}
+	var next *billing.Cursor
+	if len(rows) > q.Limit {
+		rows = rows[:q.Limit]
+		last := rows[len(rows)-1]
+		next = &billing.Cursor{At: last.CreatedAt.UTC(), ID: last.ID}
+	}
+	out := make([]billing.Order, len(rows))
+	for i, r := range rows {
+		out[i] = r.order()
+	}
+	return out, next, nil
+}
+
+// CancelStaleOrders cancels every order still pending whose time to pay
+// has run out at now (created ttl or more before now, or past the
+// expires_at it was given), and returns how many it cancelled. It is
+// state-driven, so a run missed while the service was down is caught up by
+// the next. A payment that arrives later still makes the order paid.
+func (db *DB) CancelStaleOrders(ctx context.Context, now time.Time, ttl time.Duration) (int, error) {
+	var n int64
+	err := db.tx(ctx, func(tx *gorm.DB) error {
+		res := tx.Model(&orderRow{}).
+			Where("status = ? AND (expires_at <= ? OR created_at <= ?)", string(billing.OrderPending), utc(now), utc(now.Add(-ttl))).
+			Updates(map[string]any{"status": string(billing.OrderCancelled), "cancelled_at": utc(now), "updated_at": utc(now)})
+		n = res.RowsAffected
+		return res.Error
+	})
+	if err != nil {
+		return 0, fmt.Errorf("cancel stale orders: %w", err)
+	}
+	return int(n), nil
+}
+
+// cancelPendingOrders cancels the unpaid orders ownerID placed for vin,
+// inside tx (an ownership transfer).
+func cancelPendingOrders(tx *gorm.DB, vin billing.VIN, ownerID string, now time.Time) error {
+	err := tx.Model(&orderRow{}).
+		Where("vin = ? AND owner_id = ? AND status = ?", string(vin), ownerID, string(billing.OrderPending)).
+		Updates(map[string]any{"status": string(billing.OrderCancelled), "cancelled_at": utc(now), "updated_at": utc(now)}).Error
+	if err != nil {
+		return fmt.Errorf("cancel orders of %s on %s: %w", ownerID, vin, err)
+	}
+	return nil
+}

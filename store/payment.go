@@ -1,0 +1,200 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"entitlements/billing"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// paymentRow is one payment notification as received, with what was done
+// with it. Append-only: it is the record the billing team reconciles
+// against the provider (amount mismatches, second payments of an order).
+type paymentRow struct {
+	EventID       string `gorm:"primaryKey"`
+	OrderID       string
+	Status        string
+	Outcome       string
+	AmountFen     int64
+	Currency      string
+	PaidAt        *time.Time
+	TransactionID string
+	ReceivedAt    time.Time
+}
+
+func (paymentRow) TableName() string { return "payments" }
+
+// ApplyPayment records the notification p and applies it, in one
+// transaction with the vehicle locked:
+//   - a succeeded payment of the order's amount and currency makes the
+//     order paid (even if it had been cancelled as stale: the money was
+//     taken), appends its period to the timeline at
+//     max(paid_at, end of the coverage before it), keeps
+//     vehicles.coverage_ends_at up to date and writes the order.paid notice;
+//   - a failed payment is recorded and the order stays as it was;
+//   - a payment of an order already paid (another event) changes nothing;
+//   - a wrong amount or currency is recorded and refused: EAmountMismatch.
+//
+// The event_id makes it idempotent: a repeat returns the order and the
+// error of the first delivery and changes nothing. Returns EOrderNotFound.
+func (db *DB) ApplyPayment(ctx context.Context, p billing.Payment, loc *time.Location, now time.Time) (billing.Order, error) {
+	o, err := db.Order(ctx, p.OrderID)
+	if err != nil {
+		return billing.Order{}, err
+	}
+	var refused error
+	err = db.tx(ctx, func(tx *gorm.DB) error {
+		refused = nil
+		v, err := db.lockVehicle(tx, o.VIN)
+		if err != nil {
+			return err
+		}
+		if o, err = findOrder(tx, p.OrderID); err != nil {
+			return err
+		}
+		outcome := paymentOutcome(p, o)
+		claimed, err := claimEvent(tx, p, outcome, now)
+		if err != nil {
+			return err
+		}
+		if !claimed {
+			var prev paymentRow
+			if err := tx.Where("event_id = ?", p.EventID).Take(&prev).Error; err != nil {
+				return fmt.Errorf("read payment %s: %w", p.EventID, err)
+			}
+			if prev.OrderID != o.ID {
+				if o, err = findOrder(tx, prev.OrderID); err != nil {
+					return err
+				}
+			}
+			outcome = billing.PaymentOutcome(prev.Outcome)
+			if outcome == billing.OutcomeAmountMismatch {
+				refused = billing.Errorf(billing.EAmountMismatch, "payment event %s was refused: amount or currency did not match order %s", p.EventID, o.ID)
+			}
+			return nil
+		}
+		switch outcome {
+		case billing.OutcomeAmountMismatch:
+			refused = p.Check(o)
+			return nil
+		case billing.OutcomeApplied:
+			o, err = db.markPaid(tx, v, o, p, loc, now)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return billing.Order{}, err
+	}
+	return o, refused
+}
+
+func paymentOutcome(p billing.Payment, o billing.Order) billing.PaymentOutcome {
+	switch {
+	case p.Check(o) != nil:
+		return billing.OutcomeAmountMismatch
+	case p.Status == billing.PaymentFailed:
+		return billing.OutcomeFailed
+	case o.Paid():
+		return billing.OutcomeAlreadyPaid
+	}
+	return billing.OutcomeApplied
+}
+
+// claimEvent records the notification unless its event_id was seen; it
+// reports whether this call recorded it.
+func claimEvent(tx *gorm.DB, p billing.Payment, outcome billing.PaymentOutcome, now time.Time) (bool, error) {
+	row := paymentRow{
+		EventID: p.EventID, OrderID: p.OrderID, Status: string(p.Status), Outcome: string(outcome),
+		AmountFen: p.AmountFen, Currency: p.Currency, TransactionID: p.TransactionID, ReceivedAt: utc(now),
+	}
+	if !p.PaidAt.IsZero() {
+		t := utc(p.PaidAt)
+		row.PaidAt = &t
+	}
+	res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&row)
+	if res.Error != nil {
+		return false, fmt.Errorf("record payment %s: %w", p.EventID, res.Error)
+	}
+	return res.RowsAffected == 1, nil
+}
+
+// markPaid makes o paid by p and adds its period; tx holds the vehicle lock.
+func (db *DB) markPaid(tx *gorm.DB, v billing.Vehicle, o billing.Order, p billing.Payment, loc *time.Location, now time.Time) (billing.Order, error) {
+	tl, err := loadTimeline(tx, o.VIN)
+	if err != nil {
+		return o, err
+	}
+	paidAt := utc(p.EffectivePaidAt(o, now))
+	np := o.PaidPeriod(paidAt, tl.NextSeq())
+	np.ID = newID("per", now)
+	tl.Periods = append(tl.Periods, np)
+	var moved []billing.Period
+	for _, c := range tl.Layout(loc) {
+		if c.ID != np.ID {
+			moved = append(moved, c) // none unless the stored layout was stale
+		}
+	}
+	np = tl.Periods[len(tl.Periods)-1]
+	row := newPeriodRow(np, now)
+	if err := tx.Create(&row).Error; err != nil {
+		return o, fmt.Errorf("insert period of order %s: %w", o.ID, err)
+	}
+	if err := savePeriodTimes(tx, moved, now); err != nil {
+		return o, err
+	}
+	if err := setCoverageEnd(tx, o.VIN, tl, now); err != nil {
+		return o, err
+	}
+	err = tx.Model(&orderRow{}).Where("id = ?", o.ID).Updates(map[string]any{
+		"status": string(billing.OrderPaid), "paid_at": paidAt, "transaction_id": p.TransactionID,
+		"updated_at": utc(now),
+	}).Error
+	if err != nil {
+		return o, fmt.Errorf("mark order %s paid: %w", o.ID, err)
+	}
+	o.Status, o.PaidAt, o.TransactionID = billing.OrderPaid, &paidAt, p.TransactionID
+	_, err = insertNotice(tx, billing.Notice{
+		VIN: o.VIN, OwnerID: v.OwnerID, Kind: billing.NoticeOrderPaid,
+		DedupeKey: "order.paid:" + o.ID,
+		Data: map[string]any{
+			"order_id": o.ID, "amount_fen": o.AmountFen, "currency": o.Currency, "product": o.Product,
+			"days": o.Days, "period_id": np.ID, "paid_at": paidAt.Format(time.RFC3339Nano),
+			"starts_at": np.StartsAt.Format(time.RFC3339Nano), "ends_at": np.EndsAt.Format(time.RFC3339Nano),
+			"transaction_id": p.TransactionID, "covered_until": tl.At(now).CoveredUntil.Format(time.RFC3339Nano),
+		},
+	}, now)
+	return o, err
+}
+
+// PaymentEvents returns the notifications recorded for an order, oldest
+// first, for reconciliation.
+func (db *DB) PaymentEvents(ctx context.Context, orderID string) ([]PaymentEvent, error) {
+	var rows []paymentRow
+	err := db.read.WithContext(ctx).Where("order_id = ?", orderID).Order("received_at, event_id").Find(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("list payments of %s: %w", orderID, err)
+	}
+	out := make([]PaymentEvent, len(rows))
+	for i, r := range rows {
+		out[i] = PaymentEvent{EventID: r.EventID, OrderID: r.OrderID, Status: billing.PaymentStatus(r.Status),
+			Outcome: billing.PaymentOutcome(r.Outcome), AmountFen: r.AmountFen, Currency: r.Currency,
+			ReceivedAt: r.ReceivedAt.UTC()}
+	}
+	return out, nil
+}
+
+// PaymentEvent is a recorded notification.
+type PaymentEvent struct {
+	EventID    string
+	OrderID    string
+	Status     billing.PaymentStatus
+	Outcome    billing.PaymentOutcome
+	AmountFen  int64
+	Currency   string
+	ReceivedAt time.Time
+}
