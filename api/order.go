@@ -65,6 +65,11 @@ func (s *Server) createOrder(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	// Who may buy for this car is answered before the request is looked at.
+	if _, err := s.ownVehicle(c, vin); err != nil {
+		s.fail(c, err)
+		return
+	}
 	var req orderRequest
 	if err := bindJSON(c, &req); err != nil {
 		s.fail(c, err)
@@ -86,10 +91,6 @@ func (s *Server) createOrder(c *gin.Context) {
 		return
 	}
 	now := s.now()
-	if _, err := s.ownVehicle(c, vin); err != nil {
-		s.fail(c, err)
-		return
-	}
 	o := billing.NewOrder(vin, principal(c).Subject, p, now, s.unpaidTTL)
 	res, err := s.store.CreateOrder(c.Request.Context(), o, k,
 		renderJSON(http.StatusCreated, func(o billing.Order) any { return s.orderView(o, now) }))

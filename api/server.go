@@ -35,6 +35,10 @@ type Store interface {
 	Order(ctx context.Context, id string) (billing.Order, error)
 	Orders(ctx context.Context, q billing.OrderQuery) ([]billing.Order, *billing.Cursor, error)
 	ApplyPayment(ctx context.Context, p billing.Payment, loc *time.Location, now time.Time) (billing.Order, error)
+
+	RefundOrder(ctx context.Context, orderID string, req billing.RefundRequest, operator string,
+		k billing.IdempotencyKey, render billing.Render[billing.Refund], loc *time.Location, now time.Time) (billing.StoredResponse, error)
+	Refunds(ctx context.Context, q billing.RefundQuery) ([]billing.Refund, *billing.Cursor, error)
 }
 
 // Options are the server's dependencies. Store, Catalog, Location and
@@ -159,6 +163,8 @@ func (s *Server) routes(trusted []string, bench bool) error {
 	v1.GET("/orders/:id", s.allow(append([]Role{RoleOwner}, staff...)...), s.getOrder)
 	// Authenticated by Payment-Signature, not by a bearer token.
 	v1.POST("/payments/notifications", s.paymentNotification)
+	v1.POST("/orders/:id/refunds", s.allow(RoleBilling), s.createRefund)
+	v1.GET("/refunds", s.allow(RoleBilling), s.listRefunds)
 	s.engine = r
 	return nil
 }

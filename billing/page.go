@@ -16,3 +16,13 @@ type OrderQuery struct {
 	After   *Cursor // continue after this order (exclusive)
 	Limit   int     // page size, at least 1
 }
+
+// RefundQuery selects refunds, oldest first: created in [From, To) (a zero
+// bound is open), of one vehicle and one reason if set.
+type RefundQuery struct {
+	From, To time.Time
+	VIN      VIN
+	Reason   RefundReason
+	After    *Cursor
+	Limit    int
+}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -66,4 +67,20 @@ func storeResponse[T any](tx *gorm.DB, k billing.IdempotencyKey, v T, render bil
 		return billing.StoredResponse{}, fmt.Errorf("store idempotent response: %w", err)
 	}
 	return billing.StoredResponse{Status: status, Body: body}, nil
+}
+
+// PurgeIdempotencyKeys deletes the keys claimed before cutoff and returns
+// how many it deleted. Clients retry within minutes; a day (as Stripe
+// keeps them) is plenty. Meant for a scheduler job.
+func (db *DB) PurgeIdempotencyKeys(ctx context.Context, cutoff time.Time) (int, error) {
+	var n int64
+	err := db.tx(ctx, func(tx *gorm.DB) error {
+		res := tx.Where("created_at < ?", utc(cutoff)).Delete(&idempotencyRow{})
+		n = res.RowsAffected
+		return res.Error
+	})
+	if err != nil {
+		return 0, fmt.Errorf("purge idempotency keys: %w", err)
+	}
+	return int(n), nil
 }

@@ -121,6 +121,37 @@ var migrations = []migration{
 			PRIMARY KEY (scope, idem_key)
 		)`,
 	}},
+	{Version: 20, Name: "refunds", Up: []string{
+		`CREATE TABLE refunds (
+			id             TEXT PRIMARY KEY,
+			order_id       TEXT NOT NULL REFERENCES orders (id),
+			vin            TEXT NOT NULL,
+			amount_fen     BIGINT NOT NULL CHECK (amount_fen > 0),
+			currency       TEXT NOT NULL,
+			reason         TEXT NOT NULL,
+			note           TEXT NOT NULL DEFAULT '',
+			end_access     BOOLEAN NOT NULL,
+			period_action  TEXT NOT NULL,
+			transaction_id TEXT NOT NULL DEFAULT '',
+			created_by     TEXT NOT NULL,
+			created_at     {{TS}} NOT NULL
+		)`,
+		`CREATE INDEX refunds_created_idx ON refunds (created_at, id)`,
+		`CREATE INDEX refunds_order_idx ON refunds (order_id)`,
+		`CREATE INDEX refunds_vin_idx ON refunds (vin, created_at)`,
+	}},
+	{Version: 21, Name: "refunds are append-only",
+		SQLite: []string{
+			`CREATE TRIGGER refunds_no_update BEFORE UPDATE ON refunds BEGIN SELECT RAISE(ABORT, 'refunds are append-only'); END`,
+			`CREATE TRIGGER refunds_no_delete BEFORE DELETE ON refunds BEGIN SELECT RAISE(ABORT, 'refunds are append-only'); END`,
+		},
+		Postgres: []string{
+			`CREATE FUNCTION refunds_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+			BEGIN RAISE EXCEPTION 'refunds are append-only'; END $$`,
+			`CREATE TRIGGER refunds_append_only BEFORE UPDATE OR DELETE ON refunds
+			FOR EACH ROW EXECUTE FUNCTION refunds_append_only()`,
+		},
+	},
 }
 
 func (db *DB) render(m migration) []string {

@@ -102,7 +102,10 @@ func (db *DB) Activate(ctx context.Context, vin billing.VIN, a billing.Activatio
 }
 
 // TransferOwner makes ownerID the vehicle's owner. Every period stays: the
-// benefit belongs to the car. Transferring to the current owner is a no-op.
+// benefit belongs to the car. The previous owner's unpaid orders for it are
+// cancelled in the same transaction (a payment that still arrives makes
+// its order paid: the money was taken). Transferring to the current owner
+// is a no-op.
 func (db *DB) TransferOwner(ctx context.Context, vin billing.VIN, ownerID string, now time.Time) (billing.Vehicle, error) {
 	var v billing.Vehicle
 	err := db.tx(ctx, func(tx *gorm.DB) error {
@@ -118,6 +121,9 @@ func (db *DB) TransferOwner(ctx context.Context, vin billing.VIN, ownerID string
 			Updates(map[string]any{"owner_id": ownerID, "updated_at": utc(now)}).Error
 		if err != nil {
 			return fmt.Errorf("transfer %s: %w", vin, err)
+		}
+		if err := cancelPendingOrders(tx, vin, cur.OwnerID, now); err != nil {
+			return err
 		}
 		v.OwnerID, v.UpdatedAt = ownerID, utc(now)
 		return nil
