@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -26,17 +27,22 @@ const (
 // body (nil for none); access lists the roles that may call it, every
 // other role is denied.
 type endpoint struct {
-	method string
-	path   string
-	body   func(f accessFixture) any
-	access map[api.Role]access
+	method  string
+	path    string
+	body    func(f accessFixture) any
+	headers func() map[string]string
+	access  map[api.Role]access
+	notOwn  string // the code of the 404 for another's resource; vehicle_not_found if empty
 }
 
-// endpoints is the access matrix of SPEC section 3 for the endpoints that
-// exist. The rows for orders, refunds, usage and notices are added by
-// whoever builds those endpoints, one row each (POST
-// /v1/payments/notifications is signed, not bearer-authenticated, and is
-// tested with its signature rules).
+// freshKey is a new Idempotency-Key for every call.
+func freshKey() map[string]string {
+	return map[string]string{"Idempotency-Key": fmt.Sprintf("matrix-%d", keySeq.Add(1))}
+}
+
+// endpoints is the access matrix of SPEC section 3, one row per endpoint
+// (POST /v1/payments/notifications is signed, not bearer-authenticated,
+// and is tested with its signature rules). A new endpoint adds its row.
 var endpoints = []endpoint{
 	{method: http.MethodGet, path: "/v1/products",
 		access: map[api.Role]access{api.RoleVehicle: yes, api.RoleOwner: yes, api.RoleBilling: yes, api.RoleOps: yes}},
@@ -58,6 +64,20 @@ var endpoints = []endpoint{
 		access: map[api.Role]access{api.RoleVehicle: own, api.RoleOwner: own, api.RoleBilling: yes, api.RoleOps: yes}},
 	{method: http.MethodGet, path: "/v1/vehicles/{vin}/features/karaoke",
 		access: map[api.Role]access{api.RoleVehicle: own, api.RoleOwner: own, api.RoleBilling: yes, api.RoleOps: yes}},
+	{method: http.MethodPost, path: "/v1/vehicles/{vin}/orders", headers: freshKey,
+		body:   func(accessFixture) any { return map[string]string{"product": "monthly"} },
+		access: map[api.Role]access{api.RoleOwner: own}},
+	{method: http.MethodGet, path: "/v1/vehicles/{vin}/orders",
+		access: map[api.Role]access{api.RoleOwner: own, api.RoleBilling: yes, api.RoleOps: yes}},
+	{method: http.MethodGet, path: "/v1/orders/{order}", notOwn: "order_not_found",
+		access: map[api.Role]access{api.RoleOwner: own, api.RoleBilling: yes, api.RoleOps: yes}},
+	{method: http.MethodPost, path: "/v1/orders/{order}/refunds", headers: freshKey,
+		body:   func(accessFixture) any { return map[string]any{"reason": "service_issue", "amount_fen": 1} },
+		access: map[api.Role]access{api.RoleBilling: yes}},
+	{method: http.MethodGet, path: "/v1/refunds",
+		access: map[api.Role]access{api.RoleBilling: yes}},
+	{method: http.MethodGet, path: "/v1/refunds?format=csv",
+		access: map[api.Role]access{api.RoleBilling: yes}},
 }
 
 // accessFixture is the data the matrix runs against: an activated vehicle
@@ -67,10 +87,11 @@ type accessFixture struct {
 	vin, owner           string
 	otherVIN, otherOwner string
 	activatedAt          time.Time
+	order                string // a paid order of vin, placed by owner
 }
 
 func (f accessFixture) path(p string) string {
-	return strings.NewReplacer("{vin}", f.vin).Replace(p)
+	return strings.NewReplacer("{vin}", f.vin, "{order}", f.order).Replace(p)
 }
 
 // caller is a bearer of a valid token; mine says whether the fixture's
@@ -103,6 +124,7 @@ func TestAccessMatrix(t *testing.T) {
 		}
 		h.activate(f.vin, f.owner, f.activatedAt)
 		h.activate(f.otherVIN, f.otherOwner, f.activatedAt)
+		f.order = h.pay(h.createOrder(f.vin, f.owner, "monthly")).ID
 
 		for _, ep := range endpoints {
 			for _, c := range accessCallers(f) {
@@ -114,16 +136,22 @@ func TestAccessMatrix(t *testing.T) {
 						t.Errorf("%s = %d %s, want 2xx", what, res.Code, res.Body)
 					}
 				case a == own:
-					wantProblem(t, what, res, http.StatusNotFound, "vehicle_not_found")
+					code := ep.notOwn
+					if code == "" {
+						code = "vehicle_not_found"
+					}
+					wantProblem(t, what, res, http.StatusNotFound, code)
 				default:
 					wantProblem(t, what, res, http.StatusForbidden, "forbidden")
 				}
 			}
 			for _, bt := range badTokens(h) {
 				req := accessRequest(f, ep, "")
-				req.Headers = map[string]string{"Authorization": bt.header}
-				if bt.header == "" {
-					req.Headers = nil
+				if bt.header != "" {
+					if req.Headers == nil {
+						req.Headers = map[string]string{}
+					}
+					req.Headers["Authorization"] = bt.header
 				}
 				res := h.do(req)
 				what := ep.method + " " + ep.path + " with " + bt.name
@@ -146,6 +174,9 @@ func accessRequest(f accessFixture, ep endpoint, token string) request {
 	req := request{Method: ep.method, Path: f.path(ep.path), Token: token}
 	if ep.body != nil {
 		req.Body = ep.body(f)
+	}
+	if ep.headers != nil {
+		req.Headers = ep.headers()
 	}
 	return req
 }

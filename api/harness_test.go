@@ -85,6 +85,7 @@ func newHarness(t testing.TB, dialect string, mod ...func(*api.Options)) *harnes
 		TokenSecret: tokenSecret,
 		Now:         h.clock.Now,
 	}
+	withPayments(&h.opts)
 	for _, m := range mod {
 		m(&h.opts)
 	}
