@@ -112,7 +112,7 @@ func seed(ctx context.Context, cfg *Config, n int, stdout io.Writer) error {
 		return err
 	}
 	start := time.Now()
-	if err := db.Seed(ctx, n, store.DefaultSeedMix, cfg.Catalog().Trial, cfg.Location(), time.Now()); err != nil {
+	if err := db.Seed(ctx, n, store.DefaultSeedMix, cfg.Catalog(), cfg.Location(), time.Now()); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "seeded %d vehicles in %s\n", n, time.Since(start).Round(time.Millisecond))

@@ -22,43 +22,82 @@ func SeedVIN(i int) billing.VIN {
 func SeedOwner(i int) string { return fmt.Sprintf("seed-owner-%d", i) }
 
 // SeedMix says what share of the seeded fleet is in which situation, in
-// per mille; the rest is in its free year.
+// per mille; the rest is in its free year with nothing bought.
 type SeedMix struct {
-	LapsedPerMille int // trial ended, nothing bought
+	LapsedPerMille  int // trial ended, nothing bought
+	PaidPerMille    int // trial ended, then a package bought that runs now
+	AheadPerMille   int // in the free year, a yearly package already bought (scheduled)
+	MonthlyPerMille int // of the packages, how many are monthly rather than yearly
 }
 
 // DefaultSeedMix is the fleet of a maker a year and a half after launch.
-var DefaultSeedMix = SeedMix{LapsedPerMille: 200}
+var DefaultSeedMix = SeedMix{LapsedPerMille: 200, PaidPerMille: 150, AheadPerMille: 50, MonthlyPerMille: 600}
 
 // Seed bulk-loads n activated vehicles (indices 0..n-1) with their trial
-// periods, in multi-row INSERTs inside one transaction per chunk. Vehicles
-// that exist are skipped. Activation dates are spread deterministically
-// over the 12 months before now (free year) or 13 to 36 months before
-// (lapsed), so that runs are repeatable.
-func (db *DB) Seed(ctx context.Context, n int, mix SeedMix, trial billing.TrialTerms, loc *time.Location, now time.Time) error {
+// periods and, for the share the mix says, a paid order and its period,
+// in multi-row INSERTs, one transaction per chunk. Vehicles that exist are
+// skipped. Everything is derived from the index, so runs are repeatable.
+func (db *DB) Seed(ctx context.Context, n int, mix SeedMix, cat billing.Catalog, loc *time.Location, now time.Time) error {
 	const chunk = 20_000
+	monthly, okm := cat.Product("monthly")
+	yearly, oky := cat.Product("yearly")
+	if !okm || !oky {
+		return fmt.Errorf("seed needs the monthly and yearly products in the catalog")
+	}
+	vcols := []string{"vin", "owner_id", "model", "activated_at", "coverage_ends_at", "created_at", "updated_at"}
+	pcols := []string{"id", "vin", "seq", "source", "order_id", "product", "days", "data_bytes_per_month", "paid_at", "starts_at", "ends_at", "ended", "created_at", "updated_at"}
+	ocols := []string{"id", "vin", "owner_id", "product", "amount_fen", "currency", "days", "data_bytes_per_month", "status", "created_at", "expires_at", "paid_at", "transaction_id", "updated_at"}
 	for lo := 0; lo < n; lo += chunk {
 		hi := min(n, lo+chunk)
-		err := db.tx(ctx, func(tx *gorm.DB) error {
-			vehicles := make([][]any, 0, hi-lo)
-			periods := make([][]any, 0, hi-lo)
-			for i := lo; i < hi; i++ {
-				vin := SeedVIN(i)
-				// A deterministic spread: minutes back from now.
-				back := time.Duration((i*7919)%(365*24*60)) * time.Minute
-				if (i*37)%1000 < mix.LapsedPerMille {
-					back += 395 * 24 * time.Hour
-				}
-				at := utc(now.Add(-back))
-				p := trial.TrialPeriod(vin, at, loc)
-				vehicles = append(vehicles, []any{string(vin), SeedOwner(i), "seed", at, utc(p.EndsAt), utc(now), utc(now)})
-				periods = append(periods, []any{fmt.Sprintf("per_seed_%d", i), string(vin), 0, string(billing.SourceTrial),
-					string(billing.SourceTrial), p.DataBytesPerMonth, utc(p.StartsAt), utc(p.EndsAt), !p.EndsAt.After(now), utc(now), utc(now)})
+		var vehicles, periods, orders [][]any
+		for i := lo; i < hi; i++ {
+			vin := SeedVIN(i)
+			owner := SeedOwner(i)
+			bucket := (i * 37) % 1000 // a deterministic spread of situations
+			back := time.Duration((i*7919)%(365*24*60)) * time.Minute
+			lapsed := bucket < mix.LapsedPerMille+mix.PaidPerMille
+			if lapsed {
+				back += 395 * 24 * time.Hour
 			}
-			if err := bulkInsert(tx, "vehicles", []string{"vin", "owner_id", "model", "activated_at", "coverage_ends_at", "created_at", "updated_at"}, vehicles); err != nil {
+			at := utc(now.Add(-back))
+			tp := cat.Trial.TrialPeriod(vin, at, loc)
+			tl := billing.NewTimeline([]billing.Period{tp})
+			periods = append(periods, []any{fmt.Sprintf("per_seed_%d", i), string(vin), 0, string(billing.SourceTrial), nil,
+				string(billing.SourceTrial), 0, tp.DataBytesPerMonth, nil, utc(tp.StartsAt), utc(tp.EndsAt), !tp.EndsAt.After(now), utc(now), utc(now)})
+			var paidAt time.Time
+			switch {
+			case bucket >= mix.LapsedPerMille && bucket < mix.LapsedPerMille+mix.PaidPerMille:
+				paidAt = utc(now.Add(-time.Duration(i%(20*24*60)) * time.Minute)) // within the last 20 days
+			case bucket >= mix.LapsedPerMille+mix.PaidPerMille && bucket < mix.LapsedPerMille+mix.PaidPerMille+mix.AheadPerMille:
+				paidAt = utc(now.Add(-time.Duration(i%(24*60)) * time.Minute))
+				if paidAt.Before(at) {
+					paidAt = at
+				}
+			}
+			if !paidAt.IsZero() {
+				prod := yearly
+				if (i*13)%1000 < mix.MonthlyPerMille {
+					prod = monthly
+				}
+				start := billing.PaidStart(paidAt, tp.EndsAt)
+				end := billing.PaidEnd(start, prod.Days, loc)
+				oid := fmt.Sprintf("ord_seed_%d", i)
+				orders = append(orders, []any{oid, string(vin), owner, prod.Code, prod.PriceFen, billing.Currency, prod.Days,
+					prod.DataBytesPerMonth, "paid", paidAt, paidAt.Add(30 * time.Minute), paidAt, "tx_seed_" + oid, utc(now)})
+				periods = append(periods, []any{fmt.Sprintf("per_seed_%d_1", i), string(vin), 1, string(billing.SourceOrder), oid,
+					prod.Code, prod.Days, prod.DataBytesPerMonth, paidAt, utc(start), utc(end), !end.After(now), utc(now), utc(now)})
+				tl.Periods = append(tl.Periods, billing.Period{StartsAt: start, EndsAt: end, Seq: 1})
+			}
+			vehicles = append(vehicles, []any{string(vin), owner, "seed", at, utc(tl.End()), utc(now), utc(now)})
+		}
+		err := db.tx(ctx, func(tx *gorm.DB) error {
+			if err := bulkInsert(tx, "vehicles", vcols, vehicles); err != nil {
 				return err
 			}
-			return bulkInsert(tx, "periods", []string{"id", "vin", "seq", "source", "product", "data_bytes_per_month", "starts_at", "ends_at", "ended", "created_at", "updated_at"}, periods)
+			if err := bulkInsert(tx, "orders", ocols, orders); err != nil {
+				return err
+			}
+			return bulkInsert(tx, "periods", pcols, periods)
 		})
 		if err != nil {
 			return fmt.Errorf("seed vehicles %d-%d: %w", lo, hi, err)

@@ -1,0 +1,55 @@
+package store_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"entitlements/billing"
+	"entitlements/store"
+	"entitlements/store/storetest"
+)
+
+func TestSeedLoadsARealisticRepeatableFleet(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		db := storetest.Open(t, dialect)
+		ctx := context.Background()
+		now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+		cat := billing.Catalog{Trial: trial, Products: []billing.Product{
+			{Code: "monthly", Name: "m", PriceFen: 1990, Days: 31}, {Code: "yearly", Name: "y", PriceFen: 19900, Days: 365}}}
+		const n = 2000
+		for run := 0; run < 2; run++ { // the second run finds everything there
+			if err := db.Seed(ctx, n, store.DefaultSeedMix, cat, shanghai, now); err != nil {
+				t.Fatalf("Seed() = %v", err)
+			}
+		}
+		counts := map[billing.State]int{}
+		for i := 0; i < n; i += 7 {
+			vin := store.SeedVIN(i)
+			if _, err := billing.ParseVIN(string(vin)); err != nil {
+				t.Fatalf("SeedVIN(%d) = %s: %v", i, vin, err)
+			}
+			v, err := db.Vehicle(ctx, vin)
+			if err != nil || v.OwnerID != store.SeedOwner(i) {
+				t.Fatalf("Vehicle(%s) = %+v, %v", vin, v, err)
+			}
+			tl, err := db.Timeline(ctx, vin)
+			if err != nil {
+				t.Fatal(err)
+			}
+			counts[tl.At(now).State()]++
+		}
+		for _, s := range []billing.State{billing.StateTrial, billing.StatePaid, billing.StateExpired} {
+			if counts[s] == 0 {
+				t.Errorf("no seeded vehicle is %s: %v", s, counts)
+			}
+		}
+		var vehicles, orders int64
+		db.Gorm().Table("vehicles").Count(&vehicles)
+		db.Gorm().Table("orders").Count(&orders)
+		if vehicles != n || orders == 0 || orders > n/2 {
+			t.Errorf("%d vehicles, %d orders; want %d vehicles and some orders", vehicles, orders, n)
+		}
+	})
+}
