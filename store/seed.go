@@ -44,6 +44,14 @@ func (db *DB) Seed(ctx context.Context, n int, mix SeedMix, cat billing.Catalog,
 	if !okm || !oky {
 		return fmt.Errorf("seed needs the monthly and yearly products in the catalog")
 	}
+	if db.dialect == SQLite {
+		// A bulk load that can be redone: trade durability of each commit
+		// for speed on the single writer connection, and restore it after.
+		db.write.Exec("PRAGMA synchronous = OFF")
+		db.write.Exec("PRAGMA cache_size = -262144") // 256 MiB
+		defer db.write.Exec("PRAGMA synchronous = NORMAL")
+		defer db.write.Exec("PRAGMA cache_size = -2000")
+	}
 	vcols := []string{"vin", "owner_id", "model", "activated_at", "coverage_ends_at", "created_at", "updated_at"}
 	pcols := []string{"id", "vin", "seq", "source", "order_id", "product", "days", "data_bytes_per_month", "paid_at", "starts_at", "ends_at", "ended", "created_at", "updated_at"}
 	ocols := []string{"id", "vin", "owner_id", "product", "amount_fen", "currency", "days", "data_bytes_per_month", "status", "created_at", "expires_at", "paid_at", "transaction_id", "updated_at"}
