@@ -31,6 +31,8 @@ type Notice struct {
 	OwnerID       string // the owner when the notice was created
 	Kind          NoticeKind
 	DedupeKey     string         // unique: a notice is created once per key
+	Stage         int            // days before CoveredUntil, for coverage.expiring; 0 otherwise
+	CoveredUntil  *time.Time     // the coverage end a coverage notice is about; nil for other kinds
 	Data          map[string]any // the kind's fields; vin and owner_id are added on delivery
 	Status        NoticeStatus
 	Attempts      int

@@ -1,0 +1,150 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"entitlements/billing"
+
+	"gorm.io/gorm"
+)
+
+// Job names: the keys of the scheduler's locks.
+const (
+	JobExpire       = "expire"
+	JobRemind       = "remind"
+	JobDeliver      = "deliver"
+	JobCancelUnpaid = "cancel_unpaid"
+)
+
+// ExpirePeriods marks every period whose end has passed at now as ended,
+// at most batch periods per transaction (so a backlog after downtime does
+// not hold the writer for long), and returns how many it marked. Access
+// never depends on this flag (it is computed from timestamps); it keeps
+// the partial index of open periods small. It stops early, without error,
+// when another replica is running the job.
+func (db *DB) ExpirePeriods(ctx context.Context, now time.Time, batch int) (int, error) {
+	pick := `SELECT id FROM periods WHERE ended = FALSE AND ends_at <= ? ORDER BY ends_at LIMIT ?`
+	if db.dialect == Postgres {
+		pick += ` FOR UPDATE SKIP LOCKED` // rows a refund is changing are done next run
+	}
+	total := 0
+	for {
+		var n int64
+		err := db.jobTx(ctx, JobExpire, func(tx *gorm.DB) error {
+			res := tx.Exec(`UPDATE periods SET ended = TRUE, updated_at = ? WHERE id IN (`+pick+`)`,
+				utc(now), utc(now), batch)
+			n = res.RowsAffected
+			return res.Error
+		})
+		if errors.Is(err, errJobBusy) {
+			return total, nil
+		}
+		if err != nil {
+			return total, fmt.Errorf("expire periods: %w", err)
+		}
+		total += int(n)
+		if n < int64(batch) {
+			return total, nil
+		}
+	}
+}
+
+// coverageCandidate is a vehicle that needs a coverage notice.
+type coverageCandidate struct {
+	VIN            string `gorm:"column:vin"`
+	OwnerID        string
+	CoverageEndsAt time.Time
+}
+
+// CreateExpiredNotices creates the coverage.expired notice of every vehicle
+// whose coverage (its last non-refunded period) ended in (now-maxAge, now]
+// and has no notice for that end yet; older ends are not announced. It
+// selects vehicles by the indexed coverage_ends_at range, batch at a time,
+// and returns how many notices it created.
+func (db *DB) CreateExpiredNotices(ctx context.Context, now time.Time, maxAge time.Duration, loc *time.Location, batch int) (int, error) {
+	q := `SELECT v.vin, v.owner_id, v.coverage_ends_at FROM vehicles v
+		WHERE v.coverage_ends_at > ? AND v.coverage_ends_at <= ?
+		AND NOT EXISTS (SELECT 1 FROM notices n
+			WHERE n.vin = v.vin AND n.kind = ? AND n.covered_until = v.coverage_ends_at)
+		ORDER BY v.coverage_ends_at, v.vin LIMIT ?`
+	args := []any{utc(now.Add(-maxAge)), utc(now), string(billing.NoticeExpired), batch}
+	return db.createCoverageNotices(ctx, JobExpire, now, batch, q, args, func(c coverageCandidate) billing.Notice {
+		return billing.ExpiredNotice(billing.VIN(c.VIN), c.OwnerID, c.CoverageEndsAt, loc)
+	})
+}
+
+// CreateReminders creates, for every vehicle covered at now whose coverage
+// ends within the largest reminder stage, the coverage.expiring notice of
+// the nearest due stage, once per stage and coverage end (SPEC "Notices").
+//
+// It is set-based: per stage window one query selects, by the indexed
+// coverage_ends_at range, the vehicles not yet notified for that stage (or
+// a nearer one) of their current coverage end; notices are inserted in
+// batches with ON CONFLICT DO NOTHING on the dedupe key. A vehicle counts
+// as covered when a non-refunded period contains now: coverage_ends_at
+// alone is not enough, since a vehicle that lapsed and whose next period
+// starts later (a payment stamped ahead of the clock, an activation a few
+// minutes in the future) is not covered yet and gets no reminder until it
+// is. Reminders are keyed on coverage_ends_at, the final end of coverage.
+func (db *DB) CreateReminders(ctx context.Context, now time.Time, stages []int, loc *time.Location, batch int) (int, error) {
+	q := `SELECT v.vin, v.owner_id, v.coverage_ends_at FROM vehicles v
+		WHERE v.coverage_ends_at > ? AND v.coverage_ends_at <= ?
+		AND EXISTS (SELECT 1 FROM periods p
+			WHERE p.vin = v.vin AND p.refunded_at IS NULL AND p.starts_at <= ? AND p.ends_at > ?)
+		AND NOT EXISTS (SELECT 1 FROM notices n
+			WHERE n.vin = v.vin AND n.kind = ? AND n.covered_until = v.coverage_ends_at AND n.stage <= ?)
+		ORDER BY v.coverage_ends_at, v.vin LIMIT ?`
+	total := 0
+	for _, w := range billing.ReminderWindows(stages) {
+		args := []any{utc(now.Add(w.After)), utc(now.Add(w.Until)), utc(now), utc(now),
+			string(billing.NoticeExpiring), w.Stage, batch}
+		n, err := db.createCoverageNotices(ctx, JobRemind, now, batch, q, args, func(c coverageCandidate) billing.Notice {
+			return billing.ExpiringNotice(billing.VIN(c.VIN), c.OwnerID, w.Stage, c.CoverageEndsAt, loc)
+		})
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// createCoverageNotices runs query (whose last argument is the batch
+// limit) and inserts a notice built for each vehicle it returns, in one
+// job transaction per batch, until a batch comes back short. It stops
+// when a batch creates nothing (every notice existed), so that a query
+// and a dedupe key that disagree cannot loop forever.
+func (db *DB) createCoverageNotices(ctx context.Context, job string, now time.Time, batch int, query string, args []any,
+	build func(coverageCandidate) billing.Notice) (int, error) {
+	total := 0
+	for {
+		var found, created int
+		err := db.jobTx(ctx, job, func(tx *gorm.DB) error {
+			var cs []coverageCandidate
+			if err := tx.Raw(query, args...).Scan(&cs).Error; err != nil {
+				return err
+			}
+			found = len(cs)
+			ns := make([]billing.Notice, len(cs))
+			for i, c := range cs {
+				ns[i] = build(c)
+			}
+			var err error
+			created, err = insertNotices(tx, ns, now)
+			return err
+		})
+		if errors.Is(err, errJobBusy) {
+			return total, nil
+		}
+		if err != nil {
+			return total, fmt.Errorf("%s notices: %w", job, err)
+		}
+		total += created
+		if found < batch || created == 0 {
+			return total, nil
+		}
+	}
+}
