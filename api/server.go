@@ -30,6 +30,7 @@ type Store interface {
 	Timeline(ctx context.Context, vin billing.VIN) (billing.Timeline, error)
 	Activate(ctx context.Context, vin billing.VIN, a billing.Activation, trial billing.TrialTerms, loc *time.Location, now time.Time) (billing.Vehicle, bool, error)
 	TransferOwner(ctx context.Context, vin billing.VIN, ownerID string, now time.Time) (billing.Vehicle, error)
+	Notices(ctx context.Context, vin billing.VIN, limit int) ([]billing.Notice, error)
 }
 
 // Options are the server's dependencies. Store, Catalog, Location and
@@ -122,6 +123,7 @@ func (s *Server) routes(trusted []string) error {
 	v1.GET("/vehicles/:vin/entitlement", s.allow(readers...), s.entitlement)
 	v1.GET("/vehicles/:vin/features", s.allow(readers...), s.features)
 	v1.GET("/vehicles/:vin/features/:feature", s.allow(readers...), s.feature)
+	v1.GET("/vehicles/:vin/notices", s.allow(RoleOwner, RoleBilling, RoleOps), s.listNotices)
 	s.engine = r
 	return nil
 }

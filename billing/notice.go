@@ -41,3 +41,14 @@ type Notice struct {
 	CreatedAt     time.Time
 	SentAt        *time.Time
 }
+
+// Payload is the notice's "data" as delivered and shown: its kind's fields
+// with the vin and the owner_id it was created for.
+func (n Notice) Payload() map[string]any {
+	data := make(map[string]any, len(n.Data)+2)
+	for k, v := range n.Data {
+		data[k] = v
+	}
+	data["vin"], data["owner_id"] = string(n.VIN), n.OwnerID
+	return data
+}

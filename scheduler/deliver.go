@@ -173,12 +173,7 @@ type body struct {
 // Payload returns the JSON body sent for n at now: the kind, the time of
 // sending, and the kind's fields with vin and owner_id.
 func Payload(n billing.Notice, now time.Time, loc *time.Location) ([]byte, error) {
-	data := make(map[string]any, len(n.Data)+2)
-	for k, v := range n.Data {
-		data[k] = v
-	}
-	data["vin"], data["owner_id"] = string(n.VIN), n.OwnerID
-	return json.Marshal(body{Type: n.Kind, Timestamp: now.In(loc).Format(time.RFC3339), Data: data})
+	return json.Marshal(body{Type: n.Kind, Timestamp: now.In(loc).Format(time.RFC3339), Data: n.Payload()})
 }
 
 // send posts n once; nil means the receiver answered 2xx.
