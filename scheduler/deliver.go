@@ -21,10 +21,9 @@ import (
 
 // Outbox is what Deliver needs from the store.
 type Outbox interface {
-	ClaimNotices(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]billing.Notice, error)
+	ClaimNotices(ctx context.Context, now time.Time, limit int, lease time.Duration) (claimed []billing.Notice, superseded int, err error)
 	MarkNoticeSent(ctx context.Context, id string, now time.Time) error
 	MarkNoticeFailed(ctx context.Context, id string, attempts int, now, next time.Time, dead bool, reason string) error
-	SupersedeNotices(ctx context.Context, now time.Time) (int, error)
 	NoticeBacklog(ctx context.Context) (map[billing.NoticeStatus]int, error)
 }
 
@@ -115,19 +114,18 @@ func (d *Deliver) Run(ctx context.Context, now time.Time) error {
 	clock := func() time.Time { return now.Add(time.Since(start)) } // now, moved on by the run's own time
 	defer d.updateBacklog(ctx)
 	if d.o.URL == "" {
-		_, err := d.o.Outbox.SupersedeNotices(ctx, now)
-		return err
+		return nil // notices stay pending, readable through the API
 	}
 	var errs []error
 	for done := 0; done < d.o.Batch && ctx.Err() == nil; {
-		ns, err := d.o.Outbox.ClaimNotices(ctx, clock(), min(d.o.Parallel, d.o.Batch-done), d.lease())
+		ns, superseded, err := d.o.Outbox.ClaimNotices(ctx, clock(), min(d.o.Parallel, d.o.Batch-done), d.lease())
 		if err != nil {
 			return errors.Join(append(errs, err)...)
 		}
-		if len(ns) == 0 {
+		if len(ns) == 0 && superseded == 0 {
 			break
 		}
-		done += len(ns)
+		done += len(ns) + superseded
 		var mu sync.Mutex
 		var wg sync.WaitGroup
 		for _, n := range ns {

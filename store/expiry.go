@@ -65,13 +65,11 @@ type coverageCandidate struct {
 // selects vehicles by the indexed coverage_ends_at range, batch at a time,
 // and returns how many notices it created.
 func (db *DB) CreateExpiredNotices(ctx context.Context, now time.Time, maxAge time.Duration, loc *time.Location, batch int) (int, error) {
-	q := `SELECT v.vin, v.owner_id, v.coverage_ends_at FROM vehicles v
-		WHERE v.coverage_ends_at > ? AND v.coverage_ends_at <= ?
+	where := `v.coverage_ends_at > ? AND v.coverage_ends_at <= ?
 		AND NOT EXISTS (SELECT 1 FROM notices n
-			WHERE n.vin = v.vin AND n.kind = ? AND n.covered_until = v.coverage_ends_at)
-		ORDER BY v.coverage_ends_at, v.vin LIMIT ?`
-	args := []any{utc(now.Add(-maxAge)), utc(now), string(billing.NoticeExpired), batch}
-	return db.createCoverageNotices(ctx, JobExpire, now, batch, q, args, func(c coverageCandidate) billing.Notice {
+			WHERE n.vin = v.vin AND n.kind = ? AND n.covered_until = v.coverage_ends_at` + db.fence() + `)`
+	args := []any{utc(now.Add(-maxAge)), utc(now), string(billing.NoticeExpired)}
+	return db.createCoverageNotices(ctx, JobExpire, now, batch, where, args, func(c coverageCandidate) billing.Notice {
 		return billing.ExpiredNotice(billing.VIN(c.VIN), c.OwnerID, c.CoverageEndsAt, loc)
 	})
 }
@@ -90,18 +88,16 @@ func (db *DB) CreateExpiredNotices(ctx context.Context, now time.Time, maxAge ti
 // minutes in the future) is not covered yet and gets no reminder until it
 // is. Reminders are keyed on coverage_ends_at, the final end of coverage.
 func (db *DB) CreateReminders(ctx context.Context, now time.Time, stages []int, loc *time.Location, batch int) (int, error) {
-	q := `SELECT v.vin, v.owner_id, v.coverage_ends_at FROM vehicles v
-		WHERE v.coverage_ends_at > ? AND v.coverage_ends_at <= ?
+	where := `v.coverage_ends_at > ? AND v.coverage_ends_at <= ?
 		AND EXISTS (SELECT 1 FROM periods p
-			WHERE p.vin = v.vin AND p.refunded_at IS NULL AND p.starts_at <= ? AND p.ends_at > ?)
+			WHERE p.vin = v.vin AND p.refunded_at IS NULL AND p.starts_at <= ? AND p.ends_at > ?` + db.fence() + `)
 		AND NOT EXISTS (SELECT 1 FROM notices n
-			WHERE n.vin = v.vin AND n.kind = ? AND n.covered_until = v.coverage_ends_at AND n.stage <= ?)
-		ORDER BY v.coverage_ends_at, v.vin LIMIT ?`
+			WHERE n.vin = v.vin AND n.kind = ? AND n.covered_until = v.coverage_ends_at AND n.stage <= ?` + db.fence() + `)`
 	total := 0
 	for _, w := range billing.ReminderWindows(stages) {
 		args := []any{utc(now.Add(w.After)), utc(now.Add(w.Until)), utc(now), utc(now),
-			string(billing.NoticeExpiring), w.Stage, batch}
-		n, err := db.createCoverageNotices(ctx, JobRemind, now, batch, q, args, func(c coverageCandidate) billing.Notice {
+			string(billing.NoticeExpiring), w.Stage}
+		n, err := db.createCoverageNotices(ctx, JobRemind, now, batch, where, args, func(c coverageCandidate) billing.Notice {
 			return billing.ExpiringNotice(billing.VIN(c.VIN), c.OwnerID, w.Stage, c.CoverageEndsAt, loc)
 		})
 		total += n
@@ -112,22 +108,31 @@ func (db *DB) CreateReminders(ctx context.Context, now time.Time, stages []int, 
 	return total, nil
 }
 
-// createCoverageNotices runs query (whose last argument is the batch
-// limit) and inserts a notice built for each vehicle it returns, in one
-// job transaction per batch, until a batch comes back short. It stops
-// when a batch creates nothing (every notice existed), so that a query
-// and a dedupe key that disagree cannot loop forever.
-func (db *DB) createCoverageNotices(ctx context.Context, job string, now time.Time, batch int, query string, args []any,
+// createCoverageNotices selects the vehicles matching where (over
+// vehicles v; args are its parameters) in (coverage_ends_at, vin) order,
+// batch at a time, and inserts a notice built for each, one job
+// transaction per batch. Each batch starts after the last vehicle of the
+// previous one (keyset), so a run reads the range once however many
+// batches it takes.
+func (db *DB) createCoverageNotices(ctx context.Context, job string, now time.Time, batch int, where string, args []any,
 	build func(coverageCandidate) billing.Notice) (int, error) {
 	total := 0
+	var after *coverageCandidate
 	for {
-		var found, created int
+		q := `SELECT v.vin, v.owner_id, v.coverage_ends_at FROM vehicles v WHERE ` + where
+		qargs := append([]any(nil), args...)
+		if after != nil {
+			q += ` AND (v.coverage_ends_at > ? OR (v.coverage_ends_at = ? AND v.vin > ?))`
+			qargs = append(qargs, utc(after.CoverageEndsAt), utc(after.CoverageEndsAt), after.VIN)
+		}
+		q += ` ORDER BY v.coverage_ends_at, v.vin LIMIT ?`
+		qargs = append(qargs, batch)
+		var cs []coverageCandidate
+		var created int
 		err := db.jobTx(ctx, job, func(tx *gorm.DB) error {
-			var cs []coverageCandidate
-			if err := tx.Raw(query, args...).Scan(&cs).Error; err != nil {
+			if err := tx.Raw(q, qargs...).Scan(&cs).Error; err != nil {
 				return err
 			}
-			found = len(cs)
 			ns := make([]billing.Notice, len(cs))
 			for i, c := range cs {
 				ns[i] = build(c)
@@ -143,8 +148,22 @@ func (db *DB) createCoverageNotices(ctx context.Context, job string, now time.Ti
 			return total, fmt.Errorf("%s notices: %w", job, err)
 		}
 		total += created
-		if found < batch || created == 0 {
+		if len(cs) < batch {
 			return total, nil
 		}
+		after = &cs[len(cs)-1]
 	}
+}
+
+// fence ends a correlated EXISTS subquery so that it stays a per-row index
+// probe. PostgreSQL otherwise may turn it into a join planned from table
+// statistics, which lag far behind a notices table that a first run fills
+// by thousands (measured: a sequential scan of notices per vehicle, 3 s a
+// query at 100 000 vehicles). OFFSET 0 keeps it from being pulled up.
+// SQLite probes the index anyway.
+func (db *DB) fence() string {
+	if db.dialect == Postgres {
+		return ` OFFSET 0`
+	}
+	return ""
 }

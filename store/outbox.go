@@ -19,85 +19,66 @@ import (
 // same time: claims are exclusive (the job lock; on PostgreSQL also FOR
 // UPDATE SKIP LOCKED) and a claimed notice is not due until its lease ends.
 
-// supersedeSQL marks pending coverage.expiring notices superseded when the
-// vehicle's coverage end has moved since they were created (a purchase or
-// a refund), or when a nearer stage exists for the same coverage end (only
-// the nearest due stage is sent).
+// supersedeSQL marks the given pending coverage.expiring notices
+// superseded when the vehicle's coverage end has moved since they were
+// created (a purchase or a refund), or when a nearer stage exists for the
+// same coverage end (only the nearest due stage is sent). It is applied to
+// the notices being claimed, so its cost is bounded by the batch.
 const supersedeSQL = `UPDATE notices SET status = ?, updated_at = ?
-	WHERE status = ? AND kind = ? AND (
+	WHERE id IN ? AND status = ? AND kind = ? AND (
 		covered_until <> (SELECT v.coverage_ends_at FROM vehicles v WHERE v.vin = notices.vin)
 		OR EXISTS (SELECT 1 FROM notices n2 WHERE n2.vin = notices.vin AND n2.kind = notices.kind
 			AND n2.covered_until = notices.covered_until AND n2.stage < notices.stage))`
 
-func supersede(tx *gorm.DB, now time.Time) (int, error) {
-	res := tx.Exec(supersedeSQL, string(billing.NoticeSuperseded), utc(now),
-		string(billing.NoticePending), string(billing.NoticeExpiring))
-	if res.Error != nil {
-		return 0, fmt.Errorf("supersede notices: %w", res.Error)
-	}
-	return int(res.RowsAffected), nil
-}
-
-// SupersedeNotices applies the supersede rule alone (used when no webhook
-// is configured, so that the API still shows which reminders are moot).
-func (db *DB) SupersedeNotices(ctx context.Context, now time.Time) (int, error) {
-	var n int
-	err := db.jobTx(ctx, JobDeliver, func(tx *gorm.DB) error {
-		var err error
-		n, err = supersede(tx, now)
-		return err
-	})
-	if errors.Is(err, errJobBusy) {
-		return 0, nil
-	}
-	return n, err
-}
-
-// ClaimNotices supersedes moot reminders, then claims up to limit pending
-// notices due at now, oldest due first: their attempts are counted and
-// their next_attempt_at set to now+lease, so that no other run sends them
-// until the lease ends. The caller must then mark each one sent or failed;
-// if it never does (a crash), the notice is due again after the lease. It
-// returns nothing when another replica is claiming at the same moment.
-func (db *DB) ClaimNotices(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]billing.Notice, error) {
+// ClaimNotices takes up to limit pending notices due at now, oldest due
+// first. Reminders among them that are moot are marked superseded (and
+// counted); the others are claimed: their attempts are counted and their
+// next_attempt_at set to now+lease, so that no other run sends them until
+// the lease ends. The caller must then mark each claimed notice sent or
+// failed; if it never does (a crash), the notice is due again after the
+// lease. It takes nothing when another replica is claiming at the moment.
+func (db *DB) ClaimNotices(ctx context.Context, now time.Time, limit int, lease time.Duration) (claimed []billing.Notice, superseded int, err error) {
 	pick := `SELECT id FROM notices WHERE status = ? AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?`
 	if db.dialect == Postgres {
 		pick += ` FOR UPDATE SKIP LOCKED`
 	}
+	pending := string(billing.NoticePending)
 	var rows []noticeRow
-	err := db.jobTx(ctx, JobDeliver, func(tx *gorm.DB) error {
-		if _, err := supersede(tx, now); err != nil {
-			return err
-		}
+	err = db.jobTx(ctx, JobDeliver, func(tx *gorm.DB) error {
 		var ids []string
-		if err := tx.Raw(pick, string(billing.NoticePending), utc(now), limit).Scan(&ids).Error; err != nil {
+		if err := tx.Raw(pick, pending, utc(now), limit).Scan(&ids).Error; err != nil {
 			return fmt.Errorf("pick due notices: %w", err)
 		}
 		if len(ids) == 0 {
 			return nil
 		}
-		err := tx.Exec(`UPDATE notices SET next_attempt_at = ?, attempts = attempts + 1, updated_at = ? WHERE id IN ?`,
-			utc(now.Add(lease)), utc(now), ids).Error
+		res := tx.Exec(supersedeSQL, string(billing.NoticeSuperseded), utc(now), ids, pending, string(billing.NoticeExpiring))
+		if res.Error != nil {
+			return fmt.Errorf("supersede notices: %w", res.Error)
+		}
+		superseded = int(res.RowsAffected)
+		err := tx.Exec(`UPDATE notices SET next_attempt_at = ?, attempts = attempts + 1, updated_at = ? WHERE id IN ? AND status = ?`,
+			utc(now.Add(lease)), utc(now), ids, pending).Error
 		if err != nil {
 			return fmt.Errorf("claim notices: %w", err)
 		}
-		return tx.Where("id IN ?", ids).Order("next_attempt_at, id").Find(&rows).Error
+		return tx.Where("id IN ? AND status = ?", ids, pending).Order("next_attempt_at, id").Find(&rows).Error
 	})
 	if errors.Is(err, errJobBusy) {
-		return nil, nil
+		return nil, 0, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	out := make([]billing.Notice, 0, len(rows))
+	claimed = make([]billing.Notice, 0, len(rows))
 	for _, r := range rows {
 		n, err := r.notice()
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
-		out = append(out, n)
+		claimed = append(claimed, n)
 	}
-	return out, nil
+	return claimed, superseded, nil
 }
 
 // MarkNoticeSent records a delivery the receiver acknowledged. A delivery
