@@ -25,6 +25,14 @@ import (
 // Either way the jobs are state-driven and their inserts idempotent (dedupe
 // keys), so a run that follows another finds nothing left to do.
 
+// Job names: the keys of the scheduler's locks.
+const (
+	JobExpire       = "expire"
+	JobRemind       = "remind"
+	JobDeliver      = "deliver"
+	JobCancelUnpaid = "cancel_unpaid"
+)
+
 // errJobBusy says another replica holds the job's lock; the run is skipped.
 var errJobBusy = errors.New("job is running in another replica")
 
