@@ -146,6 +146,9 @@ func (d *Deliver) Run(ctx context.Context, now time.Time) error {
 func (d *Deliver) deliver(ctx context.Context, n billing.Notice, clock func() time.Time) error {
 	err := d.send(ctx, n, clock())
 	now := clock()
+	if err != nil && ctx.Err() != nil {
+		return nil // shutting down: not the receiver's failure; the lease runs out and it is sent again
+	}
 	if err == nil {
 		d.attempts.WithLabelValues("sent").Inc()
 		return d.o.Outbox.MarkNoticeSent(context.WithoutCancel(ctx), n.ID, now)

@@ -17,6 +17,8 @@ import (
 	"entitlements/scheduler"
 	"entitlements/store"
 	"entitlements/store/storetest"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 var webhookKey = []byte("0123456789abcdef0123456789abcdef")
@@ -194,7 +196,8 @@ func TestDeliverDeadAfter24Hours(t *testing.T) {
 		db := storetest.Open(t, dialect)
 		n := reminderFor(t, db, vinN(32))
 		rcv := newReceiver(t, always(http.StatusBadGateway))
-		deliver := newDeliver(t, db, rcv.srv.URL)
+		reg := prometheus.NewRegistry()
+		deliver := newDeliver(t, db, rcv.srv.URL, func(o *scheduler.DeliverOptions) { o.Registerer = reg })
 		now, runs := t0, 0
 		for ; runs < 100; runs++ {
 			runJob(t, deliver, now)
@@ -221,6 +224,13 @@ func TestDeliverDeadAfter24Hours(t *testing.T) {
 		}
 		if !strings.Contains(cur.LastError, "502") {
 			t.Errorf("last_error = %q, want the receiver's status", cur.LastError)
+		}
+		if dead, pending := metricValue(t, reg, "notice_outbox_backlog", "status", "dead"),
+			metricValue(t, reg, "notice_outbox_backlog", "status", "pending"); dead != 1 || pending != 0 {
+			t.Errorf("notice_outbox_backlog dead = %v, pending = %v; want 1, 0", dead, pending)
+		}
+		if got := metricValue(t, reg, "notice_delivery_attempts_total", "outcome", "retry"); got != float64(cur.Attempts-1) {
+			t.Errorf("notice_delivery_attempts_total{outcome=retry} = %v, want %d", got, cur.Attempts-1)
 		}
 		runJob(t, deliver, now.Add(48*time.Hour))
 		if got := len(rcv.deliveries()); got != cur.Attempts {

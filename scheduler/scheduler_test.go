@@ -151,6 +151,11 @@ func TestSchedulerStopWaitsThenCancels(t *testing.T) {
 
 // counterValue reads the counter name{job=job} from g.
 func counterValue(t *testing.T, g prometheus.Gatherer, name, job string) float64 {
+	return metricValue(t, g, name, "job", job)
+}
+
+// metricValue reads the counter or gauge name{label=value} from g.
+func metricValue(t *testing.T, g prometheus.Gatherer, name, label, value string) float64 {
 	t.Helper()
 	mfs, err := g.Gather()
 	if err != nil {
@@ -162,12 +167,15 @@ func counterValue(t *testing.T, g prometheus.Gatherer, name, job string) float64
 		}
 		for _, m := range mf.GetMetric() {
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "job" && l.GetValue() == job {
+				if l.GetName() == label && l.GetValue() == value {
+					if m.GetGauge() != nil {
+						return m.GetGauge().GetValue()
+					}
 					return m.GetCounter().GetValue()
 				}
 			}
 		}
 	}
-	t.Fatalf("metric %s{job=%q} not found", name, job)
+	t.Fatalf("metric %s{%s=%q} not found", name, label, value)
 	return 0
 }
