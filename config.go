@@ -7,11 +7,15 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
 	"entitlements/billing"
+	"entitlements/scheduler"
 	"entitlements/store"
+
+	"github.com/robfig/cron/v3"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -65,6 +69,7 @@ type Config struct {
 		QuotaThresholds []int    `yaml:"quota_thresholds"`
 		WebhookURL      string   `yaml:"webhook_url"`
 		WebhookSecret   string   `yaml:"webhook_secret"`
+		WebhookTimeout  Duration `yaml:"webhook_timeout"`
 	} `yaml:"notices"`
 	Scheduler struct {
 		Enabled      *bool  `yaml:"enabled"`
@@ -74,7 +79,8 @@ type Config struct {
 		CancelUnpaid string `yaml:"cancel_unpaid"`
 	} `yaml:"scheduler"`
 
-	loc *time.Location
+	loc     *time.Location
+	envErrs []string // environment values that could not be read
 }
 
 // Duration reads "5m", "168h" and the like.
@@ -122,6 +128,10 @@ func (c *Config) envOverrides() map[string]*string {
 		"ENTITLEMENTS_PAYMENTS_WEBHOOK_SECRET": &c.Payments.WebhookSecret,
 		"ENTITLEMENTS_NOTICES_WEBHOOK_URL":     &c.Notices.WebhookURL,
 		"ENTITLEMENTS_NOTICES_WEBHOOK_SECRET":  &c.Notices.WebhookSecret,
+		"ENTITLEMENTS_SCHEDULER_EXPIRE":        &c.Scheduler.Expire,
+		"ENTITLEMENTS_SCHEDULER_REMIND":        &c.Scheduler.Remind,
+		"ENTITLEMENTS_SCHEDULER_DELIVER":       &c.Scheduler.Deliver,
+		"ENTITLEMENTS_SCHEDULER_CANCEL_UNPAID": &c.Scheduler.CancelUnpaid,
 	}
 }
 
@@ -148,6 +158,13 @@ func ParseConfig(raw []byte, getenv func(string) string) (*Config, error) {
 			*p = v
 		}
 	}
+	if v := getenv("ENTITLEMENTS_SCHEDULER_ENABLED"); v != "" {
+		if b, err := strconv.ParseBool(v); err != nil {
+			c.envErrs = append(c.envErrs, fmt.Sprintf("ENTITLEMENTS_SCHEDULER_ENABLED %q is not true or false", v))
+		} else {
+			c.Scheduler.Enabled = &b
+		}
+	}
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
@@ -170,6 +187,7 @@ func defaultConfig() *Config {
 	c.Notices.ReminderDays = []int{30, 7, 1}
 	c.Notices.ExpiredMaxAge = Duration(168 * time.Hour)
 	c.Notices.QuotaThresholds = []int{80, 100}
+	c.Notices.WebhookTimeout = Duration(10 * time.Second)
 	c.Scheduler.Expire = "@every 1m"
 	c.Scheduler.Remind = "@every 10m"
 	c.Scheduler.Deliver = "@every 5s"
@@ -179,7 +197,7 @@ func defaultConfig() *Config {
 
 // validate checks every rule and reports all failures together.
 func (c *Config) validate() error {
-	var errs []string
+	errs := append([]string(nil), c.envErrs...)
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
 
 	if c.HTTP.Addr == "" {
@@ -265,8 +283,21 @@ func (c *Config) validate() error {
 		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
 			bad("notices.webhook_url %q is not an http(s) URL", u)
 		}
-		if !strings.HasPrefix(c.Notices.WebhookSecret, "whsec_") {
-			bad("notices.webhook_secret must be whsec_<base64 key> when notices.webhook_url is set")
+		if _, err := scheduler.ParseSecret(c.Notices.WebhookSecret); err != nil {
+			bad("notices.webhook_secret must be whsec_<base64 key> when notices.webhook_url is set: %v", err)
+		}
+	}
+	if t := c.Notices.WebhookTimeout.D(); t <= 0 || t > 5*time.Minute {
+		bad("notices.webhook_timeout must be between 0 and 5m, got %s", t)
+	}
+	for _, j := range []struct{ key, spec string }{
+		{"scheduler.expire", c.Scheduler.Expire},
+		{"scheduler.remind", c.Scheduler.Remind},
+		{"scheduler.deliver", c.Scheduler.Deliver},
+		{"scheduler.cancel_unpaid", c.Scheduler.CancelUnpaid},
+	} {
+		if _, err := cron.ParseStandard(j.spec); err != nil {
+			bad("%s %q is not a cron schedule (like \"@every 1m\" or \"*/5 * * * *\"): %v", j.key, j.spec, err)
 		}
 	}
 	if len(errs) > 0 {
@@ -274,6 +305,10 @@ func (c *Config) validate() error {
 	}
 	return nil
 }
+
+// SchedulerEnabled reports whether serve runs the background jobs
+// (scheduler.enabled, default true).
+func (c *Config) SchedulerEnabled() bool { return c.Scheduler.Enabled == nil || *c.Scheduler.Enabled }
 
 // Location is the validated time zone.
 func (c *Config) Location() *time.Location { return c.loc }

@@ -25,6 +25,7 @@ import (
 	_ "time/tzdata" // the zone database, for machines without one
 
 	"entitlements/api"
+	"entitlements/scheduler"
 	"entitlements/store"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -119,8 +120,9 @@ func seed(ctx context.Context, cfg *Config, n int, stdout io.Writer) error {
 	return nil
 }
 
-// serve runs the HTTP server (and, later, the scheduler) until SIGINT or
-// SIGTERM, then drains requests, stops jobs and closes the database.
+// serve runs the HTTP server and the scheduler until SIGINT or SIGTERM,
+// then drains requests, waits for running jobs (bounded) and closes the
+// database.
 func serve(ctx context.Context, cfg *Config, logOut io.Writer) error {
 	log := slog.New(slog.NewJSONHandler(logOut, nil))
 	for _, k := range cfg.DevSecrets() {
@@ -159,6 +161,27 @@ func serve(ctx context.Context, cfg *Config, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if cfg.SchedulerEnabled() {
+		sched, err := newScheduler(cfg, db, reg, log)
+		if err != nil {
+			return err
+		}
+		sched.Start()
+		log.Info("scheduler started")
+		// Deferred after db.Close, so it runs before it: running jobs end
+		// (or are cancelled after the grace period) before the database
+		// closes, on every way out of serve.
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			if err := sched.Stop(ctx); err != nil {
+				log.Warn("scheduler stop", slog.String("error", err.Error()))
+			}
+			log.Info("scheduler stopped")
+		}()
+	} else {
+		log.Info("scheduler disabled (scheduler.enabled: false)")
+	}
 	hs := &http.Server{
 		Addr:              cfg.HTTP.Addr,
 		Handler:           srv.Handler(),
@@ -190,4 +213,41 @@ func serve(ctx context.Context, cfg *Config, logOut io.Writer) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// newScheduler wires the background jobs of SPEC section 1 to their
+// schedules in config.
+func newScheduler(cfg *Config, db *store.DB, reg prometheus.Registerer, log *slog.Logger) (*scheduler.Scheduler, error) {
+	loc := cfg.Location()
+	jobLog := func(name string) *slog.Logger { return log.With(slog.String("job", name)) }
+	deliver, err := scheduler.NewDeliver(scheduler.DeliverOptions{
+		Outbox:     db,
+		URL:        cfg.Notices.WebhookURL,
+		Secret:     cfg.Notices.WebhookSecret,
+		Location:   loc,
+		Timeout:    cfg.Notices.WebhookTimeout.D(),
+		Logger:     jobLog(store.JobDeliver),
+		Registerer: reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Notices.WebhookURL == "" {
+		log.Info("notices.webhook_url is empty: notices are created and readable through the API, not sent")
+	}
+	entries := []scheduler.Entry{
+		{Name: store.JobExpire, Spec: cfg.Scheduler.Expire, Job: scheduler.Expire{
+			Store: db, MaxAge: cfg.Notices.ExpiredMaxAge.D(), Location: loc, Logger: jobLog(store.JobExpire),
+		}},
+		{Name: store.JobCancelUnpaid, Spec: cfg.Scheduler.CancelUnpaid, Job: scheduler.CancelUnpaid{
+			Orders: db, Lock: db, TTL: cfg.Orders.UnpaidTTL.D(), Logger: jobLog(store.JobCancelUnpaid),
+		}},
+	}
+	entries = append(entries,
+		scheduler.Entry{Name: store.JobRemind, Spec: cfg.Scheduler.Remind, Job: scheduler.Remind{
+			Store: db, Stages: cfg.Notices.ReminderDays, Location: loc, Logger: jobLog(store.JobRemind),
+		}},
+		scheduler.Entry{Name: store.JobDeliver, Spec: cfg.Scheduler.Deliver, Job: deliver},
+	)
+	return scheduler.New(scheduler.Options{Entries: entries, Location: loc, Logger: log, Registerer: reg})
 }

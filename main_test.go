@@ -53,14 +53,14 @@ func TestEnvironmentOverrides(t *testing.T) {
 		"ENTITLEMENTS_AUTH_TOKEN_SECRET":       "s1",
 		"ENTITLEMENTS_PAYMENTS_WEBHOOK_SECRET": "s2",
 		"ENTITLEMENTS_NOTICES_WEBHOOK_URL":     "https://hooks.example.com/n",
-		"ENTITLEMENTS_NOTICES_WEBHOOK_SECRET":  "whsec_c2VjcmV0",
+		"ENTITLEMENTS_NOTICES_WEBHOOK_SECRET":  "whsec_MDEyMzQ1Njc4OWFiY2RlZg==",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := []string{cfg.HTTP.Addr, cfg.Database.Driver, cfg.Database.DSN, cfg.Location().String(),
 		cfg.Auth.TokenSecret, cfg.Payments.WebhookSecret, cfg.Notices.WebhookURL, cfg.Notices.WebhookSecret}
-	want := []string{"0.0.0.0:9090", "postgres", "host=db", "UTC", "s1", "s2", "https://hooks.example.com/n", "whsec_c2VjcmV0"}
+	want := []string{"0.0.0.0:9090", "postgres", "host=db", "UTC", "s1", "s2", "https://hooks.example.com/n", "whsec_MDEyMzQ1Njc4OWFiY2RlZg=="}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("overridden = %v, want %v", got, want)
 	}

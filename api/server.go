@@ -39,6 +39,7 @@ type Store interface {
 	RefundOrder(ctx context.Context, orderID string, req billing.RefundRequest, operator string,
 		k billing.IdempotencyKey, render billing.Render[billing.Refund], loc *time.Location, now time.Time) (billing.StoredResponse, error)
 	Refunds(ctx context.Context, q billing.RefundQuery) ([]billing.Refund, *billing.Cursor, error)
+	Notices(ctx context.Context, vin billing.VIN, limit int) ([]billing.Notice, error)
 }
 
 // Options are the server's dependencies. Store, Catalog, Location and
@@ -165,6 +166,7 @@ func (s *Server) routes(trusted []string, bench bool) error {
 	v1.POST("/payments/notifications", s.paymentNotification)
 	v1.POST("/orders/:id/refunds", s.allow(RoleBilling), s.createRefund)
 	v1.GET("/refunds", s.allow(RoleBilling), s.listRefunds)
+	v1.GET("/vehicles/:vin/notices", s.allow(RoleOwner, RoleBilling, RoleOps), s.listNotices)
 	s.engine = r
 	return nil
 }

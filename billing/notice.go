@@ -31,6 +31,8 @@ type Notice struct {
 	OwnerID       string // the owner when the notice was created
 	Kind          NoticeKind
 	DedupeKey     string         // unique: a notice is created once per key
+	Stage         int            // days before CoveredUntil, for coverage.expiring; 0 otherwise
+	CoveredUntil  *time.Time     // the coverage end a coverage notice is about; nil for other kinds
 	Data          map[string]any // the kind's fields; vin and owner_id are added on delivery
 	Status        NoticeStatus
 	Attempts      int
@@ -38,4 +40,15 @@ type Notice struct {
 	LastError     string
 	CreatedAt     time.Time
 	SentAt        *time.Time
+}
+
+// Payload is the notice's "data" as delivered and shown: its kind's fields
+// with the vin and the owner_id it was created for.
+func (n Notice) Payload() map[string]any {
+	data := make(map[string]any, len(n.Data)+2)
+	for k, v := range n.Data {
+		data[k] = v
+	}
+	data["vin"], data["owner_id"] = string(n.VIN), n.OwnerID
+	return data
 }

@@ -152,6 +152,15 @@ var migrations = []migration{
 			FOR EACH ROW EXECUTE FUNCTION refunds_append_only()`,
 		},
 	},
+	{Version: 30, Name: "notices: stage and covered_until for reminder dedupe", Up: []string{
+		// The coverage end (and reminder stage) a coverage notice is about,
+		// so that the set-based reminder and expiry jobs can skip vehicles
+		// already notified, and delivery can supersede a reminder whose
+		// coverage end has moved.
+		`ALTER TABLE notices ADD COLUMN stage INTEGER NOT NULL DEFAULT 0`,
+		`ALTER TABLE notices ADD COLUMN covered_until {{TS}}`,
+		`CREATE INDEX notices_coverage_idx ON notices (vin, kind, covered_until)`,
+	}},
 }
 
 func (db *DB) render(m migration) []string {

@@ -19,6 +19,8 @@ type noticeRow struct {
 	OwnerID       string
 	Kind          string
 	DedupeKey     string
+	Stage         int
+	CoveredUntil  *time.Time
 	Data          string
 	Status        string
 	Attempts      int
@@ -38,6 +40,7 @@ func (r noticeRow) notice() (billing.Notice, error) {
 		OwnerID:       r.OwnerID,
 		Kind:          billing.NoticeKind(r.Kind),
 		DedupeKey:     r.DedupeKey,
+		Stage:         r.Stage,
 		Status:        billing.NoticeStatus(r.Status),
 		Attempts:      r.Attempts,
 		NextAttemptAt: r.NextAttemptAt.UTC(),
@@ -47,6 +50,10 @@ func (r noticeRow) notice() (billing.Notice, error) {
 	if r.SentAt != nil {
 		t := r.SentAt.UTC()
 		n.SentAt = &t
+	}
+	if r.CoveredUntil != nil {
+		t := r.CoveredUntil.UTC()
+		n.CoveredUntil = &t
 	}
 	if err := json.Unmarshal([]byte(r.Data), &n.Data); err != nil {
 		return n, fmt.Errorf("notice %s: decode data: %w", r.ID, err)
@@ -59,9 +66,35 @@ func (r noticeRow) notice() (billing.Notice, error) {
 // transaction of the change that caused the notice, so that the change and
 // its notice commit or roll back together.
 func insertNotice(tx *gorm.DB, n billing.Notice, now time.Time) (bool, error) {
+	created, err := insertNotices(tx, []billing.Notice{n}, now)
+	return created == 1, err
+}
+
+// insertNotices adds ns to the outbox in one statement, skipping those
+// whose dedupe key exists, and returns how many it created.
+func insertNotices(tx *gorm.DB, ns []billing.Notice, now time.Time) (int, error) {
+	if len(ns) == 0 {
+		return 0, nil
+	}
+	rows := make([]noticeRow, len(ns))
+	for i, n := range ns {
+		r, err := newNoticeRow(n, now)
+		if err != nil {
+			return 0, err
+		}
+		rows[i] = r
+	}
+	res := tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "dedupe_key"}}, DoNothing: true}).Create(&rows)
+	if res.Error != nil {
+		return 0, fmt.Errorf("insert notices (%s, ...): %w", ns[0].DedupeKey, res.Error)
+	}
+	return int(res.RowsAffected), nil
+}
+
+func newNoticeRow(n billing.Notice, now time.Time) (noticeRow, error) {
 	data, err := json.Marshal(n.Data)
 	if err != nil {
-		return false, fmt.Errorf("encode notice data: %w", err)
+		return noticeRow{}, fmt.Errorf("encode notice data: %w", err)
 	}
 	row := noticeRow{
 		ID:            n.ID,
@@ -69,6 +102,8 @@ func insertNotice(tx *gorm.DB, n billing.Notice, now time.Time) (bool, error) {
 		OwnerID:       n.OwnerID,
 		Kind:          string(n.Kind),
 		DedupeKey:     n.DedupeKey,
+		Stage:         n.Stage,
+		CoveredUntil:  utcp(n.CoveredUntil),
 		Data:          string(data),
 		Status:        string(billing.NoticePending),
 		NextAttemptAt: utc(now),
@@ -78,11 +113,7 @@ func insertNotice(tx *gorm.DB, n billing.Notice, now time.Time) (bool, error) {
 	if row.ID == "" {
 		row.ID = newID("ntc", now)
 	}
-	res := tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "dedupe_key"}}, DoNothing: true}).Create(&row)
-	if res.Error != nil {
-		return false, fmt.Errorf("insert notice %s: %w", n.DedupeKey, res.Error)
-	}
-	return res.RowsAffected == 1, nil
+	return row, nil
 }
 
 // Notices returns the vehicle's notices, newest first, at most limit.

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestSchedulerConfig(t *testing.T) {
+	base, err := os.ReadFile("config.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const shipped = `scheduler: {enabled: true, expire: "@every 1m", remind: "@every 10m", deliver: "@every 5s", cancel_unpaid: "@every 5m"}`
+	if !strings.Contains(string(base), shipped) {
+		t.Fatalf("config.yaml has no line %s: update this test", shipped)
+	}
+	cases := []struct {
+		name        string
+		scheduler   string // replaces the shipped line
+		env         map[string]string
+		wantEnabled bool
+		wantErr     string // substring; empty: valid
+		wantRemind  string
+	}{
+		{name: "shipped", scheduler: shipped, wantEnabled: true, wantRemind: "@every 10m"},
+		{name: "enabled left out is on", scheduler: `scheduler: {remind: "@every 1h"}`, wantEnabled: true, wantRemind: "@every 1h"},
+		{name: "disabled", scheduler: `scheduler: {enabled: false}`, wantEnabled: false, wantRemind: "@every 10m"},
+		{name: "disabled by env", scheduler: shipped, env: map[string]string{"ENTITLEMENTS_SCHEDULER_ENABLED": "false"}, wantEnabled: false, wantRemind: "@every 10m"},
+		{name: "schedule from env", scheduler: shipped, env: map[string]string{"ENTITLEMENTS_SCHEDULER_REMIND": "@every 2s"}, wantEnabled: true, wantRemind: "@every 2s"},
+		{name: "bad enabled env", scheduler: shipped, env: map[string]string{"ENTITLEMENTS_SCHEDULER_ENABLED": "maybe"}, wantErr: "ENTITLEMENTS_SCHEDULER_ENABLED"},
+		{name: "bad schedules all listed", scheduler: `scheduler: {expire: "every minute", deliver: "* * *"}`, wantErr: "scheduler.expire"},
+		{name: "bad webhook key", scheduler: shipped, env: map[string]string{
+			"ENTITLEMENTS_NOTICES_WEBHOOK_URL": "http://127.0.0.1:9000/hook", "ENTITLEMENTS_NOTICES_WEBHOOK_SECRET": "whsec_not*base64"}, wantErr: "notices.webhook_secret"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			raw := strings.Replace(string(base), shipped, c.scheduler, 1)
+			cfg, err := ParseConfig([]byte(raw), func(k string) string { return c.env[k] })
+			if c.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+					t.Fatalf("ParseConfig() error = %v, want one naming %s", err, c.wantErr)
+				}
+				if c.name == "bad schedules all listed" && !strings.Contains(err.Error(), "scheduler.deliver") {
+					t.Errorf("ParseConfig() error = %v, want scheduler.deliver listed too", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ParseConfig() error = %v", err)
+			}
+			if cfg.SchedulerEnabled() != c.wantEnabled || cfg.Scheduler.Remind != c.wantRemind {
+				t.Errorf("enabled = %v, remind = %q; want %v, %q", cfg.SchedulerEnabled(), cfg.Scheduler.Remind, c.wantEnabled, c.wantRemind)
+			}
+			if cfg.Notices.WebhookTimeout.D() != 10*time.Second {
+				t.Errorf("webhook_timeout = %s, want 10s", cfg.Notices.WebhookTimeout.D())
+			}
+		})
+	}
+}

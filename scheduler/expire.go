@@ -1,0 +1,55 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+)
+
+// ExpiryStore is what Expire needs from the store.
+type ExpiryStore interface {
+	ExpirePeriods(ctx context.Context, now time.Time, batch int) (int, error)
+	CreateExpiredNotices(ctx context.Context, now time.Time, maxAge time.Duration, loc *time.Location, batch int) (int, error)
+}
+
+// defaultBatch bounds the rows one transaction of a job touches.
+const defaultBatch = 500
+
+// Expire marks ended periods ended and creates the coverage.expired notice
+// of every vehicle whose coverage ended no more than MaxAge ago (SPEC
+// "Notices": older lapses are not announced, so a service that was down
+// for a month does not greet owners with stale news). Store, MaxAge and
+// Location are required.
+type Expire struct {
+	Store    ExpiryStore
+	MaxAge   time.Duration // notices.expired_max_age
+	Location *time.Location
+	Batch    int // rows per transaction; defaults to 500
+	Logger   *slog.Logger
+}
+
+// Run does the job at now.
+func (j Expire) Run(ctx context.Context, now time.Time) error {
+	batch := or(j.Batch, defaultBatch)
+	ended, err1 := j.Store.ExpirePeriods(ctx, now, batch)
+	notices, err2 := j.Store.CreateExpiredNotices(ctx, now, j.MaxAge, j.Location, batch)
+	if ended > 0 || notices > 0 {
+		logger(j.Logger).Info("coverage expired", slog.Int("periods_ended", ended), slog.Int("notices", notices))
+	}
+	return errors.Join(err1, err2)
+}
+
+func or(v, def int) int {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+func logger(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return l
+}

@@ -1,0 +1,127 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"entitlements/billing"
+
+	"gorm.io/gorm"
+)
+
+// ExpirePeriods marks every period whose end has passed at now as ended,
+// at most batch periods per transaction (so a backlog after downtime does
+// not hold the writer for long), and returns how many it marked. Access
+// never depends on this flag (it is computed from timestamps); it keeps
+// the partial index of open periods small. It stops early, without error,
+// when another replica is running the job.
+func (db *DB) ExpirePeriods(ctx context.Context, now time.Time, batch int) (int, error) {
+	pick := `SELECT id FROM periods WHERE ended = FALSE AND ends_at <= ? ORDER BY ends_at LIMIT ?`
+	if db.dialect == Postgres {
+		pick += ` FOR UPDATE SKIP LOCKED` // rows a refund is changing are done next run
+	}
+	total := 0
+	for {
+		var n int64
+		err := db.jobTx(ctx, JobExpire, func(tx *gorm.DB) error {
+			res := tx.Exec(`UPDATE periods SET ended = TRUE, updated_at = ? WHERE id IN (`+pick+`)`,
+				utc(now), utc(now), batch)
+			n = res.RowsAffected
+			return res.Error
+		})
+		if errors.Is(err, errJobBusy) {
+			return total, nil
+		}
+		if err != nil {
+			return total, fmt.Errorf("expire periods: %w", err)
+		}
+		total += int(n)
+		if n < int64(batch) {
+			return total, nil
+		}
+	}
+}
+
+// coverageCandidate is a vehicle that needs a coverage notice.
+type coverageCandidate struct {
+	VIN            string `gorm:"column:vin"`
+	OwnerID        string
+	CoverageEndsAt time.Time
+}
+
+// CreateExpiredNotices creates the coverage.expired notice of every vehicle
+// whose coverage (its last non-refunded period) ended in (now-maxAge, now]
+// and has no notice for that end yet; older ends are not announced. It
+// selects vehicles by the indexed coverage_ends_at range, batch at a time,
+// and returns how many notices it created.
+func (db *DB) CreateExpiredNotices(ctx context.Context, now time.Time, maxAge time.Duration, loc *time.Location, batch int) (int, error) {
+	where := `v.coverage_ends_at > ? AND v.coverage_ends_at <= ?
+		AND NOT EXISTS (SELECT 1 FROM notices n
+			WHERE n.vin = v.vin AND n.kind = ? AND n.covered_until = v.coverage_ends_at` + db.fence() + `)`
+	args := []any{utc(now.Add(-maxAge)), utc(now), string(billing.NoticeExpired)}
+	return db.createCoverageNotices(ctx, JobExpire, now, batch, where, args, func(c coverageCandidate) billing.Notice {
+		return billing.ExpiredNotice(billing.VIN(c.VIN), c.OwnerID, c.CoverageEndsAt, loc)
+	})
+}
+
+// createCoverageNotices selects the vehicles matching where (over
+// vehicles v; args are its parameters) in (coverage_ends_at, vin) order,
+// batch at a time, and inserts a notice built for each, one job
+// transaction per batch. Each batch starts after the last vehicle of the
+// previous one (keyset), so a run reads the range once however many
+// batches it takes.
+func (db *DB) createCoverageNotices(ctx context.Context, job string, now time.Time, batch int, where string, args []any,
+	build func(coverageCandidate) billing.Notice) (int, error) {
+	total := 0
+	var after *coverageCandidate
+	for {
+		q := `SELECT v.vin, v.owner_id, v.coverage_ends_at FROM vehicles v WHERE ` + where
+		qargs := append([]any(nil), args...)
+		if after != nil {
+			q += ` AND (v.coverage_ends_at > ? OR (v.coverage_ends_at = ? AND v.vin > ?))`
+			qargs = append(qargs, utc(after.CoverageEndsAt), utc(after.CoverageEndsAt), after.VIN)
+		}
+		q += ` ORDER BY v.coverage_ends_at, v.vin LIMIT ?`
+		qargs = append(qargs, batch)
+		var cs []coverageCandidate
+		var created int
+		err := db.jobTx(ctx, job, func(tx *gorm.DB) error {
+			if err := tx.Raw(q, qargs...).Scan(&cs).Error; err != nil {
+				return err
+			}
+			ns := make([]billing.Notice, len(cs))
+			for i, c := range cs {
+				ns[i] = build(c)
+			}
+			var err error
+			created, err = insertNotices(tx, ns, now)
+			return err
+		})
+		if errors.Is(err, errJobBusy) {
+			return total, nil
+		}
+		if err != nil {
+			return total, fmt.Errorf("%s notices: %w", job, err)
+		}
+		total += created
+		if len(cs) < batch {
+			return total, nil
+		}
+		after = &cs[len(cs)-1]
+	}
+}
+
+// fence ends a correlated EXISTS subquery so that it stays a per-row index
+// probe. PostgreSQL otherwise may turn it into a join planned from table
+// statistics, which lag far behind a notices table that a first run fills
+// by thousands (measured: a sequential scan of notices per vehicle, 3 s a
+// query at 100 000 vehicles). OFFSET 0 keeps it from being pulled up.
+// SQLite probes the index anyway.
+func (db *DB) fence() string {
+	if db.dialect == Postgres {
+		return ` OFFSET 0`
+	}
+	return ""
+}

@@ -1,0 +1,95 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+
+	"gorm.io/gorm"
+)
+
+// Scheduler jobs may run in several replicas sharing one database. Only
+// one replica runs a given job at a time:
+//
+//   - On PostgreSQL every job transaction first takes
+//     pg_try_advisory_xact_lock on a key derived from the job's name; a
+//     replica that does not get it skips the run (another one is doing the
+//     work). The lock is released when the transaction ends, also when the
+//     process dies, so a crash never leaves a job locked.
+//   - On SQLite every write transaction is already exclusive: the writer
+//     pool has one connection and transactions begin IMMEDIATE, which takes
+//     the database's write lock across processes as well. Two replicas on
+//     one file therefore run job transactions one after the other.
+//
+// Either way the jobs are state-driven and their inserts idempotent (dedupe
+// keys), so a run that follows another finds nothing left to do.
+
+// Job names: the keys of the scheduler's locks.
+const (
+	JobExpire       = "expire"
+	JobRemind       = "remind"
+	JobDeliver      = "deliver"
+	JobCancelUnpaid = "cancel_unpaid"
+)
+
+// errJobBusy says another replica holds the job's lock; the run is skipped.
+var errJobBusy = errors.New("job is running in another replica")
+
+// jobLockKey maps a job name to its advisory lock key: a namespace of its
+// own in the high 32 bits (apart from migrationLockID), a hash of the name
+// in the low ones.
+func jobLockKey(job string) int64 {
+	h := fnv.New32a()
+	h.Write([]byte(job))
+	return 0x5ced<<32 | int64(h.Sum32())
+}
+
+// jobTx runs fn in a write transaction that holds the job's lock. It
+// returns errJobBusy, without running fn, when another replica holds it.
+func (db *DB) jobTx(ctx context.Context, job string, fn func(tx *gorm.DB) error) error {
+	return db.tx(ctx, func(tx *gorm.DB) error {
+		if err := db.tryJobLock(tx, job); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
+}
+
+func (db *DB) tryJobLock(tx *gorm.DB, job string) error {
+	if db.dialect != Postgres {
+		return nil // the IMMEDIATE transaction is the lock
+	}
+	var ok bool
+	if err := tx.Raw(`SELECT pg_try_advisory_xact_lock(?)`, jobLockKey(job)).Scan(&ok).Error; err != nil {
+		return fmt.Errorf("lock job %s: %w", job, err)
+	}
+	if !ok {
+		return errJobBusy
+	}
+	return nil
+}
+
+// Exclusive runs fn while holding job's lock, for jobs whose work is done
+// by transactions of their own (fn may use the store freely). It reports
+// false, without running fn, when another replica holds the lock.
+//
+// On PostgreSQL the lock is a pg_try_advisory_xact_lock held by a guard
+// transaction on a connection of its own for as long as fn runs. On SQLite
+// fn runs at once: each of its write transactions is exclusive already.
+func (db *DB) Exclusive(ctx context.Context, job string, fn func(ctx context.Context) error) (ran bool, err error) {
+	if db.dialect != Postgres {
+		return true, fn(ctx)
+	}
+	guard := db.write.WithContext(ctx).Begin()
+	if guard.Error != nil {
+		return false, fmt.Errorf("lock job %s: %w", job, guard.Error)
+	}
+	defer guard.Rollback() // ends the transaction and so releases the lock
+	if err := db.tryJobLock(guard, job); errors.Is(err, errJobBusy) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	return true, fn(ctx)
+}

@@ -1,0 +1,144 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"entitlements/billing"
+
+	"gorm.io/gorm"
+)
+
+// Delivery of the outbox (SPEC "Notices") is at least once: a notice is
+// claimed by moving its next_attempt_at a lease into the future in a short
+// transaction, then sent outside any transaction, then marked. A process
+// killed at any point leaves the notice pending, and it is claimed again
+// when the lease runs out. Two replicas never claim the same notice at the
+// same time: claims are exclusive (the job lock; on PostgreSQL also FOR
+// UPDATE SKIP LOCKED) and a claimed notice is not due until its lease ends.
+
+// supersedeSQL marks the given pending coverage.expiring notices
+// superseded when the vehicle's coverage end has moved since they were
+// created (a purchase or a refund), or when a nearer stage exists for the
+// same coverage end (only the nearest due stage is sent). It is applied to
+// the notices being claimed, so its cost is bounded by the batch.
+const supersedeSQL = `UPDATE notices SET status = ?, updated_at = ?
+	WHERE id IN ? AND status = ? AND kind = ? AND (
+		covered_until <> (SELECT v.coverage_ends_at FROM vehicles v WHERE v.vin = notices.vin)
+		OR EXISTS (SELECT 1 FROM notices n2 WHERE n2.vin = notices.vin AND n2.kind = notices.kind
+			AND n2.covered_until = notices.covered_until AND n2.stage < notices.stage))`
+
+// ClaimNotices takes up to limit pending notices due at now, oldest due
+// first. Reminders among them that are moot are marked superseded (and
+// counted); the others are claimed: their attempts are counted and their
+// next_attempt_at set to now+lease, so that no other run sends them until
+// the lease ends. The caller must then mark each claimed notice sent or
+// failed; if it never does (a crash), the notice is due again after the
+// lease. It takes nothing when another replica is claiming at the moment.
+func (db *DB) ClaimNotices(ctx context.Context, now time.Time, limit int, lease time.Duration) (claimed []billing.Notice, superseded int, err error) {
+	pick := `SELECT id FROM notices WHERE status = ? AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?`
+	if db.dialect == Postgres {
+		pick += ` FOR UPDATE SKIP LOCKED`
+	}
+	pending := string(billing.NoticePending)
+	var rows []noticeRow
+	err = db.jobTx(ctx, JobDeliver, func(tx *gorm.DB) error {
+		var ids []string
+		if err := tx.Raw(pick, pending, utc(now), limit).Scan(&ids).Error; err != nil {
+			return fmt.Errorf("pick due notices: %w", err)
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		res := tx.Exec(supersedeSQL, string(billing.NoticeSuperseded), utc(now), ids, pending, string(billing.NoticeExpiring))
+		if res.Error != nil {
+			return fmt.Errorf("supersede notices: %w", res.Error)
+		}
+		superseded = int(res.RowsAffected)
+		err := tx.Exec(`UPDATE notices SET next_attempt_at = ?, attempts = attempts + 1, updated_at = ? WHERE id IN ? AND status = ?`,
+			utc(now.Add(lease)), utc(now), ids, pending).Error
+		if err != nil {
+			return fmt.Errorf("claim notices: %w", err)
+		}
+		return tx.Where("id IN ? AND status = ?", ids, pending).Order("next_attempt_at, id").Find(&rows).Error
+	})
+	if errors.Is(err, errJobBusy) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	claimed = make([]billing.Notice, 0, len(rows))
+	for _, r := range rows {
+		n, err := r.notice()
+		if err != nil {
+			return nil, 0, err
+		}
+		claimed = append(claimed, n)
+	}
+	return claimed, superseded, nil
+}
+
+// MarkNoticeSent records a delivery the receiver acknowledged. A delivery
+// that succeeded is the truth whatever happened to the notice meanwhile
+// (superseded, or failed by a slower claim), so only "sent" is final here.
+func (db *DB) MarkNoticeSent(ctx context.Context, id string, now time.Time) error {
+	err := db.tx(ctx, func(tx *gorm.DB) error {
+		return tx.Model(&noticeRow{}).Where("id = ? AND status <> ?", id, string(billing.NoticeSent)).
+			Updates(map[string]any{
+				"status":     string(billing.NoticeSent),
+				"sent_at":    utc(now),
+				"last_error": "",
+				"updated_at": utc(now),
+			}).Error
+	})
+	if err != nil {
+		return fmt.Errorf("mark notice %s sent: %w", id, err)
+	}
+	return nil
+}
+
+// MarkNoticeFailed records a failed attempt: the notice is due again at
+// next, or dead. attempts is the count the claim returned; when it no
+// longer matches (the lease ran out and another run claimed the notice
+// again) the newer claim decides and this call changes nothing.
+func (db *DB) MarkNoticeFailed(ctx context.Context, id string, attempts int, now, next time.Time, dead bool, reason string) error {
+	if len(reason) > 500 {
+		reason = reason[:500]
+	}
+	set := map[string]any{"last_error": reason, "updated_at": utc(now)}
+	if dead {
+		set["status"] = string(billing.NoticeDead)
+	} else {
+		set["next_attempt_at"] = utc(next)
+	}
+	err := db.tx(ctx, func(tx *gorm.DB) error {
+		return tx.Model(&noticeRow{}).Where("id = ? AND status = ? AND attempts = ?", id, string(billing.NoticePending), attempts).
+			Updates(set).Error
+	})
+	if err != nil {
+		return fmt.Errorf("mark notice %s failed: %w", id, err)
+	}
+	return nil
+}
+
+// NoticeBacklog counts the notices still waiting (pending) and given up
+// (dead), by status.
+func (db *DB) NoticeBacklog(ctx context.Context) (map[billing.NoticeStatus]int, error) {
+	var rows []struct {
+		Status string
+		N      int
+	}
+	err := db.read.WithContext(ctx).Raw(`SELECT status, COUNT(*) AS n FROM notices WHERE status IN ? GROUP BY status`,
+		[]string{string(billing.NoticePending), string(billing.NoticeDead)}).Scan(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("count notices: %w", err)
+	}
+	out := map[billing.NoticeStatus]int{billing.NoticePending: 0, billing.NoticeDead: 0}
+	for _, r := range rows {
+		out[billing.NoticeStatus(r.Status)] = r.N
+	}
+	return out, nil
+}
