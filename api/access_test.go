@@ -76,6 +76,8 @@ var endpoints = []endpoint{
 		access: map[api.Role]access{api.RoleBilling: yes}},
 	{method: http.MethodGet, path: "/v1/refunds",
 		access: map[api.Role]access{api.RoleBilling: yes}},
+	{method: http.MethodGet, path: "/v1/vehicles/{vin}/notices",
+		access: map[api.Role]access{api.RoleOwner: own, api.RoleBilling: yes, api.RoleOps: yes}},
 	{method: http.MethodGet, path: "/v1/refunds?format=csv",
 		access: map[api.Role]access{api.RoleBilling: yes}},
 }
