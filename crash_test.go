@@ -62,15 +62,12 @@ func TestCrashAndRestartLoseNoNotice(t *testing.T) {
 		t.Skip("builds and runs the service binary")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "entitlements")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := serviceBinary(t)
 
 	loc, _ := time.LoadLocation("Asia/Shanghai")
 	dbPath := filepath.Join(dir, "entitlements.db")
 	const cars = 30
-	seedCrashFleet(t, dbPath, loc, cars)
+	seedCrashFleet(t, store.Config{Driver: store.SQLite, DSN: dbPath}, loc, cars)
 
 	key := []byte("crash-test-key-0123456789abcdef!")
 	rcv := &crashReceiver{key: key, perID: map[string]int{}}
@@ -175,10 +172,10 @@ func TestCrashAndRestartLoseNoNotice(t *testing.T) {
 
 // seedCrashFleet activates cars whose trial ends in about 5 days and cars whose
 // trial ended about 2 days ago, by the real clock (the binary reads it).
-func seedCrashFleet(t *testing.T, dbPath string, loc *time.Location, cars int) {
+func seedCrashFleet(t *testing.T, cfg store.Config, loc *time.Location, cars int) {
 	t.Helper()
 	ctx := context.Background()
-	db, err := store.Open(ctx, store.Config{Driver: store.SQLite, DSN: dbPath})
+	db, err := store.Open(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,4 +196,30 @@ func seedCrashFleet(t *testing.T, dbPath string, loc *time.Location, cars int) {
 			t.Fatal(err)
 		}
 	}
+}
+
+var (
+	buildOnce sync.Once
+	builtBin  string
+	buildErr  error
+)
+
+// serviceBinary builds the service once per test run and returns its path.
+func serviceBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "entitlements-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		builtBin = filepath.Join(dir, "entitlements")
+		if out, err := exec.Command("go", "build", "-o", builtBin, ".").CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return builtBin
 }
