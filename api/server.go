@@ -30,6 +30,8 @@ type Store interface {
 	Timeline(ctx context.Context, vin billing.VIN) (billing.Timeline, error)
 	Activate(ctx context.Context, vin billing.VIN, a billing.Activation, trial billing.TrialTerms, loc *time.Location, now time.Time) (billing.Vehicle, bool, error)
 	TransferOwner(ctx context.Context, vin billing.VIN, ownerID string, now time.Time) (billing.Vehicle, error)
+	Usage(ctx context.Context, vin billing.VIN, cycle billing.Cycle) (billing.Usage, error)
+	IngestUsage(ctx context.Context, recs []billing.UsageRecord, thresholds []int, loc *time.Location, now time.Time) (billing.IngestResult, error)
 }
 
 // Options are the server's dependencies. Store, Catalog, Location and
@@ -44,6 +46,9 @@ type Options struct {
 	Registerer     prometheus.Registerer
 	Gatherer       prometheus.Gatherer
 	TrustedProxies []string // none by default: X-Forwarded-For is ignored
+
+	QuotaThresholds []int         // notices.quota_thresholds: percent of the allowance that raise a quota.threshold notice
+	UsageRetention  time.Duration // usage.retention: older usage records are rejected (they would be pruned); 0 = no limit
 }
 
 // Server serves the API.
@@ -57,6 +62,9 @@ type Server struct {
 	metrics     *metrics
 	gatherer    prometheus.Gatherer
 	engine      *gin.Engine
+
+	quotaThresholds []int
+	usageRetention  time.Duration
 }
 
 // New builds the server and its router.
@@ -69,6 +77,9 @@ func New(o Options) (*Server, error) {
 		now:         o.Now,
 		log:         o.Logger,
 		gatherer:    o.Gatherer,
+
+		quotaThresholds: o.QuotaThresholds,
+		usageRetention:  o.UsageRetention,
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -122,6 +133,7 @@ func (s *Server) routes(trusted []string) error {
 	v1.GET("/vehicles/:vin/entitlement", s.allow(readers...), s.entitlement)
 	v1.GET("/vehicles/:vin/features", s.allow(readers...), s.features)
 	v1.GET("/vehicles/:vin/features/:feature", s.allow(readers...), s.feature)
+	v1.POST("/usage", s.allow(RoleCarrier), s.ingestUsage)
 	s.engine = r
 	return nil
 }

@@ -77,6 +77,7 @@ var migrations = []migration{
 		`CREATE INDEX notices_vin_idx ON notices (vin, created_at)`,
 		`CREATE INDEX notices_due_idx ON notices (status, next_attempt_at)`,
 	}},
+	usageMigration,
 }
 
 func (db *DB) render(m migration) []string {
