@@ -50,6 +50,7 @@ type DB struct {
 	dialect string
 	write   *gorm.DB // single connection on SQLite
 	read    *gorm.DB // the same as write on PostgreSQL
+	stmts   stmtCache
 }
 
 // Open connects to the database described by cfg. It does not migrate;
@@ -142,6 +143,7 @@ func sqliteDSN(dsn, txlock string) string {
 	set("_synchronous", "NORMAL")
 	set("_txlock", txlock)
 	set("cache", "private")
+	set("_cache_size", "-65536")
 	return base + "?" + q.Encode()
 }
 
