@@ -123,6 +123,9 @@ func serve(ctx context.Context, cfg *Config, logOut io.Writer) error {
 		Registerer:     reg,
 		Gatherer:       reg,
 		TrustedProxies: cfg.HTTP.TrustedProxies,
+
+		QuotaThresholds: cfg.Notices.QuotaThresholds,
+		UsageRetention:  cfg.Usage.Retention.D(),
 	})
 	if err != nil {
 		return err

@@ -484,7 +484,7 @@ func BenchmarkIngestUsage(b *testing.B) {
 			token := "Bearer " + h.token(api.RoleCarrier, "carrier-1")
 			bodies := make([][]byte, b.N)
 			for i := range bodies {
-				recs := usageBatch(fmt.Sprintf("b%d", i), billing.MaxUsageBatch, 1000, vins, june14.Add(-10*time.Hour))
+				recs := usageBatch(fmt.Sprintf("b%d", i), billing.MaxUsageBatch, 1000, vins, june14.Add(-100*24*time.Hour).Add(time.Duration(i%90)*24*time.Hour))
 				raw, err := json.Marshal(map[string]any{"records": recs})
 				if err != nil {
 					b.Fatal(err)
