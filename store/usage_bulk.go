@@ -17,15 +17,15 @@ import (
 // batch) to statements prepared once per connection (see stmtCache), in
 // the dialect's own placeholder syntax.
 
-// usageRowsPerStatement is the largest multi-row statement: 8 columns ×
-// 1024 rows = 8192 variables, under SQLite's 32766 and PostgreSQL's 65535.
+// usageRowsPerStatement is the largest multi-row statement: 7 columns ×
+// 1024 rows = 7168 variables, under SQLite's 32766 and PostgreSQL's 65535.
 const usageRowsPerStatement = 1024
 
 // Column counts of the bulk statements.
 const (
-	recordCols = 8
-	cycleCols  = 7
-	asOfCols   = 3
+	recordCols = 7 // and received_at, one variable shared by every row
+	cycleCols  = 6 // and updated_at, shared
+	asOfCols   = 2 // and updated_at, shared
 )
 
 // usageStatements lists every bulk statement of ingestion, one per
@@ -88,17 +88,16 @@ func (db *DB) ownersSQL(n int) statement {
 // inserts. RETURNING is not used always because reading 10 000 returned
 // rows back costs more, on SQLite, than the insert itself.
 func (db *DB) insertUsageRecords(tx *gorm.DB, recs []billing.UsageRecord, keep []int, cycles []string, now time.Time) ([]int, error) {
-	received := utc(now)
 	inserted := make([]int, 0, len(keep))
-	args := make([]any, 0, recordCols*usageRowsPerStatement)
+	args := make([]any, 0, 1+recordCols*usageRowsPerStatement)
 	for _, n := range chunkSizes(len(keep), usageRowsPerStatement) {
 		part := keep[:n]
 		keep = keep[n:]
-		args = args[:0]
+		args = append(args[:0], db.timeArg(now))
 		for _, i := range part {
 			r := recs[i]
 			args = append(args, r.ID, string(r.VIN), string(r.Category), r.Bytes,
-				utc(r.StartedAt), utc(r.EndedAt), cycles[i], received)
+				db.timeArg(r.StartedAt), db.timeArg(r.EndedAt), cycles[i])
 		}
 		got, err := db.insertRecordChunk(tx, recs, part, args)
 		if err != nil {
@@ -164,7 +163,7 @@ func (db *DB) insertRecordChunk(tx *gorm.DB, recs []billing.UsageRecord, part []
 func (db *DB) insertRecordsSQL(rows int, returning bool) statement {
 	return statement{"usage/records/" + strconv.Itoa(rows) + "/" + strconv.FormatBool(returning), func() string {
 		q := `INSERT INTO usage_records (id, vin, category, bytes, started_at, ended_at, cycle, received_at) VALUES ` +
-			db.valuesList(rows, recordCols) + ` ON CONFLICT (id) DO NOTHING`
+			db.valuesList(rows, recordCols, 1) + ` ON CONFLICT (id) DO NOTHING`
 		if returning {
 			q += ` RETURNING id`
 		}
@@ -176,16 +175,16 @@ func (db *DB) insertRecordsSQL(rows int, returning bool) statement {
 // cycle's new entertainment total from RETURNING) and moves
 // usage_vehicles.as_of forward.
 func (db *DB) addUsage(tx *gorm.DB, aggs []*usageAgg, now time.Time) error {
-	ts := utc(now)
-	args := make([]any, 0, cycleCols*usageRowsPerStatement)
+	ts := db.timeArg(now)
+	args := make([]any, 0, 1+cycleCols*usageRowsPerStatement)
 	rest := aggs
 	for _, n := range chunkSizes(len(aggs), usageRowsPerStatement) {
 		part := rest[:n]
 		rest = rest[n:]
-		args = args[:0]
+		args = append(args[:0], ts)
 		byKey := make(map[string]*usageAgg, n)
 		for _, a := range part {
-			args = append(args, string(a.vin), a.cycle, a.entertainment, a.basic, a.records, utc(a.lastEndedAt), ts)
+			args = append(args, string(a.vin), a.cycle, a.entertainment, a.basic, a.records, db.timeArg(a.lastEndedAt))
 			byKey[string(a.vin)+"/"+a.cycle] = a
 		}
 		rows, err := db.txQuery(tx, db.upsertCyclesSQL(n), args...)
@@ -234,9 +233,9 @@ func (db *DB) addUsage(tx *gorm.DB, aggs []*usageAgg, now time.Time) error {
 	for _, n := range chunkSizes(len(vs), usageRowsPerStatement) {
 		part := restV[:n]
 		restV = restV[n:]
-		args = args[:0]
+		args = append(args[:0], ts)
 		for _, v := range part {
-			args = append(args, string(v.vin), utc(v.at), ts)
+			args = append(args, string(v.vin), db.timeArg(v.at))
 		}
 		if _, err := db.txExec(tx, db.upsertAsOfSQL(n), args...); err != nil {
 			return fmt.Errorf("move usage as_of: %w", err)
@@ -248,7 +247,7 @@ func (db *DB) addUsage(tx *gorm.DB, aggs []*usageAgg, now time.Time) error {
 func (db *DB) upsertCyclesSQL(rows int) statement {
 	return statement{"usage/cycles/" + strconv.Itoa(rows), func() string {
 		return `INSERT INTO usage_cycles (vin, cycle, entertainment_bytes, basic_bytes, records, last_ended_at, updated_at) VALUES ` +
-			db.valuesList(rows, cycleCols) + ` ON CONFLICT (vin, cycle) DO UPDATE SET
+			db.valuesList(rows, cycleCols, 1) + ` ON CONFLICT (vin, cycle) DO UPDATE SET
 		entertainment_bytes = usage_cycles.entertainment_bytes + excluded.entertainment_bytes,
 		basic_bytes = usage_cycles.basic_bytes + excluded.basic_bytes,
 		records = usage_cycles.records + excluded.records,
@@ -260,7 +259,7 @@ func (db *DB) upsertCyclesSQL(rows int) statement {
 
 func (db *DB) upsertAsOfSQL(rows int) statement {
 	return statement{"usage/asof/" + strconv.Itoa(rows), func() string {
-		return `INSERT INTO usage_vehicles (vin, as_of, updated_at) VALUES ` + db.valuesList(rows, asOfCols) +
+		return `INSERT INTO usage_vehicles (vin, as_of, updated_at) VALUES ` + db.valuesList(rows, asOfCols, 1) +
 			` ON CONFLICT (vin) DO UPDATE SET as_of = ` + db.greatest() + `(usage_vehicles.as_of, excluded.as_of), updated_at = excluded.updated_at`
 	}}
 }
@@ -376,12 +375,14 @@ func (db *DB) params(first, n int) string {
 	return b.String()
 }
 
-// valuesList returns "(?,?),(?,?)..." for rows × cols in the driver's
-// placeholder syntax.
-func (db *DB) valuesList(rows, cols int) string {
+// valuesList returns "(?2,?3,?1),(?4,?5,?1)..." for rows × cols in the
+// driver's placeholder syntax (?N on SQLite, $N on PostgreSQL): each row
+// has cols variables of its own, after shared variables 1..shared that
+// every row repeats at its end.
+func (db *DB) valuesList(rows, cols, shared int) string {
 	var b strings.Builder
-	b.Grow(rows * cols * 6)
-	n := 0
+	b.Grow(rows * (cols + shared) * 7)
+	n := shared
 	for r := 0; r < rows; r++ {
 		if r > 0 {
 			b.WriteByte(',')
@@ -392,9 +393,74 @@ func (db *DB) valuesList(rows, cols int) string {
 				b.WriteByte(',')
 			}
 			n++
-			b.WriteString(db.param(n))
+			b.WriteString(db.numbered(n))
+		}
+		for i := 1; i <= shared; i++ {
+			b.WriteByte(',')
+			b.WriteString(db.numbered(i))
 		}
 		b.WriteByte(')')
 	}
 	return b.String()
+}
+
+// numbered is the i-th (from 1) variable, numbered explicitly.
+func (db *DB) numbered(i int) string {
+	if db.dialect == Postgres {
+		return "$" + strconv.Itoa(i)
+	}
+	return "?" + strconv.Itoa(i)
+}
+
+// timeArg is an instant as a statement argument, stored as utc() does. On
+// SQLite it is the text mattn/go-sqlite3 would write for the time.Time
+// ("2006-01-02 15:04:05.999999999-07:00" in UTC), formatted without
+// time.Format's general machinery: a 10 000-record batch has 20 000.
+func (db *DB) timeArg(t time.Time) any {
+	t = utc(t)
+	if db.dialect == Postgres {
+		return t
+	}
+	return sqliteTime(t)
+}
+
+// sqliteTime formats a UTC instant like
+// t.Format("2006-01-02 15:04:05.999999999-07:00").
+func sqliteTime(t time.Time) string {
+	var buf [35]byte
+	b := buf[:0]
+	y, mo, d := t.Date()
+	h, mi, sec := t.Clock()
+	b = appendDigits(b, y, 4)
+	b = append(b, '-')
+	b = appendDigits(b, int(mo), 2)
+	b = append(b, '-')
+	b = appendDigits(b, d, 2)
+	b = append(b, ' ')
+	b = appendDigits(b, h, 2)
+	b = append(b, ':')
+	b = appendDigits(b, mi, 2)
+	b = append(b, ':')
+	b = appendDigits(b, sec, 2)
+	if ns := t.Nanosecond(); ns != 0 {
+		b = append(b, '.')
+		digits := 9
+		for ns%10 == 0 {
+			ns /= 10
+			digits--
+		}
+		b = appendDigits(b, ns, digits)
+	}
+	b = append(b, "+00:00"...)
+	return string(b)
+}
+
+// appendDigits appends v zero-padded to width digits.
+func appendDigits(b []byte, v, width int) []byte {
+	var d [9]byte
+	for i := width - 1; i >= 0; i-- {
+		d[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return append(b, d[:width]...)
 }
