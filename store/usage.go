@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"fmt"
+	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -228,6 +230,7 @@ func (db *DB) quotaNotices(tx *gorm.DB, aggs []*usageAgg, owners map[billing.VIN
 	var gs []grew
 	var vins []any
 	var from, to time.Time
+	var maxTotal int64
 	for _, a := range aggs {
 		if a.entertainment == 0 {
 			continue
@@ -247,11 +250,22 @@ func (db *DB) quotaNotices(tx *gorm.DB, aggs []*usageAgg, owners map[billing.VIN
 		if at.After(to) {
 			to = at
 		}
+		maxTotal = max(maxTotal, a.total)
 	}
 	if len(gs) == 0 {
 		return nil
 	}
-	timelines, err := db.timelinesAround(tx, vins, from, to)
+	// Only a period whose allowance the largest total can reach matters:
+	// reaching pct percent of allowance A takes A × pct ≤ total × 100. The
+	// other periods are left out; Timeline.At then finds no period (or a
+	// refunded one, which it skips) and Quota crosses nothing, which is
+	// what those periods would give too. Most vehicles are far below their
+	// thresholds, so most batches load no period at all.
+	bound := int64(math.MaxInt64)
+	if maxTotal < math.MaxInt64/100 {
+		bound = maxTotal * 100 / int64(slices.Min(thresholds))
+	}
+	timelines, err := db.timelinesAround(tx, vins, from, to, bound)
 	if err != nil {
 		return err
 	}

@@ -273,12 +273,12 @@ func (db *DB) greatest() string {
 }
 
 // timelinesAround loads the timelines of vins with the periods that may
-// contain an instant in [from, to]: enough for Timeline.At at those
-// instants.
-func (db *DB) timelinesAround(tx *gorm.DB, vins []any, from, to time.Time) (map[billing.VIN]billing.Timeline, error) {
+// contain an instant in [from, to] and whose monthly allowance is between
+// 1 and maxAllowance bytes.
+func (db *DB) timelinesAround(tx *gorm.DB, vins []any, from, to time.Time, maxAllowance int64) (map[billing.VIN]billing.Timeline, error) {
 	byVIN := make(map[billing.VIN][]billing.Period, len(vins))
 	for _, part := range chunks(vins, usageRowsPerStatement) {
-		rows, err := db.txQuery(tx, db.periodsSQL(len(part)), append([]any{utc(from), utc(to)}, part...)...)
+		rows, err := db.txQuery(tx, db.periodsSQL(len(part)), append([]any{utc(from), utc(to), maxAllowance}, part...)...)
 		if err != nil {
 			return nil, fmt.Errorf("load periods: %w", err)
 		}
@@ -312,7 +312,8 @@ func (db *DB) periodsSQL(n int) statement {
 	return statement{"usage/periods/" + strconv.Itoa(n), func() string {
 		return `SELECT id, vin, seq, source, product, data_bytes_per_month, starts_at, ends_at, refunded_at
 		FROM periods WHERE ends_at > ` + db.param(1) + ` AND starts_at <= ` + db.param(2) +
-			` AND vin IN (` + db.params(3, n) + `)`
+			` AND data_bytes_per_month > 0 AND data_bytes_per_month <= ` + db.param(3) +
+			` AND vin IN (` + db.params(4, n) + `)`
 	}}
 }
 
