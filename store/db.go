@@ -143,7 +143,6 @@ func sqliteDSN(dsn, txlock string) string {
 	set("_synchronous", "NORMAL")
 	set("_txlock", txlock)
 	set("cache", "private")
-	set("_cache_size", "-65536")
 	return base + "?" + q.Encode()
 }
 
