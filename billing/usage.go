@@ -7,6 +7,15 @@ import (
 	"time"
 )
 
+// Data usage, in short: the carrier reports records (an id, a VIN, a
+// category, bytes, a start and an end), late, out of order and sometimes
+// twice. A record counts once, by id, in the local calendar month (Cycle)
+// of its start; only entertainment traffic counts against the allowance,
+// which is the DataBytesPerMonth of the period covering the cycle's
+// AllowanceInstant (now, for the current month). Quota turns a month's
+// usage into the data block; crossing a threshold percentage of the
+// allowance raises one QuotaNotice per vehicle, month and threshold.
+
 // Category is the kind of traffic a usage record counts.
 type Category string
 
