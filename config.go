@@ -71,6 +71,9 @@ type Config struct {
 		WebhookSecret   string   `yaml:"webhook_secret"`
 		WebhookTimeout  Duration `yaml:"webhook_timeout"`
 	} `yaml:"notices"`
+	Usage struct {
+		Retention Duration `yaml:"retention"` // raw usage records older than this are rejected and pruned
+	} `yaml:"usage"`
 	Scheduler struct {
 		Enabled      *bool  `yaml:"enabled"`
 		Expire       string `yaml:"expire"`
@@ -188,6 +191,7 @@ func defaultConfig() *Config {
 	c.Notices.ExpiredMaxAge = Duration(168 * time.Hour)
 	c.Notices.QuotaThresholds = []int{80, 100}
 	c.Notices.WebhookTimeout = Duration(10 * time.Second)
+	c.Usage.Retention = Duration(9600 * time.Hour) // 400 days: last year's same month stays replay-safe
 	c.Scheduler.Expire = "@every 1m"
 	c.Scheduler.Remind = "@every 10m"
 	c.Scheduler.Deliver = "@every 5s"
@@ -278,6 +282,9 @@ func (c *Config) validate() error {
 		if q < 1 || q > 100 {
 			bad("notices.quota_thresholds: %d is not a percentage between 1 and 100", q)
 		}
+	}
+	if r := c.Usage.Retention.D(); r < 24*time.Hour {
+		bad("usage.retention must be at least 24h (records arrive a day or more late), got %s", r)
 	}
 	if u := c.Notices.WebhookURL; u != "" {
 		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {

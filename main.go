@@ -157,6 +157,8 @@ func serve(ctx context.Context, cfg *Config, logOut io.Writer) error {
 		PaymentSecret:    []byte(cfg.Payments.WebhookSecret),
 		PaymentTolerance: cfg.Payments.Tolerance.D(),
 		UnpaidTTL:        cfg.Orders.UnpaidTTL.D(),
+		QuotaThresholds:  cfg.Notices.QuotaThresholds,
+		UsageRetention:   cfg.Usage.Retention.D(),
 	})
 	if err != nil {
 		return err

@@ -18,11 +18,26 @@ const MaxBodyBytes = 1 << 20
 
 // readBody reads the whole request body, at most MaxBodyBytes; a larger
 // body is ETooLarge.
-func readBody(c *gin.Context) ([]byte, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, MaxBodyBytes))
+func readBody(c *gin.Context) ([]byte, error) { return readBodyMax(c, MaxBodyBytes) }
+
+// readBodyMax is readBody with another limit, for endpoints that take bulk
+// data (POST /v1/usage).
+func readBodyMax(c *gin.Context, max int64) ([]byte, error) {
+	r := http.MaxBytesReader(c.Writer, c.Request.Body, max)
+	var body []byte
+	var err error
+	if n := c.Request.ContentLength; n > 0 && n <= max {
+		// Read into a buffer of the announced size at once rather than
+		// growing one by doubling (a usage batch is megabytes).
+		buf := bytes.NewBuffer(make([]byte, 0, n+bytes.MinRead))
+		_, err = buf.ReadFrom(r)
+		body = buf.Bytes()
+	} else {
+		body, err = io.ReadAll(r)
+	}
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		return nil, billing.Errorf(billing.ETooLarge, "request body is larger than %d bytes", MaxBodyBytes)
+		return nil, billing.Errorf(billing.ETooLarge, "request body is larger than %d bytes", max)
 	}
 	if err != nil {
 		return nil, billing.Errorf(billing.EMalformed, "could not read request body")

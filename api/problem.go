@@ -31,6 +31,7 @@ var statusOf = map[string]int{
 	billing.EIdempotencyInFlight:  http.StatusConflict,
 	billing.EConflict:             http.StatusConflict,
 	billing.ETooLarge:             http.StatusRequestEntityTooLarge,
+	billing.ETooManyRecords:       http.StatusRequestEntityTooLarge,
 	billing.EIdempotencyKeyReused: http.StatusUnprocessableEntity,
 	billing.EAmountMismatch:       http.StatusUnprocessableEntity,
 	billing.ENothingRefundable:    http.StatusUnprocessableEntity,

@@ -40,6 +40,8 @@ type Store interface {
 		k billing.IdempotencyKey, render billing.Render[billing.Refund], loc *time.Location, now time.Time) (billing.StoredResponse, error)
 	Refunds(ctx context.Context, q billing.RefundQuery) ([]billing.Refund, *billing.Cursor, error)
 	Notices(ctx context.Context, vin billing.VIN, limit int) ([]billing.Notice, error)
+	Usage(ctx context.Context, vin billing.VIN, cycle billing.Cycle) (billing.Usage, error)
+	IngestUsage(ctx context.Context, recs []billing.UsageRecord, thresholds []int, loc *time.Location, now time.Time) (billing.IngestResult, error)
 }
 
 // Options are the server's dependencies. Store, Catalog, Location and
@@ -68,6 +70,9 @@ type Options struct {
 	// UnpaidTTL is how long a new order stays payable (orders.unpaid_ttl);
 	// defaults to 30 minutes.
 	UnpaidTTL time.Duration
+
+	QuotaThresholds []int         // notices.quota_thresholds: percent of the allowance that raise a quota.threshold notice
+	UsageRetention  time.Duration // usage.retention: older usage records are rejected (they would be pruned); 0 = no limit
 }
 
 // Server serves the API.
@@ -85,6 +90,8 @@ type Server struct {
 	paymentSecret    []byte
 	paymentTolerance time.Duration
 	unpaidTTL        time.Duration
+	quotaThresholds  []int
+	usageRetention   time.Duration
 }
 
 // New builds the server and its router.
@@ -101,6 +108,8 @@ func New(o Options) (*Server, error) {
 		paymentSecret:    o.PaymentSecret,
 		paymentTolerance: or(o.PaymentTolerance, 5*time.Minute),
 		unpaidTTL:        or(o.UnpaidTTL, 30*time.Minute),
+		quotaThresholds:  o.QuotaThresholds,
+		usageRetention:   o.UsageRetention,
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -167,6 +176,7 @@ func (s *Server) routes(trusted []string, bench bool) error {
 	v1.POST("/orders/:id/refunds", s.allow(RoleBilling), s.createRefund)
 	v1.GET("/refunds", s.allow(RoleBilling), s.listRefunds)
 	v1.GET("/vehicles/:vin/notices", s.allow(RoleOwner, RoleBilling, RoleOps), s.listNotices)
+	v1.POST("/usage", s.allow(RoleCarrier), s.ingestUsage)
 	s.engine = r
 	return nil
 }

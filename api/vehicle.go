@@ -140,7 +140,11 @@ func (s *Server) evaluate(c *gin.Context, v billing.Vehicle, now time.Time) (bil
 	if err != nil {
 		return billing.Entitlement{}, err
 	}
-	return billing.Evaluate(v, tl, billing.Usage{}, s.catalog, now, s.loc), nil
+	u, err := s.store.Usage(c.Request.Context(), v.VIN, billing.CycleAt(now, s.loc))
+	if err != nil {
+		return billing.Entitlement{}, err
+	}
+	return billing.Evaluate(v, tl, u, s.catalog, now, s.loc), nil
 }
 
 // features handles GET /v1/vehicles/{vin}/features.

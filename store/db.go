@@ -50,6 +50,7 @@ type DB struct {
 	dialect string
 	write   *gorm.DB // single connection on SQLite
 	read    *gorm.DB // the same as write on PostgreSQL
+	stmts   stmtCache
 }
 
 // Open connects to the database described by cfg. It does not migrate;

@@ -161,6 +161,7 @@ var migrations = []migration{
 		`ALTER TABLE notices ADD COLUMN covered_until {{TS}}`,
 		`CREATE INDEX notices_coverage_idx ON notices (vin, kind, covered_until)`,
 	}},
+	usageMigration,
 }
 
 func (db *DB) render(m migration) []string {

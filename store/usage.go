@@ -1,0 +1,300 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strconv"
+	"time"
+
+	"entitlements/billing"
+
+	"gorm.io/gorm"
+)
+
+// usageMigration stores the carrier's usage feed and its aggregates.
+//
+// usage_records is append-only and idempotent by the carrier's record id;
+// it has no foreign key to vehicles (the VINs of a batch are checked in one
+// query in the ingest transaction, and a per-row key check would slow the
+// bulk insert). usage_cycles holds per vehicle and local calendar month the
+// bytes by category, updated in the transaction that inserts the records,
+// so reads never scan raw records; it outlives the raw records, which are
+// pruned after usage.retention. usage_vehicles holds as_of, the latest
+// ended_at seen for the vehicle.
+var usageMigration = migration{Version: 40, Name: "usage records and aggregates",
+	Up: usageSchema(""),
+	// WITHOUT ROWID keeps the records in their primary key b-tree, one
+	// b-tree insert fewer per record than a rowid table plus its key index.
+	SQLite: usageSchema(" WITHOUT ROWID"),
+}
+
+func usageSchema(recordsOpts string) []string {
+	return []string{
+		`CREATE TABLE usage_records (
+			id          TEXT PRIMARY KEY,
+			vin         TEXT NOT NULL,
+			category    TEXT NOT NULL,
+			bytes       BIGINT NOT NULL,
+			started_at  {{TS}} NOT NULL,
+			ended_at    {{TS}} NOT NULL,
+			cycle       TEXT NOT NULL,
+			received_at {{TS}} NOT NULL
+		)` + recordsOpts,
+		`CREATE INDEX usage_records_started_idx ON usage_records (started_at)`,
+		`CREATE TABLE usage_cycles (
+			vin                 TEXT NOT NULL,
+			cycle               TEXT NOT NULL,
+			entertainment_bytes BIGINT NOT NULL DEFAULT 0,
+			basic_bytes         BIGINT NOT NULL DEFAULT 0,
+			records             BIGINT NOT NULL DEFAULT 0,
+			last_ended_at       {{TS}} NOT NULL,
+			updated_at          {{TS}} NOT NULL,
+			PRIMARY KEY (vin, cycle)
+		)`,
+		`CREATE TABLE usage_vehicles (
+			vin        TEXT PRIMARY KEY,
+			as_of      {{TS}} NOT NULL,
+			updated_at {{TS}} NOT NULL
+		)`,
+	}
+}
+
+// Usage returns vin's usage in cycle and the latest usage time seen for
+// the vehicle, in one indexed query on the aggregates. A vehicle without
+// usage has a zero Usage.
+func (db *DB) Usage(ctx context.Context, vin billing.VIN, cycle billing.Cycle) (billing.Usage, error) {
+	var row struct {
+		AsOf               time.Time
+		EntertainmentBytes *int64
+		BasicBytes         *int64
+	}
+	res := db.read.WithContext(ctx).Raw(`SELECT uv.as_of, uc.entertainment_bytes, uc.basic_bytes
+		FROM usage_vehicles uv
+		LEFT JOIN usage_cycles uc ON uc.vin = uv.vin AND uc.cycle = ?
+		WHERE uv.vin = ?`, cycle.Key(), string(vin)).Scan(&row)
+	if res.Error != nil {
+		return billing.Usage{}, fmt.Errorf("usage of %s in %s: %w", vin, cycle.Key(), res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return billing.Usage{}, nil
+	}
+	u := billing.Usage{AsOf: row.AsOf.UTC()}
+	if row.EntertainmentBytes != nil {
+		u.EntertainmentBytes = *row.EntertainmentBytes
+	}
+	if row.BasicBytes != nil {
+		u.BasicBytes = *row.BasicBytes
+	}
+	return u, nil
+}
+
+// IngestUsage stores a batch of records that passed Validate, in one write
+// transaction. Records count in the calendar month of loc in which they
+// started; thresholds are the quota.threshold percentages (none: no
+// notices). The index of a Rejection is the record's position in recs.
+//
+// Each record is idempotent by its id, claimed by the insert itself in the
+// same transaction (INSERT ... ON CONFLICT (id) DO NOTHING; only the rows
+// it inserted are counted), so a batch posted many times at once counts
+// once. A record whose id was seen before is a duplicate even if its
+// content differs: the first write wins. A record whose VIN no activated
+// vehicle has is rejected with RejectUnknownVIN. The usage of each
+// (vehicle, cycle) is added to its aggregate, and a quota.threshold notice
+// is created for each threshold the cycle's entertainment usage crosses,
+// in the same transaction.
+func (db *DB) IngestUsage(ctx context.Context, recs []billing.UsageRecord, thresholds []int, loc *time.Location, now time.Time) (billing.IngestResult, error) {
+	if err := db.prepareWrites(ctx, "usage", db.usageStatements); err != nil {
+		return billing.IngestResult{}, fmt.Errorf("ingest usage: %w", err)
+	}
+	var res billing.IngestResult
+	err := db.tx(ctx, func(tx *gorm.DB) error {
+		res = billing.IngestResult{}
+		owners, err := db.vehicleOwners(tx, recs)
+		if err != nil {
+			return err
+		}
+		keep := make([]int, 0, len(recs)) // indexes into recs, one per distinct id
+		seen := make(map[string]struct{}, len(recs))
+		for i, r := range recs {
+			if _, ok := owners[r.VIN]; !ok {
+				res.Rejected = append(res.Rejected, billing.Reject(i, billing.RejectUnknownVIN, "no activated vehicle has VIN %s", r.VIN))
+				continue
+			}
+			if _, dup := seen[r.ID]; dup {
+				res.Duplicates++
+				continue
+			}
+			seen[r.ID] = struct{}{}
+			keep = append(keep, i)
+		}
+		// A fixed lock order (ids, then aggregates by vin and cycle, then
+		// notices) keeps concurrent batches on PostgreSQL from deadlocking.
+		sort.Slice(keep, func(a, b int) bool { return recs[keep[a]].ID < recs[keep[b]].ID })
+		cycles := make([]string, len(recs))
+		for _, i := range keep {
+			cycles[i] = cycleKey(recs[i].StartedAt, loc)
+		}
+		inserted, err := db.insertUsageRecords(tx, recs, keep, cycles, now)
+		if err != nil {
+			return err
+		}
+		res.Accepted = len(inserted)
+		res.Duplicates += len(keep) - len(inserted)
+		if len(inserted) == 0 {
+			return nil
+		}
+		aggs := aggregateUsage(recs, inserted, cycles)
+		if err := db.addUsage(tx, aggs, now); err != nil {
+			return err
+		}
+		return db.quotaNotices(tx, aggs, owners, thresholds, loc, now)
+	})
+	if err != nil {
+		return billing.IngestResult{}, fmt.Errorf("ingest usage: %w", err)
+	}
+	return res, nil
+}
+
+// cycleKey is billing.CycleAt(t, loc).Key() without building the cycle.
+func cycleKey(t time.Time, loc *time.Location) string {
+	y, m, _ := t.In(loc).Date()
+	b := make([]byte, 0, 7)
+	b = strconv.AppendInt(b, int64(y), 10)
+	b = append(b, '-', byte('0'+m/10), byte('0'+m%10))
+	return string(b)
+}
+
+// usageAgg is what one batch adds to one vehicle's cycle.
+type usageAgg struct {
+	vin           billing.VIN
+	cycle         string
+	entertainment int64
+	basic         int64
+	records       int64
+	lastEndedAt   time.Time
+	total         int64 // entertainment bytes of the cycle after the addition
+}
+
+// aggregateUsage groups the inserted records (indexes into recs) per
+// (vin, cycle), ordered by vin then cycle.
+func aggregateUsage(recs []billing.UsageRecord, inserted []int, cycles []string) []*usageAgg {
+	type key struct {
+		vin   billing.VIN
+		cycle string
+	}
+	byKey := make(map[key]*usageAgg)
+	var out []*usageAgg
+	for _, i := range inserted {
+		r := recs[i]
+		k := key{r.VIN, cycles[i]}
+		a := byKey[k]
+		if a == nil {
+			a = &usageAgg{vin: r.VIN, cycle: cycles[i]}
+			byKey[k] = a
+			out = append(out, a)
+		}
+		if r.Category == billing.CategoryEntertainment {
+			a.entertainment += r.Bytes
+		} else {
+			a.basic += r.Bytes
+		}
+		a.records++
+		if r.EndedAt.After(a.lastEndedAt) {
+			a.lastEndedAt = r.EndedAt
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].vin != out[j].vin {
+			return out[i].vin < out[j].vin
+		}
+		return out[i].cycle < out[j].cycle
+	})
+	return out
+}
+
+// quotaNotices creates a quota.threshold notice for every threshold that a
+// cycle's entertainment usage crossed in this batch. The allowance is the
+// one of the period covering the cycle's AllowanceInstant.
+func (db *DB) quotaNotices(tx *gorm.DB, aggs []*usageAgg, owners map[billing.VIN]string, thresholds []int, loc *time.Location, now time.Time) error {
+	if len(thresholds) == 0 {
+		return nil
+	}
+	type grew struct {
+		a     *usageAgg
+		cycle billing.Cycle
+		at    time.Time
+	}
+	var gs []grew
+	var vins []any
+	var from, to time.Time
+	var maxTotal int64
+	for _, a := range aggs {
+		if a.entertainment == 0 {
+			continue
+		}
+		c, err := billing.ParseCycleKey(a.cycle, loc)
+		if err != nil {
+			return err
+		}
+		at := c.AllowanceInstant(now)
+		gs = append(gs, grew{a, c, at})
+		if len(vins) == 0 || string(a.vin) != vins[len(vins)-1] {
+			vins = append(vins, string(a.vin))
+		}
+		if from.IsZero() || at.Before(from) {
+			from = at
+		}
+		if at.After(to) {
+			to = at
+		}
+		maxTotal = max(maxTotal, a.total)
+	}
+	if len(gs) == 0 {
+		return nil
+	}
+	// Only a period whose allowance the largest total can reach matters:
+	// reaching pct percent of allowance A takes A × pct ≤ total × 100. The
+	// other periods are left out; Timeline.At then finds no period (or a
+	// refunded one, which it skips) and Quota crosses nothing, which is
+	// what those periods would give too. Most vehicles are far below their
+	// thresholds, so most batches load no period at all.
+	bound := int64(math.MaxInt64)
+	if maxTotal < math.MaxInt64/100 {
+		bound = maxTotal * 100 / int64(slices.Min(thresholds))
+	}
+	timelines, err := db.timelinesAround(tx, vins, from, to, bound)
+	if err != nil {
+		return err
+	}
+	for _, g := range gs {
+		tl := timelines[g.a.vin]
+		ds := billing.Quota(tl.At(g.at), g.cycle, billing.Usage{EntertainmentBytes: g.a.total})
+		for _, pct := range ds.Crossed(g.a.total-g.a.entertainment, thresholds) {
+			n := billing.QuotaNotice(g.a.vin, owners[g.a.vin], g.cycle, pct, ds)
+			if _, err := insertNotice(tx, n, now); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// DeleteUsageBefore deletes at most limit raw usage records that started
+// before cutoff, oldest first, in one short write transaction, and returns
+// how many it deleted. Aggregates are kept.
+func (db *DB) DeleteUsageBefore(ctx context.Context, cutoff time.Time, limit int) (int64, error) {
+	var n int64
+	err := db.tx(ctx, func(tx *gorm.DB) error {
+		res := tx.Exec(`DELETE FROM usage_records WHERE id IN (
+			SELECT id FROM usage_records WHERE started_at < ? ORDER BY started_at LIMIT ?)`, utc(cutoff), limit)
+		n = res.RowsAffected
+		return res.Error
+	})
+	if err != nil {
+		return 0, fmt.Errorf("prune usage records: %w", err)
+	}
+	return n, nil
+}

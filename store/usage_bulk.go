@@ -1,0 +1,317 @@
+package store
+
+import (
+	"database/sql"
+	"fmt"
+	"strconv"
+	"time"
+
+	"entitlements/billing"
+
+	"gorm.io/gorm"
+)
+
+// The bulk statements of usage ingestion. They go past gorm's SQL builder
+// and row scanning (which cost more than the database on a 10 000-record
+// batch) to statements prepared once per connection (see stmtCache), in
+// the dialect's own placeholder syntax.
+
+// usageRowsPerStatement is the largest multi-row statement: 7 columns ×
+// 1024 rows = 7168 variables, under SQLite's 32766 and PostgreSQL's 65535.
+const usageRowsPerStatement = 1024
+
+// Column counts of the bulk statements.
+const (
+	recordCols = 7 // and received_at, one variable shared by every row
+	cycleCols  = 6 // and updated_at, shared
+	asOfCols   = 2 // and updated_at, shared
+)
+
+// usageStatements lists every bulk statement of ingestion, one per
+// statement size chunkSizes can produce, for prepareWrites.
+func (db *DB) usageStatements() []statement {
+	var qs []statement
+	for n := usageRowsPerStatement; n > 0; n /= 2 {
+		qs = append(qs, db.insertRecordsSQL(n, false), db.insertRecordsSQL(n, true),
+			db.upsertCyclesSQL(n), db.upsertAsOfSQL(n), db.ownersSQL(n), db.periodsSQL(n))
+	}
+	return qs
+}
+
+// vehicleOwners returns the owner of every activated vehicle among the
+// records' VINs: one query per 1024 distinct VINs.
+func (db *DB) vehicleOwners(tx *gorm.DB, recs []billing.UsageRecord) (map[billing.VIN]string, error) {
+	set := make(map[billing.VIN]struct{})
+	vins := make([]any, 0)
+	for _, r := range recs {
+		if _, ok := set[r.VIN]; !ok {
+			set[r.VIN] = struct{}{}
+			vins = append(vins, string(r.VIN))
+		}
+	}
+	owners := make(map[billing.VIN]string, len(vins))
+	for _, part := range chunks(vins, usageRowsPerStatement) {
+		rows, err := db.txQuery(tx, db.ownersSQL(len(part)), part...)
+		if err != nil {
+			return nil, fmt.Errorf("look up vehicles: %w", err)
+		}
+		err = eachRow(rows, func() error {
+			var vin, owner string
+			if err := rows.Scan(&vin, &owner); err != nil {
+				return err
+			}
+			owners[billing.VIN(vin)] = owner
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("look up vehicles: %w", err)
+		}
+	}
+	return owners, nil
+}
+
+func (db *DB) ownersSQL(n int) statement {
+	return statement{"usage/owners/" + strconv.Itoa(n), func() string {
+		return `SELECT vin, owner_id FROM vehicles WHERE vin IN (` + db.params(1, n) + `)`
+	}}
+}
+
+// insertUsageRecords inserts recs[keep...] in multi-row INSERTs and returns
+// the indexes of the records it inserted (not those whose id existed).
+//
+// Each statement is INSERT ... ON CONFLICT (id) DO NOTHING inside a
+// savepoint. When it inserts every row (the usual case) they are all new.
+// When it inserts fewer, some ids were there already (or were committed by
+// a concurrent batch it waited for): the statement is rolled back to the
+// savepoint and run again with RETURNING id, which names the rows it
+// inserts. RETURNING is not used always because reading 10 000 returned
+// rows back costs more, on SQLite, than the insert itself.
+func (db *DB) insertUsageRecords(tx *gorm.DB, recs []billing.UsageRecord, keep []int, cycles []string, now time.Time) ([]int, error) {
+	inserted := make([]int, 0, len(keep))
+	args := make([]any, 0, 1+recordCols*usageRowsPerStatement)
+	for _, n := range chunkSizes(len(keep), usageRowsPerStatement) {
+		part := keep[:n]
+		keep = keep[n:]
+		args = append(args[:0], db.timeArg(now))
+		for _, i := range part {
+			r := recs[i]
+			args = append(args, r.ID, string(r.VIN), string(r.Category), r.Bytes,
+				db.timeArg(r.StartedAt), db.timeArg(r.EndedAt), cycles[i])
+		}
+		got, err := db.insertRecordChunk(tx, recs, part, args)
+		if err != nil {
+			return nil, fmt.Errorf("insert usage records: %w", err)
+		}
+		inserted = append(inserted, got...)
+	}
+	return inserted, nil
+}
+
+func (db *DB) insertRecordChunk(tx *gorm.DB, recs []billing.UsageRecord, part []int, args []any) ([]int, error) {
+	t, err := sqlTx(tx)
+	if err != nil {
+		return nil, err
+	}
+	ctx := tx.Statement.Context
+	if _, err := t.ExecContext(ctx, `SAVEPOINT usage_chunk`); err != nil {
+		return nil, err
+	}
+	res, err := db.txExec(tx, db.insertRecordsSQL(len(part), false), args...)
+	if err != nil {
+		return nil, err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return nil, err
+	}
+	if int(n) == len(part) {
+		_, err := t.ExecContext(ctx, `RELEASE SAVEPOINT usage_chunk`)
+		return part, err
+	}
+	if _, err := t.ExecContext(ctx, `ROLLBACK TO SAVEPOINT usage_chunk`); err != nil {
+		return nil, err
+	}
+	rows, err := db.txQuery(tx, db.insertRecordsSQL(len(part), true), args...)
+	if err != nil {
+		return nil, err
+	}
+	ids := make(map[string]struct{}, n)
+	err = eachRow(rows, func() error {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return err
+		}
+		ids[id] = struct{}{}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := t.ExecContext(ctx, `RELEASE SAVEPOINT usage_chunk`); err != nil {
+		return nil, err
+	}
+	var got []int
+	for _, i := range part {
+		if _, ok := ids[recs[i].ID]; ok {
+			got = append(got, i)
+		}
+	}
+	return got, nil
+}
+
+func (db *DB) insertRecordsSQL(rows int, returning bool) statement {
+	return statement{"usage/records/" + strconv.Itoa(rows) + "/" + strconv.FormatBool(returning), func() string {
+		q := `INSERT INTO usage_records (id, vin, category, bytes, started_at, ended_at, cycle, received_at) VALUES ` +
+			db.valuesList(rows, recordCols, 1) + ` ON CONFLICT (id) DO NOTHING`
+		if returning {
+			q += ` RETURNING id`
+		}
+		return q
+	}}
+}
+
+// addUsage adds the batch's aggregates to usage_cycles (learning each
+// cycle's new entertainment total from RETURNING) and moves
+// usage_vehicles.as_of forward.
+func (db *DB) addUsage(tx *gorm.DB, aggs []*usageAgg, now time.Time) error {
+	ts := db.timeArg(now)
+	args := make([]any, 0, 1+cycleCols*usageRowsPerStatement)
+	rest := aggs
+	for _, n := range chunkSizes(len(aggs), usageRowsPerStatement) {
+		part := rest[:n]
+		rest = rest[n:]
+		args = append(args[:0], ts)
+		byKey := make(map[string]*usageAgg, n)
+		for _, a := range part {
+			args = append(args, string(a.vin), a.cycle, a.entertainment, a.basic, a.records, db.timeArg(a.lastEndedAt))
+			byKey[string(a.vin)+"/"+a.cycle] = a
+		}
+		rows, err := db.txQuery(tx, db.upsertCyclesSQL(n), args...)
+		if err != nil {
+			return fmt.Errorf("add usage to cycles: %w", err)
+		}
+		got := 0
+		err = eachRow(rows, func() error {
+			var vin, cycle string
+			var total int64
+			if err := rows.Scan(&vin, &cycle, &total); err != nil {
+				return err
+			}
+			a, ok := byKey[vin+"/"+cycle]
+			if !ok {
+				return fmt.Errorf("upsert returned an unknown cycle %s/%s", vin, cycle)
+			}
+			a.total = total
+			got++
+			return nil
+		})
+		if err == nil && got != n {
+			err = fmt.Errorf("upsert returned %d cycle totals, want %d", got, n)
+		}
+		if err != nil {
+			return fmt.Errorf("add usage to cycles: %w", err)
+		}
+	}
+
+	// One as_of per vehicle: aggs are sorted by vin.
+	type asOf struct {
+		vin billing.VIN
+		at  time.Time
+	}
+	var vs []asOf
+	for _, a := range aggs {
+		if len(vs) > 0 && vs[len(vs)-1].vin == a.vin {
+			if a.lastEndedAt.After(vs[len(vs)-1].at) {
+				vs[len(vs)-1].at = a.lastEndedAt
+			}
+			continue
+		}
+		vs = append(vs, asOf{a.vin, a.lastEndedAt})
+	}
+	restV := vs
+	for _, n := range chunkSizes(len(vs), usageRowsPerStatement) {
+		part := restV[:n]
+		restV = restV[n:]
+		args = append(args[:0], ts)
+		for _, v := range part {
+			args = append(args, string(v.vin), db.timeArg(v.at))
+		}
+		if _, err := db.txExec(tx, db.upsertAsOfSQL(n), args...); err != nil {
+			return fmt.Errorf("move usage as_of: %w", err)
+		}
+	}
+	return nil
+}
+
+func (db *DB) upsertCyclesSQL(rows int) statement {
+	return statement{"usage/cycles/" + strconv.Itoa(rows), func() string {
+		return `INSERT INTO usage_cycles (vin, cycle, entertainment_bytes, basic_bytes, records, last_ended_at, updated_at) VALUES ` +
+			db.valuesList(rows, cycleCols, 1) + ` ON CONFLICT (vin, cycle) DO UPDATE SET
+		entertainment_bytes = usage_cycles.entertainment_bytes + excluded.entertainment_bytes,
+		basic_bytes = usage_cycles.basic_bytes + excluded.basic_bytes,
+		records = usage_cycles.records + excluded.records,
+		last_ended_at = ` + db.greatest() + `(usage_cycles.last_ended_at, excluded.last_ended_at),
+		updated_at = excluded.updated_at
+		RETURNING vin, cycle, entertainment_bytes`
+	}}
+}
+
+func (db *DB) upsertAsOfSQL(rows int) statement {
+	return statement{"usage/asof/" + strconv.Itoa(rows), func() string {
+		return `INSERT INTO usage_vehicles (vin, as_of, updated_at) VALUES ` + db.valuesList(rows, asOfCols, 1) +
+			` ON CONFLICT (vin) DO UPDATE SET as_of = ` + db.greatest() + `(usage_vehicles.as_of, excluded.as_of), updated_at = excluded.updated_at`
+	}}
+}
+
+// greatest is the two-argument maximum: MAX on SQLite, GREATEST on PostgreSQL.
+func (db *DB) greatest() string {
+	if db.dialect == Postgres {
+		return "GREATEST"
+	}
+	return "MAX"
+}
+
+// timelinesAround loads the timelines of vins with the periods that may
+// contain an instant in [from, to] and whose monthly allowance is between
+// 1 and maxAllowance bytes.
+func (db *DB) timelinesAround(tx *gorm.DB, vins []any, from, to time.Time, maxAllowance int64) (map[billing.VIN]billing.Timeline, error) {
+	byVIN := make(map[billing.VIN][]billing.Period, len(vins))
+	for _, part := range chunks(vins, usageRowsPerStatement) {
+		rows, err := db.txQuery(tx, db.periodsSQL(len(part)), append([]any{utc(from), utc(to), maxAllowance}, part...)...)
+		if err != nil {
+			return nil, fmt.Errorf("load periods: %w", err)
+		}
+		err = eachRow(rows, func() error {
+			var p billing.Period
+			var vin string
+			var refunded sql.NullTime
+			if err := rows.Scan(&p.ID, &vin, &p.Seq, &p.Source, &p.Product, &p.DataBytesPerMonth, &p.StartsAt, &p.EndsAt, &refunded); err != nil {
+				return err
+			}
+			p.VIN, p.StartsAt, p.EndsAt = billing.VIN(vin), p.StartsAt.UTC(), p.EndsAt.UTC()
+			if refunded.Valid {
+				t := refunded.Time.UTC()
+				p.RefundedAt = &t
+			}
+			byVIN[p.VIN] = append(byVIN[p.VIN], p)
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("load periods: %w", err)
+		}
+	}
+	out := make(map[billing.VIN]billing.Timeline, len(byVIN))
+	for vin, ps := range byVIN {
+		out[vin] = billing.NewTimeline(ps)
+	}
+	return out, nil
+}
+
+func (db *DB) periodsSQL(n int) statement {
+	return statement{"usage/periods/" + strconv.Itoa(n), func() string {
+		return `SELECT id, vin, seq, source, product, data_bytes_per_month, starts_at, ends_at, refunded_at
+		FROM periods WHERE ends_at > ` + db.param(1) + ` AND starts_at <= ` + db.param(2) +
+			` AND data_bytes_per_month > 0 AND data_bytes_per_month <= ` + db.param(3) +
+			` AND vin IN (` + db.params(4, n) + `)`
+	}}
+}
