@@ -80,6 +80,7 @@ type Config struct {
 		Remind       string `yaml:"remind"`
 		Deliver      string `yaml:"deliver"`
 		CancelUnpaid string `yaml:"cancel_unpaid"`
+		Prune        string `yaml:"prune"`
 	} `yaml:"scheduler"`
 
 	loc     *time.Location
@@ -135,6 +136,7 @@ func (c *Config) envOverrides() map[string]*string {
 		"ENTITLEMENTS_SCHEDULER_REMIND":        &c.Scheduler.Remind,
 		"ENTITLEMENTS_SCHEDULER_DELIVER":       &c.Scheduler.Deliver,
 		"ENTITLEMENTS_SCHEDULER_CANCEL_UNPAID": &c.Scheduler.CancelUnpaid,
+		"ENTITLEMENTS_SCHEDULER_PRUNE":         &c.Scheduler.Prune,
 	}
 }
 
@@ -196,6 +198,7 @@ func defaultConfig() *Config {
 	c.Scheduler.Remind = "@every 10m"
 	c.Scheduler.Deliver = "@every 5s"
 	c.Scheduler.CancelUnpaid = "@every 5m"
+	c.Scheduler.Prune = "@every 1h"
 	return c
 }
 
@@ -302,6 +305,7 @@ func (c *Config) validate() error {
 		{"scheduler.remind", c.Scheduler.Remind},
 		{"scheduler.deliver", c.Scheduler.Deliver},
 		{"scheduler.cancel_unpaid", c.Scheduler.CancelUnpaid},
+		{"scheduler.prune", c.Scheduler.Prune},
 	} {
 		if _, err := cron.ParseStandard(j.spec); err != nil {
 			bad("%s %q is not a cron schedule (like \"@every 1m\" or \"*/5 * * * *\"): %v", j.key, j.spec, err)

@@ -12,7 +12,7 @@ func TestSchedulerConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const shipped = `scheduler: {enabled: true, expire: "@every 1m", remind: "@every 10m", deliver: "@every 5s", cancel_unpaid: "@every 5m"}`
+	const shipped = `scheduler: {enabled: true, expire: "@every 1m", remind: "@every 10m", deliver: "@every 5s", cancel_unpaid: "@every 5m", prune: "@every 1h"}`
 	if !strings.Contains(string(base), shipped) {
 		t.Fatalf("config.yaml has no line %s: update this test", shipped)
 	}

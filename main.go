@@ -250,6 +250,12 @@ func newScheduler(cfg *Config, db *store.DB, reg prometheus.Registerer, log *slo
 			Store: db, Stages: cfg.Notices.ReminderDays, Location: loc, Logger: jobLog(store.JobRemind),
 		}},
 		scheduler.Entry{Name: store.JobDeliver, Spec: cfg.Scheduler.Deliver, Job: deliver},
+		scheduler.Entry{Name: "prune_usage", Spec: cfg.Scheduler.Prune, Job: &scheduler.PruneUsage{
+			Store: db, Retention: cfg.Usage.Retention.D(), Log: jobLog("prune_usage"),
+		}},
+		scheduler.Entry{Name: "purge_keys", Spec: cfg.Scheduler.Prune, Job: scheduler.PurgeKeys{
+			Store: db, Log: jobLog("purge_keys"),
+		}},
 	)
 	return scheduler.New(scheduler.Options{Entries: entries, Location: loc, Logger: log, Registerer: reg})
 }

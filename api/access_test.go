@@ -76,6 +76,13 @@ var endpoints = []endpoint{
 		access: map[api.Role]access{api.RoleBilling: yes}},
 	{method: http.MethodGet, path: "/v1/refunds",
 		access: map[api.Role]access{api.RoleBilling: yes}},
+	{method: http.MethodPost, path: "/v1/usage",
+		body: func(f accessFixture) any {
+			at := f.activatedAt.Add(time.Hour)
+			return map[string]any{"records": []map[string]any{{"id": "matrix-1", "vin": f.vin, "category": "basic",
+				"bytes": 1, "started_at": at.Format(time.RFC3339), "ended_at": at.Add(time.Minute).Format(time.RFC3339)}}}
+		},
+		access: map[api.Role]access{api.RoleCarrier: yes}},
 	{method: http.MethodGet, path: "/v1/vehicles/{vin}/notices",
 		access: map[api.Role]access{api.RoleOwner: own, api.RoleBilling: yes, api.RoleOps: yes}},
 	{method: http.MethodGet, path: "/v1/refunds?format=csv",
