@@ -27,7 +27,6 @@ func OpenAPI() []byte { return openAPI }
 type Store interface {
 	Ping(ctx context.Context) error
 	Vehicle(ctx context.Context, vin billing.VIN) (billing.Vehicle, error)
-	Timeline(ctx context.Context, vin billing.VIN) (billing.Timeline, error)
 	Activate(ctx context.Context, vin billing.VIN, a billing.Activation, trial billing.TrialTerms, loc *time.Location, now time.Time) (billing.Vehicle, bool, error)
 	TransferOwner(ctx context.Context, vin billing.VIN, ownerID string, now time.Time) (billing.Vehicle, error)
 
@@ -40,7 +39,7 @@ type Store interface {
 		k billing.IdempotencyKey, render billing.Render[billing.Refund], loc *time.Location, now time.Time) (billing.StoredResponse, error)
 	Refunds(ctx context.Context, q billing.RefundQuery) ([]billing.Refund, *billing.Cursor, error)
 	Notices(ctx context.Context, vin billing.VIN, limit int) ([]billing.Notice, error)
-	Usage(ctx context.Context, vin billing.VIN, cycle billing.Cycle) (billing.Usage, error)
+	Snapshot(ctx context.Context, vin billing.VIN, cycle billing.Cycle) (billing.Snapshot, error)
 	IngestUsage(ctx context.Context, recs []billing.UsageRecord, thresholds []int, loc *time.Location, now time.Time) (billing.IngestResult, error)
 }
 

@@ -117,16 +117,16 @@ func (s *Server) transferOwner(c *gin.Context) {
 
 // entitlement handles GET /v1/vehicles/{vin}/entitlement.
 func (s *Server) entitlement(c *gin.Context) {
-	_, v, err := s.vehicleFor(c)
+	_, e, err := s.entitled(c, s.now())
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	s.respondEntitlement(c, http.StatusOK, v, s.now())
+	c.JSON(http.StatusOK, s.entitlementView(e))
 }
 
 func (s *Server) respondEntitlement(c *gin.Context, status int, v billing.Vehicle, now time.Time) {
-	e, err := s.evaluate(c, v, now)
+	e, err := s.evaluate(c, v.VIN, now)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -134,33 +134,47 @@ func (s *Server) respondEntitlement(c *gin.Context, status int, v billing.Vehicl
 	c.JSON(status, s.entitlementView(e))
 }
 
-// evaluate loads what the entitlement depends on and applies the rules.
-func (s *Server) evaluate(c *gin.Context, v billing.Vehicle, now time.Time) (billing.Entitlement, error) {
-	tl, err := s.store.Timeline(c.Request.Context(), v.VIN)
+// evaluate reads what the entitlement of vin depends on, in one
+// statement, and applies the rules at now.
+func (s *Server) evaluate(c *gin.Context, vin billing.VIN, now time.Time) (billing.Entitlement, error) {
+	snap, err := s.store.Snapshot(c.Request.Context(), vin, billing.CycleAt(now, s.loc))
 	if err != nil {
 		return billing.Entitlement{}, err
 	}
-	u, err := s.store.Usage(c.Request.Context(), v.VIN, billing.CycleAt(now, s.loc))
+	return billing.Evaluate(snap.Vehicle, snap.Timeline, snap.Usage, s.catalog, now, s.loc), nil
+}
+
+// entitled evaluates the entitlement of the path's VIN at now for a caller
+// who may see it: the vehicle itself, the owner, or staff. Another's
+// vehicle is EVehicleNotFound, exactly as a missing one (see vehicleFor).
+func (s *Server) entitled(c *gin.Context, now time.Time) (billing.VIN, billing.Entitlement, error) {
+	vin, err := billing.ParseVIN(c.Param("vin"))
 	if err != nil {
-		return billing.Entitlement{}, err
+		return "", billing.Entitlement{}, err
 	}
-	return billing.Evaluate(v, tl, u, s.catalog, now, s.loc), nil
+	p := principal(c)
+	notFound := billing.Errorf(billing.EVehicleNotFound, "vehicle %s not found", vin)
+	if p.Role == RoleVehicle && p.Subject != string(vin) {
+		return vin, billing.Entitlement{}, notFound
+	}
+	e, err := s.evaluate(c, vin, now)
+	if err != nil {
+		return vin, e, err
+	}
+	if p.Role == RoleOwner && e.Vehicle.OwnerID != p.Subject {
+		return vin, billing.Entitlement{}, notFound
+	}
+	return vin, e, nil
 }
 
 // features handles GET /v1/vehicles/{vin}/features.
 func (s *Server) features(c *gin.Context) {
-	vin, v, err := s.vehicleFor(c)
-	now := s.now()
+	vin, e, err := s.entitled(c, s.now())
 	if s.notActivated(c, err) {
 		ds := s.catalog.Features.DecideAll(billing.Situation{})
 		c.JSON(http.StatusOK, featureListViewOf(vin, ds, nil, s.loc))
 		return
 	}
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	e, err := s.evaluate(c, v, now)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -181,16 +195,11 @@ func (s *Server) feature(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	_, v, err := s.vehicleFor(c)
+	_, e, err := s.entitled(c, s.now())
 	if s.notActivated(c, err) {
 		c.JSON(http.StatusOK, featureView(billing.Decide(code, tier, billing.Situation{}), nil, s.loc))
 		return
 	}
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	e, err := s.evaluate(c, v, s.now())
 	if err != nil {
 		s.fail(c, err)
 		return

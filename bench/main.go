@@ -165,7 +165,7 @@ func writeConfig(path, addr string, o options) error {
 			line = fmt.Sprintf("payments: {webhook_secret: %s, tolerance: 5m}", paymentSecret)
 		case strings.HasPrefix(line, "scheduler:"):
 			// Jobs stay off: the phases measure the API alone.
-			line = strings.Replace(line, "{", "{enabled: false, ", 1)
+			line = strings.Replace(line, "enabled: true", "enabled: false", 1)
 		}
 		b.WriteString(line + "\n")
 	}

@@ -43,6 +43,10 @@ type Config struct {
 	MaxOpenConns    int    // PostgreSQL pool size, and the SQLite reader pool size; 0 = a default
 	MaxIdleConns    int
 	ConnMaxLifetime time.Duration
+	// SnapshotCache is how many vehicles' entitlement snapshots to keep in
+	// memory (0 = none). Honoured on SQLite only, and only correct when
+	// this store is the database's only writer (one process).
+	SnapshotCache int
 }
 
 // DB is the store. Its zero value is not usable; call Open.
@@ -51,6 +55,9 @@ type DB struct {
 	write   *gorm.DB // single connection on SQLite
 	read    *gorm.DB // the same as write on PostgreSQL
 	stmts   stmtCache
+	// snapshot is the prepared statement of the entitlement read.
+	snapshot readStmt
+	cache    *snapshotCache // nil when off
 }
 
 // Open connects to the database described by cfg. It does not migrate;
@@ -79,6 +86,9 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 			return nil, fmt.Errorf("open sqlite reader: %w", err)
 		}
 		db.write, db.read = w, r
+		if cfg.SnapshotCache > 0 {
+			db.cache = newSnapshotCache(cfg.SnapshotCache)
+		}
 		if err := pool(w, 1, 1, 0); err != nil {
 			return nil, err
 		}

@@ -46,6 +46,7 @@ func (db *DB) ApplyPayment(ctx context.Context, p billing.Payment, loc *time.Loc
 	if err != nil {
 		return billing.Order{}, err
 	}
+	defer db.forget(o.VIN) // an order never changes vehicle
 	var refused error
 	err = db.tx(ctx, func(tx *gorm.DB) error {
 		refused = nil

@@ -51,6 +51,8 @@ func (r refundRow) refund() billing.Refund {
 func (db *DB) RefundOrder(ctx context.Context, orderID string, req billing.RefundRequest, operator string,
 	k billing.IdempotencyKey, render billing.Render[billing.Refund], loc *time.Location, now time.Time) (billing.StoredResponse, error) {
 	var out billing.StoredResponse
+	var vin billing.VIN
+	defer func() { db.forget(vin) }() // after the transaction, whatever its outcome
 	err := db.tx(ctx, func(tx *gorm.DB) error {
 		replay, err := claimKey(tx, k, now)
 		if err != nil || replay != nil {
@@ -63,6 +65,7 @@ func (db *DB) RefundOrder(ctx context.Context, orderID string, req billing.Refun
 		if err != nil {
 			return err
 		}
+		vin = o.VIN
 		v, err := db.lockVehicle(tx, o.VIN)
 		if err != nil {
 			return err

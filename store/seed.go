@@ -39,6 +39,7 @@ var DefaultSeedMix = SeedMix{LapsedPerMille: 200, PaidPerMille: 150, AheadPerMil
 // skipped. Everything is derived from the index, so runs are repeatable.
 func (db *DB) Seed(ctx context.Context, n int, mix SeedMix, cat billing.Catalog, loc *time.Location, now time.Time) error {
 	const chunk = 20_000
+	defer db.ForgetSnapshots()
 	monthly, okm := cat.Product("monthly")
 	yearly, oky := cat.Product("yearly")
 	if !okm || !oky {

@@ -110,6 +110,13 @@ func (db *DB) IngestUsage(ctx context.Context, recs []billing.UsageRecord, thres
 		return billing.IngestResult{}, fmt.Errorf("ingest usage: %w", err)
 	}
 	var res billing.IngestResult
+	defer func() {
+		if db.cache != nil {
+			for _, r := range recs {
+				db.cache.forget(r.VIN)
+			}
+		}
+	}()
 	err := db.tx(ctx, func(tx *gorm.DB) error {
 		res = billing.IngestResult{}
 		owners, err := db.vehicleOwners(tx, recs)

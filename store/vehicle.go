@@ -65,6 +65,7 @@ func (db *DB) lockVehicle(tx *gorm.DB, vin billing.VIN) (billing.Vehicle, error)
 // activated_at is EAlreadyActivated. Concurrent calls for one VIN create
 // the vehicle once.
 func (db *DB) Activate(ctx context.Context, vin billing.VIN, a billing.Activation, trial billing.TrialTerms, loc *time.Location, now time.Time) (v billing.Vehicle, created bool, err error) {
+	defer db.forget(vin)
 	err = db.tx(ctx, func(tx *gorm.DB) error {
 		tp := trial.TrialPeriod(vin, a.ActivatedAt, loc)
 		row := vehicleRow{
@@ -107,6 +108,7 @@ func (db *DB) Activate(ctx context.Context, vin billing.VIN, a billing.Activatio
 // its order paid: the money was taken). Transferring to the current owner
 // is a no-op.
 func (db *DB) TransferOwner(ctx context.Context, vin billing.VIN, ownerID string, now time.Time) (billing.Vehicle, error) {
+	defer db.forget(vin)
 	var v billing.Vehicle
 	err := db.tx(ctx, func(tx *gorm.DB) error {
 		cur, err := db.lockVehicle(tx, vin)

@@ -47,7 +47,9 @@ func Config(t testing.TB, dialect string) store.Config {
 	t.Helper()
 	switch dialect {
 	case store.SQLite:
-		return store.Config{Driver: store.SQLite, DSN: filepath.Join(t.TempDir(), "test.db")}
+		// The snapshot cache is on, as the service runs SQLite, so that
+		// every test also checks its invalidation; OpenPair turns it off.
+		return store.Config{Driver: store.SQLite, DSN: filepath.Join(t.TempDir(), "test.db"), SnapshotCache: 1000}
 	case store.Postgres:
 		base := os.Getenv(EnvPostgresDSN)
 		if base == "" {
@@ -100,6 +102,7 @@ func Each(t *testing.T, fn func(t *testing.T, dialect string)) {
 func OpenPair(t testing.TB, dialect string) (*store.DB, *store.DB) {
 	t.Helper()
 	cfg := Config(t, dialect)
+	cfg.SnapshotCache = 0 // two writers: a cache in either would go stale
 	open := func() *store.DB {
 		db, err := store.Open(context.Background(), cfg)
 		if err != nil {
