@@ -16,6 +16,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -39,6 +40,8 @@ import (
 type options struct {
 	vehicles    int
 	concurrency int
+	usageConc   int
+	payConc     int
 	duration    time.Duration
 	dir         string
 	phases      string
@@ -49,7 +52,9 @@ type options struct {
 func main() {
 	var o options
 	flag.IntVar(&o.vehicles, "vehicles", 100_000, "vehicles to seed")
-	flag.IntVar(&o.concurrency, "concurrency", 64, "concurrent connections")
+	flag.IntVar(&o.concurrency, "concurrency", 64, "concurrent connections for the read phases")
+	flag.IntVar(&o.payConc, "payment-concurrency", 16, "concurrent connections for payment notifications")
+	flag.IntVar(&o.usageConc, "usage-concurrency", 2, "concurrent 10 000-record batches")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of each phase")
 	flag.StringVar(&o.dir, "dir", filepath.Join(os.TempDir(), "entitlements-bench"), "working directory (binary, config, database)")
 	flag.StringVar(&o.phases, "phases", "ceiling,entitlement,feature,payment,usage", "phases to run, in order")
@@ -255,6 +260,7 @@ func (d *driver) prepare() error {
 func (d *driver) phase(name string) (result, error) {
 	var op func(worker, i int) error
 	note := ""
+	conc := d.o.concurrency
 	switch name {
 	case "ceiling":
 		op = func(w, i int) error {
@@ -272,9 +278,20 @@ func (d *driver) phase(name string) (result, error) {
 			return d.call(http.MethodGet, "/v1/vehicles/"+d.vins[k]+"/features/video_streaming", d.tokens[k], nil, nil, http.StatusOK)
 		}
 	case "payment":
-		op = d.payment
-		note = "order + signed payment; req/s counts payments"
+		conc = d.o.payConc
+		orders, err := d.prepareOrders(int(float64(3000) * d.o.duration.Seconds()))
+		if err != nil {
+			return result{}, err
+		}
+		op = func(w, i int) error {
+			if i > len(orders) {
+				return errNoMoreOrders
+			}
+			return d.pay(orders[i-1])
+		}
+		note = fmt.Sprintf("signed notifications for %d orders created beforehand, %d connections", len(orders), conc)
 	case "usage":
+		conc = d.o.usageConc
 		op = d.usage
 		note = "10 000-record batches; see records/s"
 	default:
@@ -288,7 +305,8 @@ func (d *driver) phase(name string) (result, error) {
 	var wg sync.WaitGroup
 	start := time.Now()
 	var counter atomic.Int64
-	for w := 0; w < d.o.concurrency; w++ {
+	var lastDone atomic.Value
+	for w := 0; w < conc; w++ {
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
@@ -296,12 +314,19 @@ func (d *driver) phase(name string) (result, error) {
 			for time.Now().Before(deadline) {
 				i := int(counter.Add(1))
 				t0 := time.Now()
-				if err := op(w, i); err != nil {
+				err := op(w, i)
+				if err == errNoMoreOrders {
+					break
+				}
+				if err != nil {
 					errs.Add(1)
 					firstErr.CompareAndSwap(nil, err.Error())
 					continue
 				}
 				local = append(local, time.Since(t0))
+			}
+			if time.Now().Before(deadline) {
+				lastDone.Store(time.Now())
 			}
 			mu.Lock()
 			lat = append(lat, local...)
@@ -310,6 +335,9 @@ func (d *driver) phase(name string) (result, error) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	if last := lastDone.Load(); last != nil {
+		elapsed = last.(time.Time).Sub(start) // work ran out before the deadline
+	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	r := result{rps: float64(len(lat)) / elapsed.Seconds(), errors: errs.Load(), note: note,
 		p50: pct(lat, 0.50), p99: pct(lat, 0.99), p999: pct(lat, 0.999)}
@@ -364,26 +392,55 @@ func (d *driver) callBody(method, path, token string, body []byte, hdr map[strin
 	return b, nil
 }
 
-// payment creates an order as the vehicle's owner and pays it with a
-// signed notification, as the payment provider would.
-func (d *driver) payment(w, i int) error {
-	k := i % len(d.vins)
-	body, err := d.callBody(http.MethodPost, "/v1/vehicles/"+d.vins[k]+"/orders", d.owners[k],
-		[]byte(`{"product":"monthly"}`), map[string]string{"Idempotency-Key": fmt.Sprintf("bench-%d-%d", time.Now().UnixNano(), i)}, http.StatusCreated)
-	if err != nil {
-		return err
+var errNoMoreOrders = errors.New("no more orders")
+
+type benchOrder struct {
+	ID        string `json:"id"`
+	AmountFen int64  `json:"amount_fen"`
+}
+
+// prepareOrders creates n pending orders (as the vehicles' owners), so
+// that the payment phase measures notifications alone.
+func (d *driver) prepareOrders(n int) ([]benchOrder, error) {
+	orders := make([]benchOrder, n)
+	var next atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	for w := 0; w < 16; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				k := (i * 31) % len(d.vins)
+				body, err := d.callBody(http.MethodPost, "/v1/vehicles/"+d.vins[k]+"/orders", d.owners[k],
+					[]byte(`{"product":"monthly"}`), map[string]string{"Idempotency-Key": fmt.Sprintf("bench-%d-%d", time.Now().UnixNano(), i)}, http.StatusCreated)
+				if err == nil {
+					err = json.Unmarshal(body, &orders[i])
+				}
+				if err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+			}
+		}()
 	}
-	var order struct {
-		ID        string `json:"id"`
-		AmountFen int64  `json:"amount_fen"`
+	wg.Wait()
+	if err, ok := firstErr.Load().(error); ok {
+		return nil, fmt.Errorf("prepare orders: %w", err)
 	}
-	if err := json.Unmarshal(body, &order); err != nil {
-		return err
-	}
+	return orders, nil
+}
+
+// pay sends the signed notification the payment provider would.
+func (d *driver) pay(o benchOrder) error {
 	note, _ := json.Marshal(map[string]any{
-		"event_id": "evt-" + order.ID, "order_id": order.ID, "status": "succeeded",
-		"amount_fen": order.AmountFen, "currency": "CNY",
-		"paid_at": time.Now().UTC().Format(time.RFC3339), "transaction_id": "tx-" + order.ID,
+		"event_id": "evt-" + o.ID, "order_id": o.ID, "status": "succeeded",
+		"amount_fen": o.AmountFen, "currency": "CNY",
+		"paid_at": time.Now().UTC().Format(time.RFC3339), "transaction_id": "tx-" + o.ID,
 	})
 	t := strconv.FormatInt(time.Now().Unix(), 10)
 	mac := hmac.New(sha256.New, []byte(paymentSecret))
