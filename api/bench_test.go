@@ -1,8 +1,10 @@
 package api_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -48,4 +50,29 @@ func BenchmarkEntitlementRead(b *testing.B) {
 func BenchmarkFeatureCheck(b *testing.B) {
 	h, v, tok := benchHarness(b)
 	benchGet(b, h, "/v1/vehicles/"+v+"/features/video_streaming", tok)
+}
+
+// BenchmarkPaymentNotification pays pending orders created beforehand, one
+// signed notification each, through the router on SQLite.
+func BenchmarkPaymentNotification(b *testing.B) {
+	h := newHarness(b, "sqlite")
+	const cars = 200
+	for i := 0; i < cars; i++ {
+		h.activate(vin(fmt.Sprintf("LSVAX4E10P%07d", i)), fmt.Sprintf("owner-%d", i), time.Date(2026, 3, 1, 8, 0, 0, 0, shanghai))
+	}
+	orders := make([]orderBody, b.N)
+	for i := range orders {
+		orders[i] = h.createOrder(vin(fmt.Sprintf("LSVAX4E10P%07d", i%cars)), fmt.Sprintf("owner-%d", i%cars), "monthly")
+	}
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			o := orders[next.Add(1)-1]
+			if res := h.notify(succeeded(o, "evt-"+o.ID, h.clock.Now())); res.Code != http.StatusOK {
+				b.Fatalf("notify = %d %s", res.Code, res.Body)
+			}
+		}
+	})
 }

@@ -58,6 +58,8 @@ type DB struct {
 	// snapshot is the prepared statement of the entitlement read.
 	snapshot readStmt
 	cache    *snapshotCache // nil when off
+	// writeSlot holds one token while an SQLite write transaction runs.
+	writeSlot chan struct{}
 }
 
 // Open connects to the database described by cfg. It does not migrate;
@@ -71,7 +73,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 			NowFunc:                func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
 		}
 	}
-	db := &DB{dialect: cfg.Driver}
+	db := &DB{dialect: cfg.Driver, writeSlot: make(chan struct{}, 1)}
 	switch cfg.Driver {
 	case SQLite:
 		if err := ensureDir(cfg.DSN); err != nil {
@@ -207,9 +209,47 @@ func (db *DB) Close() error {
 // Gorm exposes the writer for tests and tools that need raw access.
 func (db *DB) Gorm() *gorm.DB { return db.write }
 
-// tx runs fn in a write transaction.
+// tx runs fn in a write transaction. On SQLite transactions take turns on
+// writeSlot (which a waiting caller may give up on when ctx ends), and the
+// statements a transaction prepared are promoted before the next begins.
 func (db *DB) tx(ctx context.Context, fn func(tx *gorm.DB) error) error {
-	return db.write.WithContext(ctx).Transaction(fn)
+	if db.dialect != SQLite {
+		return db.write.WithContext(ctx).Transaction(fn)
+	}
+	select {
+	case db.writeSlot <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-db.writeSlot }()
+	err := db.write.WithContext(ctx).Transaction(fn)
+	db.promoteStatements()
+	return err
+}
+
+// promoteStatements re-prepares, on the writer pool itself, the statements
+// gorm first prepared inside a transaction. gorm caches those as bound to
+// their transaction, and database/sql prepares such a statement again in
+// every later transaction (SQLite compiles it anew each time: a tenth of a
+// payment's cost). A statement prepared on the pool is compiled once per
+// connection and reused by every transaction. After warm-up there is
+// nothing left to promote and this is a scan of the cache's keys. It runs
+// holding writeSlot, so no transaction holds the writer's one connection
+// (a transaction waiting for the statement being promoted would otherwise
+// deadlock with it).
+func (db *DB) promoteStatements() {
+	pdb, ok := db.write.ConnPool.(*gorm.PreparedStmtDB)
+	if !ok {
+		return
+	}
+	for _, key := range pdb.Stmts.Keys() {
+		st, ok := pdb.Stmts.Get(key)
+		if !ok || !st.Transaction {
+			continue
+		}
+		pdb.Mux.Lock()
+		pdb.Stmts.New(context.Background(), key, false, pdb.ConnPool, pdb.Mux) // unlocks Mux
+	}
 }
 
 // forUpdate locks the selected rows on PostgreSQL; SQLite ignores it (its
