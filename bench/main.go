@@ -38,15 +38,17 @@ import (
 )
 
 type options struct {
-	vehicles    int
-	concurrency int
-	usageConc   int
-	payConc     int
-	duration    time.Duration
-	dir         string
-	phases      string
-	keep        bool
-	driver, dsn string
+	vehicles     int
+	concurrency  int
+	usageConc    int
+	payConc      int
+	duration     time.Duration
+	dir          string
+	phases       string
+	keep         bool
+	driver, dsn  string
+	jobs         bool
+	expireAtOnce int
 }
 
 func main() {
@@ -61,6 +63,8 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", true, "reuse a database seeded with the same --vehicles")
 	flag.StringVar(&o.driver, "driver", "sqlite", "database driver")
 	flag.StringVar(&o.dsn, "dsn", "", "database DSN (default: an SQLite file in --dir)")
+	flag.BoolVar(&o.jobs, "jobs", true, "after the HTTP phases, time the remind and expire jobs on a copy of the database (SQLite)")
+	flag.IntVar(&o.expireAtOnce, "expire-at-once", 100_000, "periods made to end at the same instant for the expire job")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -147,6 +151,11 @@ func run(o options) error {
 		fmt.Printf("%-12s %10.0f %9.2f %9.2f %9.2f %9d %8s %s\n", ph, r.rps, ms(r.p50), ms(r.p99), ms(r.p999), r.errors, ratio, r.note)
 	}
 	fmt.Printf("\nservice peak RSS: %.0f MB\n", float64(peakRSS(svc.Process.Pid))/1024)
+	svc.Process.Signal(syscall.SIGTERM)
+	svc.Wait()
+	if o.jobs && o.driver == "sqlite" {
+		return runJobs(o, o.dsn, o.expireAtOnce)
+	}
 	return nil
 }
 

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"entitlements/billing"
+	"entitlements/scheduler"
+	"entitlements/store"
+)
+
+// runJobs measures the scheduler's set-based jobs over a seeded fleet, on
+// a copy of the seeded SQLite database:
+//   - remind over the whole fleet, first run (creates the due reminders)
+//     and a second run (finds nothing new);
+//   - expire of expireAtOnce periods that all end at the same instant.
+func runJobs(o options, seededDB string, expireAtOnce int) error {
+	dbPath := filepath.Join(o.dir, "jobs.db")
+	if err := copyFile(seededDB, dbPath); err != nil {
+		return err
+	}
+	ctx := context.Background()
+	db, err := store.Open(ctx, store.Config{Driver: store.SQLite, DSN: dbPath})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	loc, _ := time.LoadLocation("Asia/Shanghai")
+	now := time.Now()
+	var vehicles int64
+	db.Gorm().Raw(`SELECT COUNT(*) FROM vehicles`).Scan(&vehicles)
+	fmt.Printf("\njobs over %d vehicles (a copy of the seeded database)\n", vehicles)
+
+	remind := scheduler.Remind{Store: db, Stages: []int{30, 7, 1}, Location: loc}
+	for run := 1; run <= 2; run++ {
+		start := time.Now()
+		if err := remind.Run(ctx, now); err != nil {
+			return err
+		}
+		var n int64
+		db.Gorm().Raw(`SELECT COUNT(*) FROM notices WHERE kind = ?`, string(billing.NoticeExpiring)).Scan(&n)
+		fmt.Printf("remind run %d: %.2fs (%d coverage.expiring notices in all)\n", run, time.Since(start).Seconds(), n)
+	}
+
+	// expireAtOnce vehicles whose only coverage ends one minute ago.
+	end := now.Add(-time.Minute).UTC()
+	err = db.Gorm().Exec(`UPDATE periods SET ends_at = ?, ended = FALSE WHERE id IN (
+		SELECT p.id FROM periods p JOIN vehicles v ON v.vin = p.vin
+		WHERE p.seq = 0 AND v.coverage_ends_at = p.ends_at AND p.ends_at > ? LIMIT ?)`, end, now.UTC(), expireAtOnce).Error
+	if err != nil {
+		return err
+	}
+	err = db.Gorm().Exec(`UPDATE vehicles SET coverage_ends_at = ? WHERE vin IN (
+		SELECT vin FROM periods WHERE seq = 0 AND ends_at = ?)`, end, end).Error
+	if err != nil {
+		return err
+	}
+	var ending int64
+	db.Gorm().Raw(`SELECT COUNT(*) FROM periods WHERE ends_at = ? AND ended = FALSE`, end).Scan(&ending)
+	expire := scheduler.Expire{Store: db, MaxAge: 7 * 24 * time.Hour, Location: loc}
+	start := time.Now()
+	if err := expire.Run(ctx, now); err != nil {
+		return err
+	}
+	took := time.Since(start)
+	var ended, expired int64
+	db.Gorm().Raw(`SELECT COUNT(*) FROM periods WHERE ends_at = ? AND ended = TRUE`, end).Scan(&ended)
+	db.Gorm().Raw(`SELECT COUNT(*) FROM notices WHERE kind = ?`, string(billing.NoticeExpired)).Scan(&expired)
+	fmt.Printf("expire: %d periods ending at once: %.2fs (%d marked ended, %d coverage.expired notices in all)\n",
+		ending, took.Seconds(), ended, expired)
+	return nil
+}
+
+func copyFile(from, to string) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		os.Remove(to + suffix)
+	}
+	out, err := os.Create(to)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
