@@ -29,6 +29,9 @@ func runJobs(o options, seededDB string, expireAtOnce int) error {
 		return err
 	}
 	defer db.Close()
+	if _, err := db.Migrate(ctx); err != nil {
+		return err
+	}
 	loc, _ := time.LoadLocation("Asia/Shanghai")
 	now := time.Now()
 	var vehicles int64

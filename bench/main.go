@@ -137,6 +137,9 @@ func run(o options) error {
 	fmt.Printf("%-12s %10s %9s %9s %9s %9s %8s %s\n", "phase", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "ceiling", "note")
 	var ceiling float64
 	for _, ph := range strings.Split(o.phases, ",") {
+		if ph == "" {
+			continue
+		}
 		r, err := d.phase(strings.TrimSpace(ph))
 		if err != nil {
 			return err

@@ -80,8 +80,11 @@ func (db *DB) createCoverageNotices(ctx context.Context, job string, now time.Ti
 		q := `SELECT v.vin, v.owner_id, v.coverage_ends_at FROM vehicles v WHERE ` + where
 		qargs := append([]any(nil), args...)
 		if after != nil {
-			q += ` AND (v.coverage_ends_at > ? OR (v.coverage_ends_at = ? AND v.vin > ?))`
-			qargs = append(qargs, utc(after.CoverageEndsAt), utc(after.CoverageEndsAt), after.VIN)
+			// A row-value comparison, so that the (coverage_ends_at, vin)
+			// index seeks to the next batch instead of rescanning a range
+			// in which thousands of vehicles may share one end.
+			q += ` AND (v.coverage_ends_at, v.vin) > (?, ?)`
+			qargs = append(qargs, utc(after.CoverageEndsAt), after.VIN)
 		}
 		q += ` ORDER BY v.coverage_ends_at, v.vin LIMIT ?`
 		qargs = append(qargs, batch)

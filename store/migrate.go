@@ -77,6 +77,10 @@ var migrations = []migration{
 		`CREATE INDEX notices_vin_idx ON notices (vin, created_at)`,
 		`CREATE INDEX notices_due_idx ON notices (status, next_attempt_at)`,
 	}},
+	{Version: 2, Name: "vehicles: coverage end index with the VIN, for keyset batches", Up: []string{
+		`CREATE INDEX vehicles_coverage_vin_idx ON vehicles (coverage_ends_at, vin)`,
+		`DROP INDEX vehicles_coverage_ends_idx`,
+	}},
 	{Version: 10, Name: "orders, payments, idempotency keys", Up: []string{
 		`CREATE TABLE orders (
 			id                   TEXT PRIMARY KEY,
