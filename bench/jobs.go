@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"time"
 
 	"entitlements/billing"
@@ -50,7 +51,7 @@ func runJobs(o options, seededDB string, expireAtOnce int) error {
 	}
 
 	// expireAtOnce vehicles whose only coverage ends one minute ago.
-	end := now.Add(-time.Minute).UTC()
+	end := now.Add(-time.Minute).UTC().Truncate(time.Microsecond) // as the store writes instants
 	err = db.Gorm().Exec(`UPDATE periods SET ends_at = ?, ended = FALSE WHERE id IN (
 		SELECT p.id FROM periods p JOIN vehicles v ON v.vin = p.vin
 		WHERE p.seq = 0 AND v.coverage_ends_at = p.ends_at AND p.ends_at > ? LIMIT ?)`, end, now.UTC(), expireAtOnce).Error
@@ -65,6 +66,14 @@ func runJobs(o options, seededDB string, expireAtOnce int) error {
 	var ending int64
 	db.Gorm().Raw(`SELECT COUNT(*) FROM periods WHERE ends_at = ? AND ended = FALSE`, end).Scan(&ending)
 	expire := scheduler.Expire{Store: db, MaxAge: 7 * 24 * time.Hour, Location: loc}
+	if path := os.Getenv("BENCH_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 	start := time.Now()
 	if err := expire.Run(ctx, now); err != nil {
 		return err

@@ -57,35 +57,38 @@ type coverageCandidate struct {
 // selects vehicles by the indexed coverage_ends_at range, batch at a time,
 // and returns how many notices it created.
 func (db *DB) CreateExpiredNotices(ctx context.Context, now time.Time, maxAge time.Duration, loc *time.Location, batch int) (int, error) {
-	where := `v.coverage_ends_at > ? AND v.coverage_ends_at <= ?
-		AND NOT EXISTS (SELECT 1 FROM notices n
+	where := `NOT EXISTS (SELECT 1 FROM notices n
 			WHERE n.vin = v.vin AND n.kind = ? AND n.covered_until = v.coverage_ends_at` + db.fence() + `)`
-	args := []any{utc(now.Add(-maxAge)), utc(now), string(billing.NoticeExpired)}
-	return db.createCoverageNotices(ctx, JobExpire, now, batch, where, args, func(c coverageCandidate) billing.Notice {
+	args := []any{string(billing.NoticeExpired)}
+	return db.createCoverageNotices(ctx, JobExpire, now, batch, now.Add(-maxAge), now, where, args, func(c coverageCandidate) billing.Notice {
 		return billing.ExpiredNotice(billing.VIN(c.VIN), c.OwnerID, c.CoverageEndsAt, loc)
 	})
 }
 
-// createCoverageNotices selects the vehicles matching where (over
-// vehicles v; args are its parameters) in (coverage_ends_at, vin) order,
+// createCoverageNotices selects the vehicles whose coverage_ends_at is in
+// (lower, upper] and that match where (over vehicles v; args are its
+// parameters) in (coverage_ends_at, vin) order,
 // batch at a time, and inserts a notice built for each, one job
 // transaction per batch. Each batch starts after the last vehicle of the
 // previous one (keyset), so a run reads the range once however many
 // batches it takes.
-func (db *DB) createCoverageNotices(ctx context.Context, job string, now time.Time, batch int, where string, args []any,
-	build func(coverageCandidate) billing.Notice) (int, error) {
+func (db *DB) createCoverageNotices(ctx context.Context, job string, now time.Time, batch int, lower, upper time.Time,
+	where string, args []any, build func(coverageCandidate) billing.Notice) (int, error) {
 	total := 0
 	var after *coverageCandidate
 	for {
-		q := `SELECT v.vin, v.owner_id, v.coverage_ends_at FROM vehicles v WHERE ` + where
-		qargs := append([]any(nil), args...)
+		// After the first batch the lower bound is the last vehicle seen, a
+		// row-value comparison on the (coverage_ends_at, vin) index: each
+		// batch seeks to where the last one ended instead of rescanning a
+		// range in which thousands of vehicles may share one end.
+		q := `SELECT v.vin, v.owner_id, v.coverage_ends_at FROM vehicles v WHERE v.coverage_ends_at > ?`
+		qargs := []any{utc(lower)}
 		if after != nil {
-			// A row-value comparison, so that the (coverage_ends_at, vin)
-			// index seeks to the next batch instead of rescanning a range
-			// in which thousands of vehicles may share one end.
-			q += ` AND (v.coverage_ends_at, v.vin) > (?, ?)`
-			qargs = append(qargs, utc(after.CoverageEndsAt), after.VIN)
+			q = `SELECT v.vin, v.owner_id, v.coverage_ends_at FROM vehicles v WHERE (v.coverage_ends_at, v.vin) > (?, ?)`
+			qargs = []any{utc(after.CoverageEndsAt), after.VIN}
 		}
+		q += ` AND v.coverage_ends_at <= ? AND ` + where
+		qargs = append(append(qargs, utc(upper)), args...)
 		q += ` ORDER BY v.coverage_ends_at, v.vin LIMIT ?`
 		qargs = append(qargs, batch)
 		var cs []coverageCandidate

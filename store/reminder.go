@@ -21,16 +21,14 @@ import (
 // minutes in the future) is not covered yet and gets no reminder until it
 // is. Reminders are keyed on coverage_ends_at, the final end of coverage.
 func (db *DB) CreateReminders(ctx context.Context, now time.Time, stages []int, loc *time.Location, batch int) (int, error) {
-	where := `v.coverage_ends_at > ? AND v.coverage_ends_at <= ?
-		AND EXISTS (SELECT 1 FROM periods p
+	where := `EXISTS (SELECT 1 FROM periods p
 			WHERE p.vin = v.vin AND p.refunded_at IS NULL AND p.starts_at <= ? AND p.ends_at > ?` + db.fence() + `)
 		AND NOT EXISTS (SELECT 1 FROM notices n
 			WHERE n.vin = v.vin AND n.kind = ? AND n.covered_until = v.coverage_ends_at AND n.stage <= ?` + db.fence() + `)`
 	total := 0
 	for _, w := range billing.ReminderWindows(stages) {
-		args := []any{utc(now.Add(w.After)), utc(now.Add(w.Until)), utc(now), utc(now),
-			string(billing.NoticeExpiring), w.Stage}
-		n, err := db.createCoverageNotices(ctx, JobRemind, now, batch, where, args, func(c coverageCandidate) billing.Notice {
+		args := []any{utc(now), utc(now), string(billing.NoticeExpiring), w.Stage}
+		n, err := db.createCoverageNotices(ctx, JobRemind, now, batch, now.Add(w.After), now.Add(w.Until), where, args, func(c coverageCandidate) billing.Notice {
 			return billing.ExpiringNotice(billing.VIN(c.VIN), c.OwnerID, w.Stage, c.CoverageEndsAt, loc)
 		})
 		total += n
