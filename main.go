@@ -85,16 +85,26 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	return fmt.Errorf("unknown command %q (want serve, migrate, seed or token)", cmd)
 }
 
-func migrate(ctx context.Context, cfg *Config, stdout io.Writer) error {
+// openStore opens the configured database and applies pending migrations.
+func openStore(ctx context.Context, cfg *Config) (*store.DB, []int, error) {
 	db, err := store.Open(ctx, cfg.StoreConfig())
+	if err != nil {
+		return nil, nil, err
+	}
+	applied, err := db.Migrate(ctx)
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	return db, applied, nil
+}
+
+func migrate(ctx context.Context, cfg *Config, stdout io.Writer) error {
+	db, applied, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	applied, err := db.Migrate(ctx)
-	if err != nil {
-		return err
-	}
 	fmt.Fprintf(stdout, "applied migrations: %v\n", applied)
 	return nil
 }
@@ -104,14 +114,11 @@ func seed(ctx context.Context, cfg *Config, n int, stdout io.Writer) error {
 	if n < 1 {
 		return fmt.Errorf("--vehicles must be at least 1")
 	}
-	db, err := store.Open(ctx, cfg.StoreConfig())
+	db, _, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if _, err := db.Migrate(ctx); err != nil {
-		return err
-	}
 	start := time.Now()
 	if err := db.Seed(ctx, n, store.DefaultSeedMix, cfg.Catalog(), cfg.Location(), time.Now()); err != nil {
 		return err
@@ -131,15 +138,11 @@ func serve(ctx context.Context, cfg *Config, logOut io.Writer) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	db, err := store.Open(ctx, cfg.StoreConfig())
+	db, applied, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	applied, err := db.Migrate(ctx)
-	if err != nil {
-		return err
-	}
 	log.Info("database ready", slog.String("driver", cfg.Database.Driver), slog.Any("applied_migrations", applied))
 
 	reg := prometheus.NewRegistry()

@@ -144,12 +144,7 @@ func (db *DB) Orders(ctx context.Context, q billing.OrderQuery) ([]billing.Order
 	if err := tx.Order("created_at DESC, id DESC").Limit(q.Limit + 1).Find(&rows).Error; err != nil {
 		return nil, nil, fmt.Errorf("list orders %s: %w", q.VIN, err)
 	}
-	var next *billing.Cursor
-	if len(rows) > q.Limit {
-		rows = rows[:q.Limit]
-		last := rows[len(rows)-1]
-		next = &billing.Cursor{At: last.CreatedAt.UTC(), ID: last.ID}
-	}
+	rows, next := page(rows, q.Limit, func(r orderRow) billing.Cursor { return billing.Cursor{At: r.CreatedAt.UTC(), ID: r.ID} })
 	out := make([]billing.Order, len(rows))
 	for i, r := range rows {
 		out[i] = r.order()

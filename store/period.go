@@ -146,3 +146,14 @@ func newID(prefix string, now time.Time) string {
 	}
 	return prefix + "_" + hex.EncodeToString(b[:])
 }
+
+// page keeps the first limit of rows fetched with LIMIT limit+1 and, when
+// there were more, returns the cursor of the last row kept.
+func page[R any](rows []R, limit int, cursor func(R) billing.Cursor) ([]R, *billing.Cursor) {
+	if len(rows) <= limit {
+		return rows, nil
+	}
+	rows = rows[:limit]
+	c := cursor(rows[limit-1])
+	return rows, &c
+}

@@ -193,12 +193,7 @@ func (db *DB) Refunds(ctx context.Context, q billing.RefundQuery) ([]billing.Ref
 	if err := tx.Order("created_at, id").Limit(q.Limit + 1).Find(&rows).Error; err != nil {
 		return nil, nil, fmt.Errorf("list refunds: %w", err)
 	}
-	var next *billing.Cursor
-	if len(rows) > q.Limit {
-		rows = rows[:q.Limit]
-		last := rows[len(rows)-1]
-		next = &billing.Cursor{At: last.CreatedAt.UTC(), ID: last.ID}
-	}
+	rows, next := page(rows, q.Limit, func(r refundRow) billing.Cursor { return billing.Cursor{At: r.CreatedAt.UTC(), ID: r.ID} })
 	out := make([]billing.Refund, len(rows))
 	for i, r := range rows {
 		out[i] = r.refund()
