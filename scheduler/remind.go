@@ -19,7 +19,7 @@ type Remind struct {
 	Store    ReminderStore
 	Stages   []int // notices.reminder_days, e.g. 30, 7, 1
 	Location *time.Location
-	Batch    int // rows per transaction; defaults to 500
+	Batch    int // rows per transaction; defaults to defaultBatch
 	Logger   *slog.Logger
 }
 
