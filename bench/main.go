@@ -49,6 +49,7 @@ type options struct {
 	driver, dsn  string
 	jobs         bool
 	expireAtOnce int
+	cache        int
 }
 
 func main() {
@@ -63,6 +64,7 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", true, "reuse a database seeded with the same --vehicles")
 	flag.StringVar(&o.driver, "driver", "sqlite", "database driver")
 	flag.StringVar(&o.dsn, "dsn", "", "database DSN (default: an SQLite file in --dir)")
+	flag.IntVar(&o.cache, "snapshot-cache", -1, "database.snapshot_cache for the service (-1: config.yaml's default)")
 	flag.BoolVar(&o.jobs, "jobs", true, "after the HTTP phases, time the remind and expire jobs on a copy of the database (SQLite)")
 	flag.IntVar(&o.expireAtOnce, "expire-at-once", 100_000, "periods made to end at the same instant for the expire job")
 	flag.Parse()
@@ -176,6 +178,9 @@ func writeConfig(path, addr string, o options) error {
 			line = fmt.Sprintf("http: {addr: %q}", addr)
 		case strings.HasPrefix(line, "database:"):
 			line = fmt.Sprintf("database: {driver: %s, dsn: %q}", o.driver, o.dsn)
+			if o.cache >= 0 {
+				line = fmt.Sprintf("database: {driver: %s, dsn: %q, snapshot_cache: %d}", o.driver, o.dsn, o.cache)
+			}
 		case strings.HasPrefix(line, "auth:"):
 			line = fmt.Sprintf("auth: {token_secret: %s}", tokenSecret)
 		case strings.HasPrefix(line, "payments:"):
