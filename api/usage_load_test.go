@@ -96,14 +96,22 @@ func TestUsageConcurrentTwoServers(t *testing.T) {
 	})
 }
 
-// BenchmarkIngestUsage posts batches of 10 000 records over 1000 vehicles
-// through the real router (JSON decoding, validation, one transaction)
-// and reports records per second.
+// BenchmarkIngestUsage posts batches of 10 000 records over 1000 (and
+// 10 000) vehicles through the real router (JSON decoding, validation, one
+// transaction) and reports records per second.
 func BenchmarkIngestUsage(b *testing.B) {
 	for _, dialect := range storetest.Backends {
-		b.Run(dialect, func(b *testing.B) {
+		for _, cars := range []int{1000, 10000} {
+			b.Run(fmt.Sprintf("%s/%d_vehicles", dialect, cars), func(b *testing.B) { benchIngest(b, dialect, cars) })
+		}
+	}
+}
+
+func benchIngest(b *testing.B, dialect string, cars int) {
+	{
+		{
 			h := newHarness(b, dialect, withUsage)
-			vins := make([]string, 1000)
+			vins := make([]string, cars)
 			for i := range vins {
 				vins[i] = vin(fmt.Sprintf("LSVAX4E10P3%06d", i))
 				h.activate(vins[i], "o1", time.Date(2026, 3, 1, 8, 0, 0, 0, shanghai))
@@ -132,6 +140,6 @@ func BenchmarkIngestUsage(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(b.N*billing.MaxUsageBatch)/b.Elapsed().Seconds(), "records/s")
-		})
+		}
 	}
 }
