@@ -18,6 +18,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -197,6 +198,17 @@ func serve(ctx context.Context, cfg *Config, logOut io.Writer) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	if addr := os.Getenv("ENTITLEMENTS_PPROF_ADDR"); addr != "" {
+		// Profiling on a listener of its own, off unless asked for: the
+		// load harness uses it to see where a request's time goes.
+		go func() {
+			log.Info("pprof listening", slog.String("addr", addr))
+			srv := &http.Server{Addr: addr, Handler: pprofMux(), ReadHeaderTimeout: 5 * time.Second}
+			if err := srv.ListenAndServe(); err != nil {
+				log.Warn("pprof stopped", slog.String("error", err.Error()))
+			}
+		}()
+	}
 	errc := make(chan error, 1)
 	go func() {
 		log.Info("listening", slog.String("addr", cfg.HTTP.Addr))
@@ -261,4 +273,15 @@ func newScheduler(cfg *Config, db *store.DB, reg prometheus.Registerer, log *slo
 		}},
 	)
 	return scheduler.New(scheduler.Options{Entries: entries, Location: loc, Logger: log, Registerer: reg})
+}
+
+// pprofMux serves net/http/pprof's handlers.
+func pprofMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }

@@ -50,6 +50,7 @@ type options struct {
 	jobs         bool
 	expireAtOnce int
 	cache        int
+	pprof        string
 }
 
 func main() {
@@ -65,6 +66,7 @@ func main() {
 	flag.StringVar(&o.driver, "driver", "sqlite", "database driver")
 	flag.StringVar(&o.dsn, "dsn", "", "database DSN (default: an SQLite file in --dir)")
 	flag.IntVar(&o.cache, "snapshot-cache", -1, "database.snapshot_cache for the service (-1: config.yaml's default)")
+	flag.StringVar(&o.pprof, "pprof", "", "serve the service's pprof on this loopback address (e.g. 127.0.0.1:6060)")
 	flag.BoolVar(&o.jobs, "jobs", true, "after the HTTP phases, time the remind and expire jobs on a copy of the database (SQLite)")
 	flag.IntVar(&o.expireAtOnce, "expire-at-once", 100_000, "periods made to end at the same instant for the expire job")
 	flag.Parse()
@@ -116,6 +118,9 @@ func run(o options) error {
 
 	svc := exec.Command(bin, "serve", "--config", cfgPath)
 	svc.Env = append(os.Environ(), "ENTITLEMENTS_BENCH_ENDPOINT=1")
+	if o.pprof != "" {
+		svc.Env = append(svc.Env, "ENTITLEMENTS_PPROF_ADDR="+o.pprof)
+	}
 	logf, _ := os.Create(filepath.Join(o.dir, "service.log"))
 	svc.Stdout, svc.Stderr = logf, logf
 	if err := svc.Start(); err != nil {
