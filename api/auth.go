@@ -129,25 +129,37 @@ func principal(c *gin.Context) Principal {
 }
 
 // vehicleFor parses the path's VIN and loads the vehicle if the caller may
-// see it. A vehicle or owner asking for another's VIN gets the same
-// EVehicleNotFound as for a VIN that does not exist, so that tokens cannot
-// probe the fleet.
+// see it (see readVehicle).
 func (s *Server) vehicleFor(c *gin.Context) (billing.VIN, billing.Vehicle, error) {
+	return readVehicle(c, func(vin billing.VIN) (billing.Vehicle, string, error) {
+		v, err := s.store.Vehicle(c.Request.Context(), vin)
+		return v, v.OwnerID, err
+	})
+}
+
+// readVehicle parses the path's VIN and returns what load reads for it, if
+// the caller may see that vehicle: the vehicle itself, its owner, or staff.
+// load also returns the vehicle's owner. A vehicle or owner asking for
+// another's VIN gets the same EVehicleNotFound as for a VIN that does not
+// exist, so that tokens cannot probe the fleet; a vehicle token is refused
+// before anything is read.
+func readVehicle[T any](c *gin.Context, load func(billing.VIN) (T, string, error)) (billing.VIN, T, error) {
+	var zero T
 	vin, err := billing.ParseVIN(c.Param("vin"))
 	if err != nil {
-		return "", billing.Vehicle{}, err
+		return "", zero, err
 	}
 	p := principal(c)
 	notFound := billing.Errorf(billing.EVehicleNotFound, "vehicle %s not found", vin)
 	if p.Role == RoleVehicle && p.Subject != string(vin) {
-		return vin, billing.Vehicle{}, notFound
+		return vin, zero, notFound
 	}
-	v, err := s.store.Vehicle(c.Request.Context(), vin)
+	out, owner, err := load(vin)
 	if err != nil {
-		return vin, v, err
+		return vin, zero, err
 	}
-	if p.Role == RoleOwner && v.OwnerID != p.Subject {
-		return vin, billing.Vehicle{}, notFound
+	if p.Role == RoleOwner && owner != p.Subject {
+		return vin, zero, notFound
 	}
-	return vin, v, nil
+	return vin, out, nil
 }

@@ -145,26 +145,12 @@ func (s *Server) evaluate(c *gin.Context, vin billing.VIN, now time.Time) (billi
 }
 
 // entitled evaluates the entitlement of the path's VIN at now for a caller
-// who may see it: the vehicle itself, the owner, or staff. Another's
-// vehicle is EVehicleNotFound, exactly as a missing one (see vehicleFor).
+// who may see it (see readVehicle).
 func (s *Server) entitled(c *gin.Context, now time.Time) (billing.VIN, billing.Entitlement, error) {
-	vin, err := billing.ParseVIN(c.Param("vin"))
-	if err != nil {
-		return "", billing.Entitlement{}, err
-	}
-	p := principal(c)
-	notFound := billing.Errorf(billing.EVehicleNotFound, "vehicle %s not found", vin)
-	if p.Role == RoleVehicle && p.Subject != string(vin) {
-		return vin, billing.Entitlement{}, notFound
-	}
-	e, err := s.evaluate(c, vin, now)
-	if err != nil {
-		return vin, e, err
-	}
-	if p.Role == RoleOwner && e.Vehicle.OwnerID != p.Subject {
-		return vin, billing.Entitlement{}, notFound
-	}
-	return vin, e, nil
+	return readVehicle(c, func(vin billing.VIN) (billing.Entitlement, string, error) {
+		e, err := s.evaluate(c, vin, now)
+		return e, e.Vehicle.OwnerID, err
+	})
 }
 
 // features handles GET /v1/vehicles/{vin}/features.
