@@ -155,7 +155,8 @@ func TestUsageCountsInTheMonthItStarted(t *testing.T) {
 		if got := h.data(v); got.UsedBytes != 7 || *got.AsOf != *d.AsOf {
 			t.Errorf("after a late May record: used %d as_of %v, want 7 and %s", got.UsedBytes, *got.AsOf, *d.AsOf)
 		}
-		u, err := h.db.Usage(context.Background(), billing.VIN(v), billing.CycleAt(lastMonth, shanghai))
+		snap, err := h.db.Snapshot(context.Background(), billing.VIN(v), billing.CycleAt(lastMonth, shanghai))
+		u := snap.Usage
 		if err != nil || u.EntertainmentBytes != 6*gib {
 			t.Errorf("Usage(May) = %d, %v, want %d", u.EntertainmentBytes, err, 6*gib)
 		}

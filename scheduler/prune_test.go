@@ -50,7 +50,8 @@ func TestPruneUsageDeletesOldRecordsKeepsAggregates(t *testing.T) {
 		if err := job.Run(ctx, now); err != nil {
 			t.Fatalf("second Run: %v", err)
 		}
-		u, err := db.Usage(ctx, vin, billing.CycleAt(jan, loc))
+		snap, err := db.Snapshot(ctx, vin, billing.CycleAt(jan, loc))
+		u := snap.Usage
 		if err != nil || u.EntertainmentBytes != 230 {
 			t.Errorf("January usage after prune = %d, %v, want 230: aggregates stay", u.EntertainmentBytes, err)
 		}

@@ -62,35 +62,6 @@ func usageSchema(recordsOpts string) []string {
 	}
 }
 
-// Usage returns vin's usage in cycle and the latest usage time seen for
-// the vehicle, in one indexed query on the aggregates. A vehicle without
-// usage has a zero Usage.
-func (db *DB) Usage(ctx context.Context, vin billing.VIN, cycle billing.Cycle) (billing.Usage, error) {
-	var row struct {
-		AsOf               time.Time
-		EntertainmentBytes *int64
-		BasicBytes         *int64
-	}
-	res := db.read.WithContext(ctx).Raw(`SELECT uv.as_of, uc.entertainment_bytes, uc.basic_bytes
-		FROM usage_vehicles uv
-		LEFT JOIN usage_cycles uc ON uc.vin = uv.vin AND uc.cycle = ?
-		WHERE uv.vin = ?`, cycle.Key(), string(vin)).Scan(&row)
-	if res.Error != nil {
-		return billing.Usage{}, fmt.Errorf("usage of %s in %s: %w", vin, cycle.Key(), res.Error)
-	}
-	if res.RowsAffected == 0 {
-		return billing.Usage{}, nil
-	}
-	u := billing.Usage{AsOf: row.AsOf.UTC()}
-	if row.EntertainmentBytes != nil {
-		u.EntertainmentBytes = *row.EntertainmentBytes
-	}
-	if row.BasicBytes != nil {
-		u.BasicBytes = *row.BasicBytes
-	}
-	return u, nil
-}
-
 // IngestUsage stores a batch of records that passed Validate, in one write
 // transaction. Records count in the calendar month of loc in which they
 // started; thresholds are the quota.threshold percentages (none: no
