@@ -43,6 +43,11 @@ type Config struct {
 	MaxOpenConns    int    // PostgreSQL pool size, and the SQLite reader pool size; 0 = a default
 	MaxIdleConns    int
 	ConnMaxLifetime time.Duration
+	// CacheMiB is the SQLite writer connection's page cache (0 = 64 MiB).
+	CacheMiB int
+	// CheckpointEvery is how often the WAL is copied back into an SQLite
+	// database file, in the background (0 = every second).
+	CheckpointEvery time.Duration
 	// SnapshotCache is how many vehicles' entitlement snapshots to keep in
 	// memory (0 = none). Honoured on SQLite only, and only correct when
 	// this store is the database's only writer (one process).
@@ -60,6 +65,7 @@ type DB struct {
 	cache    *snapshotCache // nil when off
 	// writeSlot holds one token while an SQLite write transaction runs.
 	writeSlot chan struct{}
+	ckpt      *checkpointer // SQLite files only
 }
 
 // Open connects to the database described by cfg. It does not migrate;
@@ -79,7 +85,10 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		if err := ensureDir(cfg.DSN); err != nil {
 			return nil, err
 		}
-		w, err := gorm.Open(sqlite.Open(sqliteDSN(cfg.DSN, "immediate")), gcfg())
+		w, err := gorm.Open(sqlite.New(sqlite.Config{
+			DriverName: sqliteDriver(writerPragmas(or(cfg.CacheMiB, 64))),
+			DSN:        sqliteDSN(cfg.DSN, "immediate"),
+		}), gcfg())
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite writer: %w", err)
 		}
@@ -95,6 +104,12 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 			return nil, err
 		}
 		if err := pool(r, or(cfg.MaxOpenConns, 8), or(cfg.MaxIdleConns, 8), cfg.ConnMaxLifetime); err != nil {
+			return nil, err
+		}
+		if inMemory(cfg.DSN) {
+			break
+		}
+		if db.ckpt, err = startCheckpointer(sqliteDSN(cfg.DSN, "deferred"), or(cfg.CheckpointEvery, time.Second)); err != nil {
 			return nil, err
 		}
 	case Postgres:
@@ -159,16 +174,22 @@ func sqliteDSN(dsn, txlock string) string {
 }
 
 func ensureDir(dsn string) error {
-	path, _, _ := strings.Cut(strings.TrimPrefix(dsn, "file:"), "?")
-	if path == "" || path == ":memory:" || strings.Contains(dsn, "mode=memory") {
+	if inMemory(dsn) {
 		return nil
 	}
+	path, _, _ := strings.Cut(strings.TrimPrefix(dsn, "file:"), "?")
 	if dir := filepath.Dir(path); dir != "." {
 		if err := os.MkdirAll(dir, 0o750); err != nil {
 			return fmt.Errorf("create database directory: %w", err)
 		}
 	}
 	return nil
+}
+
+// inMemory reports whether an SQLite DSN names an in-memory database.
+func inMemory(dsn string) bool {
+	path, _, _ := strings.Cut(strings.TrimPrefix(dsn, "file:"), "?")
+	return path == "" || path == ":memory:" || strings.Contains(dsn, "mode=memory")
 }
 
 // Dialect returns SQLite or Postgres.
@@ -202,6 +223,9 @@ func (db *DB) Close() error {
 		}
 		seen[s] = true
 		errs = append(errs, s.Close())
+	}
+	if db.ckpt != nil {
+		errs = append(errs, db.ckpt.Close())
 	}
 	return errors.Join(errs...)
 }

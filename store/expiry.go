@@ -102,7 +102,7 @@ func (db *DB) createCoverageNotices(ctx context.Context, job string, now time.Ti
 				ns[i] = build(c)
 			}
 			var err error
-			created, err = insertNotices(tx, ns, now)
+			created, err = db.insertNotices(tx, ns, now)
 			return err
 		})
 		if errors.Is(err, errJobBusy) {

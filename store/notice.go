@@ -4,12 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"entitlements/billing"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 )
 
 // noticeRow is the stored form of billing.Notice (the outbox).
@@ -65,55 +66,97 @@ func (r noticeRow) notice() (billing.Notice, error) {
 // dedupe key exists. It reports whether it was created. Callers pass the
 // transaction of the change that caused the notice, so that the change and
 // its notice commit or roll back together.
-func insertNotice(tx *gorm.DB, n billing.Notice, now time.Time) (bool, error) {
-	created, err := insertNotices(tx, []billing.Notice{n}, now)
+func (db *DB) insertNotice(tx *gorm.DB, n billing.Notice, now time.Time) (bool, error) {
+	created, err := db.insertNotices(tx, []billing.Notice{n}, now)
 	return created == 1, err
 }
 
-// insertNotices adds ns to the outbox in one statement, skipping those
-// whose dedupe key exists, and returns how many it created.
-func insertNotices(tx *gorm.DB, ns []billing.Notice, now time.Time) (int, error) {
+// insertNotices adds ns to the outbox, skipping those whose dedupe key
+// exists, and returns how many it created. It sends multi-row INSERTs of
+// statements prepared once (prepareNotices): the jobs insert thousands of
+// notices a run, and gorm's reflection over each row cost more than
+// SQLite's insert.
+func (db *DB) insertNotices(tx *gorm.DB, ns []billing.Notice, now time.Time) (int, error) {
 	if len(ns) == 0 {
 		return 0, nil
 	}
-	rows := make([]noticeRow, len(ns))
-	for i, n := range ns {
-		r, err := newNoticeRow(n, now)
+	args := make([]any, 0, noticeShared+len(ns)*noticeCols)
+	at := db.timeArg(now)
+	args = append(args, string(billing.NoticePending), at)
+	for _, n := range ns {
+		data, err := json.Marshal(n.Data)
 		if err != nil {
-			return 0, err
+			return 0, fmt.Errorf("encode notice data: %w", err)
 		}
-		rows[i] = r
+		id := n.ID
+		if id == "" {
+			id = newID("ntc", now)
+		}
+		var covered any
+		if n.CoveredUntil != nil {
+			covered = db.timeArg(*n.CoveredUntil)
+		}
+		args = append(args, id, string(n.VIN), n.OwnerID, string(n.Kind), n.DedupeKey, n.Stage, covered, string(data))
 	}
-	res := tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "dedupe_key"}}, DoNothing: true}).Create(&rows)
-	if res.Error != nil {
-		return 0, fmt.Errorf("insert notices (%s, ...): %w", ns[0].DedupeKey, res.Error)
+	shared, rows := args[:noticeShared], args[noticeShared:]
+	created := 0
+	for _, size := range chunkSizes(len(ns), noticeRowsPerStatement) {
+		part := append(append(make([]any, 0, noticeShared+size*noticeCols), shared...), rows[:size*noticeCols]...)
+		rows = rows[size*noticeCols:]
+		res, err := db.txExec(tx, db.insertNoticesSQL(size), part...)
+		if err != nil {
+			return created, fmt.Errorf("insert notices (%s, ...): %w", ns[0].DedupeKey, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return created, err
+		}
+		created += int(n)
 	}
-	return int(res.RowsAffected), nil
+	return created, nil
 }
 
-func newNoticeRow(n billing.Notice, now time.Time) (noticeRow, error) {
-	data, err := json.Marshal(n.Data)
-	if err != nil {
-		return noticeRow{}, fmt.Errorf("encode notice data: %w", err)
-	}
-	row := noticeRow{
-		ID:            n.ID,
-		VIN:           string(n.VIN),
-		OwnerID:       n.OwnerID,
-		Kind:          string(n.Kind),
-		DedupeKey:     n.DedupeKey,
-		Stage:         n.Stage,
-		CoveredUntil:  utcp(n.CoveredUntil),
-		Data:          string(data),
-		Status:        string(billing.NoticePending),
-		NextAttemptAt: utc(now),
-		CreatedAt:     utc(now),
-		UpdatedAt:     utc(now),
-	}
-	if row.ID == "" {
-		row.ID = newID("ntc", now)
-	}
-	return row, nil
+const (
+	noticeRowsPerStatement = 256
+	noticeCols             = 8 // id, vin, owner_id, kind, dedupe_key, stage, covered_until, data
+	noticeShared           = 2 // status, and now for next_attempt_at, created_at and updated_at
+)
+
+// insertNoticesSQL inserts rows notices; variables 1 and 2 are shared.
+func (db *DB) insertNoticesSQL(rows int) statement {
+	return statement{key: "notices/insert/" + strconv.Itoa(rows), query: func() string {
+		var b strings.Builder
+		b.WriteString(`INSERT INTO notices (id, vin, owner_id, kind, dedupe_key, stage, covered_until, data,
+			status, next_attempt_at, created_at, updated_at) VALUES `)
+		n := noticeShared
+		for r := 0; r < rows; r++ {
+			if r > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteByte('(')
+			for c := 0; c < noticeCols; c++ {
+				n++
+				b.WriteString(db.numbered(n))
+				b.WriteByte(',')
+			}
+			b.WriteString(db.numbered(1) + "," + db.numbered(2) + "," + db.numbered(2) + "," + db.numbered(2) + ")")
+		}
+		b.WriteString(` ON CONFLICT (dedupe_key) DO NOTHING`)
+		return b.String()
+	}}
+}
+
+// prepareNotices prepares the outbox inserts on the writer pool, once
+// (Migrate calls it, when the table exists). Until then they are prepared
+// in each transaction.
+func (db *DB) prepareNotices(ctx context.Context) error {
+	return db.prepareWrites(ctx, "notices", func() []statement {
+		var qs []statement
+		for n := noticeRowsPerStatement; n > 0; n /= 2 {
+			qs = append(qs, db.insertNoticesSQL(n))
+		}
+		return qs
+	})
 }
 
 // Notices returns the vehicle's notices, newest first, at most limit.

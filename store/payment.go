@@ -159,7 +159,7 @@ func (db *DB) markPaid(tx *gorm.DB, v billing.Vehicle, o billing.Order, p billin
 		return o, fmt.Errorf("mark order %s paid: %w", o.ID, err)
 	}
 	o.Status, o.PaidAt, o.TransactionID = billing.OrderPaid, &paidAt, p.TransactionID
-	_, err = insertNotice(tx, billing.Notice{
+	_, err = db.insertNotice(tx, billing.Notice{
 		VIN: o.VIN, OwnerID: v.OwnerID, Kind: billing.NoticeOrderPaid,
 		DedupeKey: "order.paid:" + o.ID,
 		Data: map[string]any{

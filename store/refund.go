@@ -84,7 +84,7 @@ func (db *DB) RefundOrder(ctx context.Context, orderID string, req billing.Refun
 		if err := applyPeriodChanges(tx, &tl, o, plan, loc, now); err != nil {
 			return err
 		}
-		r, err := insertRefund(tx, o, v, req, plan, operator, now)
+		r, err := db.insertRefund(tx, o, v, req, plan, operator, now)
 		if err != nil {
 			return err
 		}
@@ -134,7 +134,7 @@ func applyPeriodChanges(tx *gorm.DB, tl *billing.Timeline, o billing.Order, plan
 
 // insertRefund appends the refund, adds it to the order and writes the
 // refund.issued notice for the payment system.
-func insertRefund(tx *gorm.DB, o billing.Order, v billing.Vehicle, req billing.RefundRequest, plan billing.RefundPlan, operator string, now time.Time) (billing.Refund, error) {
+func (db *DB) insertRefund(tx *gorm.DB, o billing.Order, v billing.Vehicle, req billing.RefundRequest, plan billing.RefundPlan, operator string, now time.Time) (billing.Refund, error) {
 	row := refundRow{
 		ID: newID("rfd", now), OrderID: o.ID, VIN: string(o.VIN), AmountFen: plan.AmountFen, Currency: o.Currency,
 		Reason: string(req.Reason), Note: req.Note, EndAccess: plan.EndAccess, PeriodAction: string(plan.Action),
@@ -158,7 +158,7 @@ func insertRefund(tx *gorm.DB, o billing.Order, v billing.Vehicle, req billing.R
 		return billing.Refund{}, billing.Errorf(billing.ERefundExceedsBalance, "refund would exceed what was paid for order %s", o.ID)
 	}
 	r := row.refund()
-	_, err := insertNotice(tx, billing.Notice{
+	_, err := db.insertNotice(tx, billing.Notice{
 		VIN: o.VIN, OwnerID: v.OwnerID, Kind: billing.NoticeRefundIssued, DedupeKey: "refund.issued:" + r.ID,
 		Data: map[string]any{
 			"refund_id": r.ID, "order_id": o.ID, "transaction_id": o.TransactionID, "amount_fen": r.AmountFen,

@@ -252,7 +252,7 @@ func (db *DB) quotaNotices(tx *gorm.DB, aggs []*usageAgg, owners map[billing.VIN
 		ds := billing.Quota(tl.At(g.at), g.cycle, billing.Usage{EntertainmentBytes: g.a.total})
 		for _, pct := range ds.Crossed(g.a.total-g.a.entertainment, thresholds) {
 			n := billing.QuotaNotice(g.a.vin, owners[g.a.vin], g.cycle, pct, ds)
-			if _, err := insertNotice(tx, n, now); err != nil {
+			if _, err := db.insertNotice(tx, n, now); err != nil {
 				return err
 			}
 		}
