@@ -41,8 +41,14 @@ func runJobs(o options, seededDB string, expireAtOnce int) error {
 
 	remind := scheduler.Remind{Store: db, Stages: []int{30, 7, 1}, Location: loc}
 	for run := 1; run <= 2; run++ {
+		stop, err := profile(fmt.Sprintf("remind%d", run))
+		if err != nil {
+			return err
+		}
 		start := time.Now()
-		if err := remind.Run(ctx, now); err != nil {
+		err = remind.Run(ctx, now)
+		stop()
+		if err != nil {
 			return err
 		}
 		var n int64
@@ -66,14 +72,11 @@ func runJobs(o options, seededDB string, expireAtOnce int) error {
 	var ending int64
 	db.Gorm().Raw(`SELECT COUNT(*) FROM periods WHERE ends_at = ? AND ended = FALSE`, end).Scan(&ending)
 	expire := scheduler.Expire{Store: db, MaxAge: 7 * 24 * time.Hour, Location: loc}
-	if path := os.Getenv("BENCH_CPUPROFILE"); path != "" {
-		f, err := os.Create(path)
-		if err != nil {
-			return err
-		}
-		pprof.StartCPUProfile(f)
-		defer pprof.StopCPUProfile()
+	stop, err := profile("expire")
+	if err != nil {
+		return err
 	}
+	defer stop()
 	start := time.Now()
 	marked, err := db.ExpirePeriods(ctx, now, 2000)
 	if err != nil {
@@ -91,6 +94,24 @@ func runJobs(o options, seededDB string, expireAtOnce int) error {
 	fmt.Printf("expire: %d periods ending at once: %.2fs (%d marked ended, %d coverage.expired notices in all)\n",
 		ending, took.Seconds(), ended, expired)
 	return nil
+}
+
+// profile starts a CPU profile of one job into $BENCH_CPUPROFILE.<job>
+// when that variable is set, and returns the function that stops it.
+func profile(job string) (stop func(), err error) {
+	path := os.Getenv("BENCH_CPUPROFILE")
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path + "." + job)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 func copyFile(from, to string) error {
