@@ -319,6 +319,8 @@ func (d *driver) phase(name string) (result, error) {
 	default:
 		return result{}, fmt.Errorf("unknown phase %q", name)
 	}
+	profiled := d.profile(name)
+	defer profiled()
 	var mu sync.Mutex
 	var lat []time.Duration
 	var errs atomic.Int64
@@ -370,6 +372,37 @@ func (d *driver) phase(name string) (result, error) {
 		r.note += " first error: " + e
 	}
 	return r, nil
+}
+
+// profile fetches, with --pprof, a CPU profile of the service over the
+// phase (but its first and last half second) into <dir>/<phase>.cpu.prof;
+// the returned function waits for it.
+func (d *driver) profile(phase string) (wait func()) {
+	secs := int(d.o.duration.Seconds()) - 1
+	if d.o.pprof == "" || secs < 1 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		time.Sleep(500 * time.Millisecond)
+		res, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", d.o.pprof, secs))
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "profile %s: %v\n", phase, err)
+			return
+		}
+		defer res.Body.Close()
+		path := filepath.Join(d.o.dir, phase+".cpu.prof")
+		f, err := os.Create(path)
+		if err == nil {
+			_, err = io.Copy(f, res.Body)
+			f.Close()
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "profile %s: %v\n", phase, err)
+		}
+	}()
+	return func() { <-done }
 }
 
 func pct(l []time.Duration, p float64) time.Duration {
