@@ -66,6 +66,7 @@ type DB struct {
 	// writeSlot holds one token while an SQLite write transaction runs.
 	writeSlot chan struct{}
 	ckpt      *checkpointer // SQLite files only
+	group     groupQueue    // writes waiting for a group commit (groupTx)
 }
 
 // Open connects to the database described by cfg. It does not migrate;

@@ -247,8 +247,10 @@ func (db *DB) Migrate(ctx context.Context) (applied []int, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
-	if err := db.prepareNotices(ctx); err != nil {
-		return applied, fmt.Errorf("migrate: %w", err)
+	for _, prepare := range []func(context.Context) error{db.prepareNotices, db.preparePayments} {
+		if err := prepare(ctx); err != nil {
+			return applied, fmt.Errorf("migrate: %w", err)
+		}
 	}
 	return applied, nil
 }

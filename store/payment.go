@@ -8,7 +8,6 @@ import (
 	"entitlements/billing"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 )
 
 // paymentRow is one payment notification as received, with what was done
@@ -48,17 +47,17 @@ func (db *DB) ApplyPayment(ctx context.Context, p billing.Payment, loc *time.Loc
 	}
 	defer db.forget(o.VIN) // an order never changes vehicle
 	var refused error
-	err = db.tx(ctx, func(tx *gorm.DB) error {
+	err = db.groupTx(ctx, func(tx *gorm.DB) error {
 		refused = nil
-		v, err := db.lockVehicle(tx, o.VIN)
+		v, err := db.txLockVehicle(tx, o.VIN)
 		if err != nil {
 			return err
 		}
-		if o, err = findOrder(tx, p.OrderID); err != nil {
+		if o, err = db.txOrder(tx, p.OrderID); err != nil {
 			return err
 		}
 		outcome := paymentOutcome(p, o)
-		claimed, err := claimEvent(tx, p, outcome, now)
+		claimed, err := db.txClaimEvent(tx, p, outcome, now)
 		if err != nil {
 			return err
 		}
@@ -106,27 +105,9 @@ func paymentOutcome(p billing.Payment, o billing.Order) billing.PaymentOutcome {
 	return billing.OutcomeApplied
 }
 
-// claimEvent records the notification unless its event_id was seen; it
-// reports whether this call recorded it.
-func claimEvent(tx *gorm.DB, p billing.Payment, outcome billing.PaymentOutcome, now time.Time) (bool, error) {
-	row := paymentRow{
-		EventID: p.EventID, OrderID: p.OrderID, Status: string(p.Status), Outcome: string(outcome),
-		AmountFen: p.AmountFen, Currency: p.Currency, TransactionID: p.TransactionID, ReceivedAt: utc(now),
-	}
-	if !p.PaidAt.IsZero() {
-		t := utc(p.PaidAt)
-		row.PaidAt = &t
-	}
-	res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&row)
-	if res.Error != nil {
-		return false, fmt.Errorf("record payment %s: %w", p.EventID, res.Error)
-	}
-	return res.RowsAffected == 1, nil
-}
-
 // markPaid makes o paid by p and adds its period; tx holds the vehicle lock.
 func (db *DB) markPaid(tx *gorm.DB, v billing.Vehicle, o billing.Order, p billing.Payment, loc *time.Location, now time.Time) (billing.Order, error) {
-	tl, err := loadTimeline(tx, o.VIN)
+	tl, err := db.txTimeline(tx, o.VIN)
 	if err != nil {
 		return o, err
 	}
@@ -141,20 +122,16 @@ func (db *DB) markPaid(tx *gorm.DB, v billing.Vehicle, o billing.Order, p billin
 		}
 	}
 	np = tl.Periods[len(tl.Periods)-1]
-	row := newPeriodRow(np, now)
-	if err := tx.Create(&row).Error; err != nil {
+	if err := db.txInsertPeriod(tx, newPeriodRow(np, now)); err != nil {
 		return o, fmt.Errorf("insert period of order %s: %w", o.ID, err)
 	}
 	if err := savePeriodTimes(tx, moved, now); err != nil {
 		return o, err
 	}
-	if err := setCoverageEnd(tx, o.VIN, tl, now); err != nil {
-		return o, err
+	if _, err := db.txExec(tx, db.coverageEndStmt(), db.timeArg(tl.End()), db.timeArg(now), string(o.VIN)); err != nil {
+		return o, fmt.Errorf("set coverage end of %s: %w", o.VIN, err)
 	}
-	err = tx.Model(&orderRow{}).Where("id = ?", o.ID).Updates(map[string]any{
-		"status": string(billing.OrderPaid), "paid_at": paidAt, "transaction_id": p.TransactionID,
-		"updated_at": utc(now),
-	}).Error
+	_, err = db.txExec(tx, db.orderPaidStmt(), string(billing.OrderPaid), db.timeArg(paidAt), p.TransactionID, db.timeArg(now), o.ID)
 	if err != nil {
 		return o, fmt.Errorf("mark order %s paid: %w", o.ID, err)
 	}

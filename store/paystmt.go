@@ -1,0 +1,217 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"entitlements/billing"
+
+	"gorm.io/gorm"
+)
+
+// The payment notification's transaction is the busiest write of the
+// service, and on SQLite it runs on the one writer: every microsecond it
+// holds the writer is a microsecond no other payment can use. Its reads
+// and writes are therefore statements prepared once (prepareWrites),
+// scanned by hand, instead of gorm's reflection, which cost as much as
+// SQLite's own work on this path.
+
+const (
+	orderColumns = `id, vin, owner_id, product, amount_fen, currency, days, data_bytes_per_month, status,
+		created_at, expires_at, paid_at, cancelled_at, refunded_fen, transaction_id, updated_at`
+	vehicleColumns = `vin, owner_id, model, activated_at, coverage_ends_at, created_at, updated_at`
+	periodColumns  = `id, vin, seq, source, order_id, product, days, data_bytes_per_month,
+		paid_at, starts_at, ends_at, refunded_at, ended, created_at, updated_at`
+)
+
+func (db *DB) orderStmt() statement {
+	return statement{key: "pay/order", query: func() string {
+		return `SELECT ` + orderColumns + ` FROM orders WHERE id = ` + db.numbered(1)
+	}}
+}
+
+func (db *DB) lockVehicleStmt() statement {
+	return statement{key: "pay/vehicle", query: func() string {
+		q := `SELECT ` + vehicleColumns + ` FROM vehicles WHERE vin = ` + db.numbered(1)
+		if db.dialect == Postgres {
+			q += ` FOR UPDATE`
+		}
+		return q
+	}}
+}
+
+func (db *DB) timelineStmt() statement {
+	return statement{key: "pay/timeline", query: func() string {
+		return `SELECT ` + periodColumns + ` FROM periods WHERE vin = ` + db.numbered(1) + ` ORDER BY seq`
+	}}
+}
+
+func (db *DB) claimEventStmt() statement {
+	return statement{key: "pay/claim", query: func() string {
+		return `INSERT INTO payments (event_id, order_id, status, outcome, amount_fen, currency, paid_at, transaction_id, received_at)
+			VALUES (` + db.valuesRow(1, 9) + `) ON CONFLICT DO NOTHING`
+	}}
+}
+
+func (db *DB) insertPeriodStmt() statement {
+	return statement{key: "pay/period", query: func() string {
+		return `INSERT INTO periods (` + periodColumns + `) VALUES (` + db.valuesRow(1, 15) + `)`
+	}}
+}
+
+func (db *DB) coverageEndStmt() statement {
+	return statement{key: "pay/coverage", query: func() string {
+		return `UPDATE vehicles SET coverage_ends_at = ` + db.numbered(1) + `, updated_at = ` + db.numbered(2) +
+			` WHERE vin = ` + db.numbered(3)
+	}}
+}
+
+func (db *DB) orderPaidStmt() statement {
+	return statement{key: "pay/paid", query: func() string {
+		return `UPDATE orders SET status = ` + db.numbered(1) + `, paid_at = ` + db.numbered(2) +
+			`, transaction_id = ` + db.numbered(3) + `, updated_at = ` + db.numbered(4) + ` WHERE id = ` + db.numbered(5)
+	}}
+}
+
+// valuesRow is "?1,?2,...": n variables numbered from first.
+func (db *DB) valuesRow(first, n int) string {
+	b := make([]byte, 0, n*4)
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, db.numbered(first+i)...)
+	}
+	return string(b)
+}
+
+// preparePayments prepares the payment statements once (Migrate calls it).
+func (db *DB) preparePayments(ctx context.Context) error {
+	return db.prepareWrites(ctx, "payment", func() []statement {
+		return []statement{db.orderStmt(), db.lockVehicleStmt(), db.timelineStmt(), db.claimEventStmt(),
+			db.insertPeriodStmt(), db.coverageEndStmt(), db.orderPaidStmt()}
+	})
+}
+
+// txOrder reads order id in tx, or EOrderNotFound.
+func (db *DB) txOrder(tx *gorm.DB, id string) (billing.Order, error) {
+	rows, err := db.txQuery(tx, db.orderStmt(), id)
+	if err != nil {
+		return billing.Order{}, fmt.Errorf("find order %s: %w", id, err)
+	}
+	var r orderRow
+	found := false
+	err = eachRow(rows, func() error {
+		var paid, cancelled sql.NullTime
+		found = true
+		err := rows.Scan(&r.ID, &r.VIN, &r.OwnerID, &r.Product, &r.AmountFen, &r.Currency, &r.Days, &r.DataBytesPerMonth,
+			&r.Status, &r.CreatedAt, &r.ExpiresAt, &paid, &cancelled, &r.RefundedFen, &r.TransactionID, &r.UpdatedAt)
+		r.PaidAt, r.CancelledAt = nullTime(paid), nullTime(cancelled)
+		return err
+	})
+	if err != nil {
+		return billing.Order{}, fmt.Errorf("find order %s: %w", id, err)
+	}
+	if !found {
+		return billing.Order{}, billing.Errorf(billing.EOrderNotFound, "order %s not found", id)
+	}
+	return r.order(), nil
+}
+
+// txLockVehicle is lockVehicle by a prepared statement.
+func (db *DB) txLockVehicle(tx *gorm.DB, vin billing.VIN) (billing.Vehicle, error) {
+	rows, err := db.txQuery(tx, db.lockVehicleStmt(), string(vin))
+	if err != nil {
+		return billing.Vehicle{}, fmt.Errorf("find vehicle %s: %w", vin, err)
+	}
+	var r vehicleRow
+	found := false
+	err = eachRow(rows, func() error {
+		found = true
+		return rows.Scan(&r.VIN, &r.OwnerID, &r.Model, &r.ActivatedAt, &r.CoverageEndsAt, &r.CreatedAt, &r.UpdatedAt)
+	})
+	if err != nil {
+		return billing.Vehicle{}, fmt.Errorf("find vehicle %s: %w", vin, err)
+	}
+	if !found {
+		return billing.Vehicle{}, billing.Errorf(billing.EVehicleNotFound, "vehicle %s is not activated", vin)
+	}
+	return r.vehicle(), nil
+}
+
+// txTimeline is loadTimeline by a prepared statement.
+func (db *DB) txTimeline(tx *gorm.DB, vin billing.VIN) (billing.Timeline, error) {
+	rows, err := db.txQuery(tx, db.timelineStmt(), string(vin))
+	if err != nil {
+		return billing.Timeline{}, fmt.Errorf("load timeline %s: %w", vin, err)
+	}
+	var ps []billing.Period
+	err = eachRow(rows, func() error {
+		var (
+			r              periodRow
+			orderID        sql.NullString
+			paid, refunded sql.NullTime
+		)
+		if err := rows.Scan(&r.ID, &r.VIN, &r.Seq, &r.Source, &orderID, &r.Product, &r.Days, &r.DataBytesPerMonth,
+			&paid, &r.StartsAt, &r.EndsAt, &refunded, &r.Ended, &r.CreatedAt, &r.UpdatedAt); err != nil {
+			return err
+		}
+		if orderID.Valid {
+			r.OrderID = &orderID.String
+		}
+		r.PaidAt, r.RefundedAt = nullTime(paid), nullTime(refunded)
+		ps = append(ps, r.period())
+		return nil
+	})
+	if err != nil {
+		return billing.Timeline{}, fmt.Errorf("load timeline %s: %w", vin, err)
+	}
+	return billing.NewTimeline(ps), nil
+}
+
+// txClaimEvent records the notification unless its event_id was seen;
+// it reports whether this call recorded it.
+func (db *DB) txClaimEvent(tx *gorm.DB, p billing.Payment, outcome billing.PaymentOutcome, now time.Time) (bool, error) {
+	var paidAt any
+	if !p.PaidAt.IsZero() {
+		paidAt = db.timeArg(p.PaidAt)
+	}
+	res, err := db.txExec(tx, db.claimEventStmt(), p.EventID, p.OrderID, string(p.Status), string(outcome),
+		p.AmountFen, p.Currency, paidAt, p.TransactionID, db.timeArg(now))
+	if err != nil {
+		return false, fmt.Errorf("record payment %s: %w", p.EventID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("record payment %s: %w", p.EventID, err)
+	}
+	return n == 1, nil
+}
+
+// txInsertPeriod inserts the period row r.
+func (db *DB) txInsertPeriod(tx *gorm.DB, r periodRow) error {
+	var orderID, paid, refunded any
+	if r.OrderID != nil {
+		orderID = *r.OrderID
+	}
+	if r.PaidAt != nil {
+		paid = db.timeArg(*r.PaidAt)
+	}
+	if r.RefundedAt != nil {
+		refunded = db.timeArg(*r.RefundedAt)
+	}
+	_, err := db.txExec(tx, db.insertPeriodStmt(), r.ID, r.VIN, r.Seq, r.Source, orderID, r.Product, r.Days, r.DataBytesPerMonth,
+		paid, db.timeArg(r.StartsAt), db.timeArg(r.EndsAt), refunded, r.Ended, db.timeArg(r.CreatedAt), db.timeArg(r.UpdatedAt))
+	return err
+}
+
+func nullTime(t sql.NullTime) *time.Time {
+	if !t.Valid {
+		return nil
+	}
+	u := t.Time.UTC()
+	return &u
+}
+
