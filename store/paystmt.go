@@ -214,4 +214,3 @@ func nullTime(t sql.NullTime) *time.Time {
 	u := t.Time.UTC()
 	return &u
 }
-
