@@ -8,6 +8,7 @@ import (
 	"entitlements/billing"
 
 	"github.com/gin-gonic/gin"
+	jsonv2 "github.com/go-json-experiment/json"
 )
 
 // MaxUsageBodyBytes is the largest body of POST /v1/usage: room for
@@ -24,13 +25,17 @@ type usageRawRequest struct {
 	Records *[]json.RawMessage `json:"records"`
 }
 
+// usageRecordRequest is one record. Its strings are not pointers: a
+// missing string and an empty one are rejected alike, and 10 000 records
+// would cost 50 000 allocations more. Bytes is a pointer because a missing
+// bytes is rejected but 0 is not.
 type usageRecordRequest struct {
-	ID        *string `json:"id"`
-	VIN       *string `json:"vin"`
-	Category  *string `json:"category"`
-	Bytes     *int64  `json:"bytes"`
-	StartedAt *string `json:"started_at"`
-	EndedAt   *string `json:"ended_at"`
+	ID        string `json:"id"`
+	VIN       string `json:"vin"`
+	Category  string `json:"category"`
+	Bytes     *int64 `json:"bytes"`
+	StartedAt string `json:"started_at"`
+	EndedAt   string `json:"ended_at"`
 }
 
 type usageResultView struct {
@@ -107,6 +112,14 @@ func (s *Server) ingestUsage(c *gin.Context) {
 // and the rest are kept. A body that is not {"records": [...]} is
 // EMalformed or EInvalid.
 func decodeUsage(body []byte) ([]usageRecordRequest, map[int]string, error) {
+	if reqs, ok := decodeUsageFast(body); ok {
+		return reqs, nil, nil
+	}
+	return decodeUsageStrict(body)
+}
+
+// decodeUsageStrict is decodeUsage with encoding/json alone.
+func decodeUsageStrict(body []byte) ([]usageRecordRequest, map[int]string, error) {
 	var req usageRequest
 	if err := decodeStrict(body, &req); err == nil {
 		if req.Records == nil {
@@ -131,11 +144,28 @@ func decodeUsage(body []byte) ([]usageRecordRequest, map[int]string, error) {
 	return reqs, malformed, nil
 }
 
+// decodeUsageFast decodes a well-formed batch with go-json-experiment/json
+// (encoding/json/v2), which takes a fraction of decodeStrict's time on
+// 10 000 records. It is at least as strict as decodeStrict: besides
+// unknown fields, wrong types and trailing data it also refuses duplicate
+// names, names that differ only in case, and invalid UTF-8. So what it
+// accepts, decodeStrict would accept with the same values; when it refuses
+// a body (ok is false), decodeUsage decodes it again with decodeStrict,
+// which gives errors and per-record rejections their exact form.
+// TestDecodeUsageFastAgrees and FuzzDecodeUsage hold it to that.
+func decodeUsageFast(body []byte) (reqs []usageRecordRequest, ok bool) {
+	var req usageRequest
+	if err := jsonv2.Unmarshal(body, &req, jsonv2.RejectUnknownMembers(true)); err != nil || req.Records == nil {
+		return nil, false
+	}
+	return *req.Records, true
+}
+
 // usageRecordOf converts a request record; a field that cannot be parsed
 // is returned as a rejection code and detail.
 func usageRecordOf(rq usageRecordRequest) (billing.UsageRecord, string, string) {
-	r := billing.UsageRecord{ID: deref(rq.ID), Category: billing.Category(deref(rq.Category))}
-	vin, err := billing.ParseVIN(deref(rq.VIN))
+	r := billing.UsageRecord{ID: rq.ID, Category: billing.Category(rq.Category)}
+	vin, err := billing.ParseVIN(rq.VIN)
 	if err != nil {
 		return r, billing.RejectInvalidVIN, billing.ErrorMessage(err)
 	}
@@ -154,7 +184,7 @@ func usageRecordOf(rq usageRecordRequest) (billing.UsageRecord, string, string) 
 	return r, "", ""
 }
 
-func parseInstant(v *string) (time.Time, bool) {
-	t, ferr := parseTime("", v)
+func parseInstant(v string) (time.Time, bool) {
+	t, ferr := parseTime("", &v)
 	return t, ferr == nil
 }

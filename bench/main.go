@@ -41,6 +41,7 @@ type options struct {
 	vehicles     int
 	concurrency  int
 	usageConc    int
+	usageCars    int
 	payConc      int
 	duration     time.Duration
 	dir          string
@@ -59,6 +60,7 @@ func main() {
 	flag.IntVar(&o.concurrency, "concurrency", 64, "concurrent connections for the read phases")
 	flag.IntVar(&o.payConc, "payment-concurrency", 16, "concurrent connections for payment notifications")
 	flag.IntVar(&o.usageConc, "usage-concurrency", 2, "concurrent 10 000-record batches")
+	flag.IntVar(&o.usageCars, "usage-vehicles-per-batch", usageBatch, "distinct vehicles in each usage batch (10 000: one record each, the worst case; 1 000: ten each, like a carrier's batch)")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of each phase")
 	flag.StringVar(&o.dir, "dir", filepath.Join(os.TempDir(), "entitlements-bench"), "working directory (binary, config, database)")
 	flag.StringVar(&o.phases, "phases", "ceiling,entitlement,feature,payment,usage", "phases to run, in order")
@@ -316,6 +318,9 @@ func (d *driver) phase(name string) (result, error) {
 		conc = d.o.usageConc
 		op = d.usage
 		note = "10 000-record batches; see records/s"
+		if d.o.usageCars < 1 || d.o.usageCars > usageBatch {
+			return result{}, fmt.Errorf("--usage-vehicles-per-batch must be 1..%d", usageBatch)
+		}
 	default:
 		return result{}, fmt.Errorf("unknown phase %q", name)
 	}
@@ -366,7 +371,7 @@ func (d *driver) phase(name string) (result, error) {
 	r := result{rps: float64(len(lat)) / elapsed.Seconds(), errors: errs.Load(), note: note,
 		p50: pct(lat, 0.50), p99: pct(lat, 0.99), p999: pct(lat, 0.999)}
 	if name == "usage" {
-		r.note = fmt.Sprintf("%.0f records/s in 10 000-record batches", r.rps*usageBatch)
+		r.note = fmt.Sprintf("%.0f records/s in 10 000-record batches over %d vehicles each", r.rps*usageBatch, d.o.usageCars)
 	}
 	if e, ok := firstErr.Load().(string); ok {
 		r.note += " first error: " + e
@@ -506,7 +511,8 @@ func (d *driver) pay(o benchOrder) error {
 
 const usageBatch = 10_000
 
-// usage posts a 10 000-record batch of fresh records for the sample VINs.
+// usage posts a 10 000-record batch of fresh records for --usage-vehicles-per-batch
+// consecutive sample VINs, the window moving on with each batch.
 func (d *driver) usage(w, i int) error {
 	type rec struct {
 		ID        string `json:"id"`
@@ -519,7 +525,8 @@ func (d *driver) usage(w, i int) error {
 	now := time.Now().UTC().Add(-time.Hour)
 	recs := make([]rec, usageBatch)
 	for j := range recs {
-		k := (i*usageBatch + j) % len(d.vins)
+		per := d.o.usageCars
+		k := (i*per + j%per) % len(d.vins)
 		cat := "entertainment"
 		if j%4 == 0 {
 			cat = "basic"
