@@ -40,6 +40,11 @@ type Config struct {
 		// in memory; 0 turns it off (do so if several processes write one
 		// SQLite file). PostgreSQL never caches: replicas share it.
 		SnapshotCache *int `yaml:"snapshot_cache"`
+		// SQLiteCacheMiB is the SQLite writer's page cache; 0 = 32 MiB.
+		SQLiteCacheMiB int `yaml:"sqlite_cache_mib"`
+		// CheckpointEvery is how often the SQLite WAL is copied back into
+		// the database file, in the background; 0 = every second.
+		CheckpointEvery Duration `yaml:"checkpoint_every"`
 	} `yaml:"database"`
 	Timezone string `yaml:"timezone"`
 	Auth     struct {
@@ -225,6 +230,12 @@ func (c *Config) validate() error {
 	if c.Database.SnapshotCache != nil && *c.Database.SnapshotCache < 0 {
 		bad("database.snapshot_cache must not be negative")
 	}
+	if c.Database.SQLiteCacheMiB < 0 {
+		bad("database.sqlite_cache_mib must not be negative")
+	}
+	if c.Database.CheckpointEvery.D() < 0 {
+		bad("database.checkpoint_every must not be negative")
+	}
 	if loc, err := time.LoadLocation(c.Timezone); err != nil || c.Timezone == "" {
 		bad("timezone %q is not a known IANA zone", c.Timezone)
 	} else {
@@ -352,6 +363,8 @@ func (c *Config) StoreConfig() store.Config {
 		MaxOpenConns: c.Database.MaxOpenConns, MaxIdleConns: c.Database.MaxIdleConns,
 		ConnMaxLifetime: c.Database.ConnMaxLifetime.D(),
 		SnapshotCache:   c.snapshotCache(),
+		CacheMiB:        c.Database.SQLiteCacheMiB,
+		CheckpointEvery: c.Database.CheckpointEvery.D(),
 	}
 }
 

@@ -116,6 +116,20 @@ func TestConfigRejectsUnknownKeysAndBadDurations(t *testing.T) {
 	}
 }
 
+func TestConfigRejectsNegativeSQLiteTuning(t *testing.T) {
+	base, _ := os.ReadFile("config.yaml")
+	for _, key := range []string{"sqlite_cache_mib: -1", "checkpoint_every: -1s"} {
+		raw := strings.Replace(string(base), "snapshot_cache: 65536}", "snapshot_cache: 65536, "+key+"}", 1)
+		if raw == string(base) {
+			t.Fatal("config.yaml's database line changed; update this test")
+		}
+		_, err := ParseConfig([]byte(raw), noEnv)
+		if err == nil || !strings.Contains(err.Error(), strings.Split(key, ":")[0]) {
+			t.Errorf("%s: ParseConfig() = %v, want an error naming it", key, err)
+		}
+	}
+}
+
 func TestTokenCommand(t *testing.T) {
 	var out, errOut bytes.Buffer
 	err := run(context.Background(), []string{"token", "--role", "owner", "--sub", "owner-42", "--ttl", "2h"}, &out, &errOut, noEnv)

@@ -43,7 +43,7 @@ type Config struct {
 	MaxOpenConns    int    // PostgreSQL pool size, and the SQLite reader pool size; 0 = a default
 	MaxIdleConns    int
 	ConnMaxLifetime time.Duration
-	// CacheMiB is the SQLite writer connection's page cache (0 = 64 MiB).
+	// CacheMiB is the SQLite writer connection's page cache (0 = 32 MiB).
 	CacheMiB int
 	// CheckpointEvery is how often the WAL is copied back into an SQLite
 	// database file, in the background (0 = every second).
@@ -87,7 +87,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 			return nil, err
 		}
 		w, err := gorm.Open(sqlite.New(sqlite.Config{
-			DriverName: sqliteDriver(writerPragmas(or(cfg.CacheMiB, 64))),
+			DriverName: sqliteDriver(writerPragmas(or(cfg.CacheMiB, 32))),
 			DSN:        sqliteDSN(cfg.DSN, "immediate"),
 		}), gcfg())
 		if err != nil {
@@ -247,9 +247,21 @@ func (db *DB) tx(ctx context.Context, fn func(tx *gorm.DB) error) error {
 		return ctx.Err()
 	}
 	defer func() { <-db.writeSlot }()
-	err := db.write.WithContext(ctx).Transaction(fn)
+	err := db.write.WithContext(uninterrupted(ctx)).Transaction(fn)
 	db.promoteStatements()
 	return err
+}
+
+// uninterrupted is ctx without its cancellation, for SQLite statements
+// that must run to their end once started. mattn/go-sqlite3 runs every
+// statement under a cancellable context in a goroutine of its own, to
+// interrupt it when the context ends, and SQLite answers an interrupt in
+// a write transaction by rolling the whole transaction back. A write
+// transaction that has the writer finishes instead (its statements are
+// indexed and short, and busy_timeout bounds any wait), and the reads on
+// the hot path do not pay for a goroutine per statement and row.
+func uninterrupted(ctx context.Context) context.Context {
+	return context.WithoutCancel(ctx)
 }
 
 // promoteStatements re-prepares, on the writer pool itself, the statements

@@ -6,7 +6,6 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"gorm.io/gorm"
 )
@@ -24,14 +23,11 @@ import (
 // other, which they are.
 
 // maxGroup bounds the writes of one group, and so how long the writer is
-// held at a time.
+// held at a time. The statements of a group do not run under the context
+// of any one caller: SQLite rolls back the whole transaction when a
+// statement in it is interrupted, so one caller going away must not
+// cancel its neighbours' writes (see uninterrupted).
 const maxGroup = 64
-
-// groupTimeout bounds one group transaction. The statements of a group do
-// not run under the context of any one request: SQLite rolls back the
-// whole transaction when a statement in it is interrupted, so one caller
-// going away must not cancel its neighbours' writes.
-const groupTimeout = 30 * time.Second
 
 type groupState = int32
 
@@ -97,8 +93,7 @@ func (db *DB) runGroup() {
 	if len(batch) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
-	defer cancel()
+	ctx := context.Background() // see uninterrupted
 	errs := make([]error, len(batch))
 	err := db.write.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		t, err := sqlTx(tx)

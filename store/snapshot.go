@@ -68,6 +68,9 @@ func (db *DB) readSnapshot(ctx context.Context, vin billing.VIN, cycle billing.C
 	if err != nil {
 		return billing.Snapshot{}, fmt.Errorf("prepare snapshot: %w", err)
 	}
+	if db.dialect == SQLite {
+		ctx = uninterrupted(ctx) // one indexed statement: no goroutine per row to make it interruptible
+	}
 	rows, err := stmt.QueryContext(ctx, cycle.Key(), string(vin))
 	if err != nil {
 		return billing.Snapshot{}, fmt.Errorf("snapshot %s: %w", vin, err)
