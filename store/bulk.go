@@ -2,6 +2,7 @@ package store
 
 import (
 	"database/sql"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -158,4 +159,115 @@ func appendDigits(b []byte, v, width int) []byte {
 		v /= 10
 	}
 	return append(b, d[:width]...)
+}
+
+// parseSQLiteTime reads the text sqliteTime writes (and mattn/go-sqlite3
+// writes for a UTC time.Time), "2006-01-02 15:04:05[.fffffffff]+00:00",
+// without time.Parse's general machinery; anything else goes to
+// time.Parse with the layouts mattn/go-sqlite3 accepts.
+func parseSQLiteTime(s string) (time.Time, error) {
+	if t, ok := parseUTCStamp(s); ok {
+		return t, nil
+	}
+	s = strings.TrimSuffix(s, "Z")
+	for _, layout := range []string{"2006-01-02 15:04:05.999999999-07:00", "2006-01-02T15:04:05.999999999-07:00",
+		"2006-01-02 15:04:05.999999999", "2006-01-02T15:04:05.999999999"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("not a time: %q", s)
+}
+
+func parseUTCStamp(s string) (time.Time, bool) {
+	if len(s) < 25 || !strings.HasSuffix(s, "+00:00") || s[4] != '-' || s[7] != '-' || s[10] != ' ' || s[13] != ':' || s[16] != ':' {
+		return time.Time{}, false
+	}
+	num := func(from, to int) (int, bool) {
+		n := 0
+		for i := from; i < to; i++ {
+			c := s[i]
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n, true
+	}
+	y, ok1 := num(0, 4)
+	mo, ok2 := num(5, 7)
+	d, ok3 := num(8, 10)
+	h, ok4 := num(11, 13)
+	mi, ok5 := num(14, 16)
+	sec, ok6 := num(17, 19)
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 59 {
+		return time.Time{}, false
+	}
+	ns := 0
+	switch frac := s[19 : len(s)-6]; {
+	case frac == "":
+	case len(frac) >= 2 && len(frac) <= 10 && frac[0] == '.':
+		n, ok := num(20, 19+len(frac))
+		if !ok {
+			return time.Time{}, false
+		}
+		for i := len(frac) - 1; i < 9; i++ {
+			n *= 10
+		}
+		ns = n
+	default:
+		return time.Time{}, false
+	}
+	t := time.Date(y, time.Month(mo), d, h, mi, sec, ns, time.UTC)
+	if t.Day() != d { // 31 April and the like
+		return time.Time{}, false
+	}
+	return t, true
+}
+
+// dbTime scans an instant as either driver returns it: a time.Time
+// (PostgreSQL, and SQLite for a DATETIME column) or text (SQLite for an
+// expression over such a column, see timeCol), or NULL.
+type dbTime struct {
+	T     time.Time
+	Valid bool
+}
+
+func (t *dbTime) Scan(v any) error {
+	switch v := v.(type) {
+	case nil:
+		*t = dbTime{}
+	case time.Time:
+		*t = dbTime{T: v.UTC(), Valid: true}
+	case string:
+		p, err := parseSQLiteTime(v)
+		if err != nil {
+			return err
+		}
+		*t = dbTime{T: p, Valid: true}
+	case []byte:
+		return t.Scan(string(v))
+	default:
+		return fmt.Errorf("cannot scan %T into a time", v)
+	}
+	return nil
+}
+
+func (t dbTime) ptr() *time.Time {
+	if !t.Valid {
+		return nil
+	}
+	u := t.T
+	return &u
+}
+
+// timeCol selects an instant column for dbTime. On SQLite it is the
+// expression +col (unary plus changes nothing but hides the column's
+// declared type), so that mattn/go-sqlite3 hands over the text instead of
+// trying time layouts one after another with time.Parse.
+func (db *DB) timeCol(col string) string {
+	if db.dialect == SQLite {
+		return "+" + col + " AS " + strings.TrimPrefix(col[strings.LastIndexByte(col, '.')+1:], ".")
+	}
+	return col
 }

@@ -71,3 +71,44 @@ func TestValuesList(t *testing.T) {
 		}
 	}
 }
+
+func TestParseSQLiteTimeReadsWhatIsWritten(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 10000; i++ {
+		want := time.Unix(r.Int64N(5e9), 0).UTC()
+		switch i % 4 {
+		case 1:
+			want = want.Add(time.Duration(r.Int64N(1e9))) // nanoseconds
+		case 2:
+			want = want.Add(time.Duration(r.Int64N(1e6)) * time.Microsecond)
+		case 3:
+			want = want.Add(time.Duration(r.Int64N(1e3)) * time.Millisecond)
+		}
+		s := sqliteTime(want)
+		if s != want.Format("2006-01-02 15:04:05.999999999-07:00") {
+			t.Fatalf("sqliteTime(%v) = %q", want, s)
+		}
+		got, err := parseSQLiteTime(s)
+		if err != nil || !got.Equal(want) || got.Location() != time.UTC {
+			t.Fatalf("parseSQLiteTime(%q) = %v, %v; want %v", s, got, err, want)
+		}
+	}
+	for in, want := range map[string]time.Time{
+		"2024-02-29 23:59:59.5+08:00":         time.Date(2024, 2, 29, 15, 59, 59, 5e8, time.UTC), // not UTC: the slow path
+		"2024-02-29T23:59:59Z":                time.Date(2024, 2, 29, 23, 59, 59, 0, time.UTC),
+		"2024-02-29 23:59:59":                 time.Date(2024, 2, 29, 23, 59, 59, 0, time.UTC),
+		"2026-01-31 00:00:00.1+00:00":         time.Date(2026, 1, 31, 0, 0, 0, 1e8, time.UTC),
+		"2026-12-31 23:59:59.000000001+00:00": time.Date(2026, 12, 31, 23, 59, 59, 1, time.UTC),
+	} {
+		got, err := parseSQLiteTime(in)
+		if err != nil || !got.Equal(want) {
+			t.Errorf("parseSQLiteTime(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "2026-02-30 00:00:00+00:00", "2026-13-01 00:00:00+00:00", "2026-01-01 24:00:00+00:00",
+		"2026-01-01 00:00:00.+00:00", "2026-01-01 0a:00:00+00:00", "yesterday"} {
+		if got, err := parseSQLiteTime(in); err == nil {
+			t.Errorf("parseSQLiteTime(%q) = %v, want an error", in, got)
+		}
+	}
+}

@@ -41,20 +41,24 @@ func (paymentRow) TableName() string { return "payments" }
 // The event_id makes it idempotent: a repeat returns the order and the
 // error of the first delivery and changes nothing. Returns EOrderNotFound.
 func (db *DB) ApplyPayment(ctx context.Context, p billing.Payment, loc *time.Location, now time.Time) (billing.Order, error) {
-	o, err := db.Order(ctx, p.OrderID)
-	if err != nil {
-		return billing.Order{}, err
-	}
-	defer db.forget(o.VIN) // an order never changes vehicle
-	var refused error
-	err = db.groupTx(ctx, func(tx *gorm.DB) error {
+	var (
+		o       billing.Order
+		refused error
+	)
+	err := db.groupTx(ctx, func(tx *gorm.DB) error {
 		refused = nil
-		v, err := db.txLockVehicle(tx, o.VIN)
+		var err error
+		if o, err = db.txOrder(tx, p.OrderID); err != nil {
+			return err
+		}
+		v, err := db.txLockVehicle(tx, o.VIN) // an order never changes vehicle
 		if err != nil {
 			return err
 		}
-		if o, err = db.txOrder(tx, p.OrderID); err != nil {
-			return err
+		if db.dialect == Postgres { // read again under the vehicle's lock
+			if o, err = db.txOrder(tx, p.OrderID); err != nil {
+				return err
+			}
 		}
 		outcome := paymentOutcome(p, o)
 		claimed, err := db.txClaimEvent(tx, p, outcome, now)
@@ -87,6 +91,9 @@ func (db *DB) ApplyPayment(ctx context.Context, p billing.Payment, loc *time.Loc
 		}
 		return nil
 	})
+	if o.VIN != "" {
+		db.forget(o.VIN)
+	}
 	if err != nil {
 		return billing.Order{}, err
 	}

@@ -18,23 +18,37 @@ import (
 // scanned by hand, instead of gorm's reflection, which cost as much as
 // SQLite's own work on this path.
 
-const (
-	orderColumns = `id, vin, owner_id, product, amount_fen, currency, days, data_bytes_per_month, status,
-		created_at, expires_at, paid_at, cancelled_at, refunded_fen, transaction_id, updated_at`
-	vehicleColumns = `vin, owner_id, model, activated_at, coverage_ends_at, created_at, updated_at`
-	periodColumns  = `id, vin, seq, source, order_id, product, days, data_bytes_per_month,
-		paid_at, starts_at, ends_at, refunded_at, ended, created_at, updated_at`
-)
+// The columns read, instants through timeCol.
+func (db *DB) orderColumns() string {
+	return `id, vin, owner_id, product, amount_fen, currency, days, data_bytes_per_month, status, ` +
+		db.timeCol("created_at") + `, ` + db.timeCol("expires_at") + `, ` + db.timeCol("paid_at") + `, ` +
+		db.timeCol("cancelled_at") + `, refunded_fen, transaction_id, ` + db.timeCol("updated_at")
+}
+
+func (db *DB) vehicleColumns() string {
+	return `vin, owner_id, model, ` + db.timeCol("activated_at") + `, ` + db.timeCol("coverage_ends_at") + `, ` +
+		db.timeCol("created_at") + `, ` + db.timeCol("updated_at")
+}
+
+// timelineColumns are what billing.Period holds.
+func (db *DB) timelineColumns() string {
+	return `id, seq, source, order_id, product, days, data_bytes_per_month, ` + db.timeCol("paid_at") + `, ` +
+		db.timeCol("starts_at") + `, ` + db.timeCol("ends_at") + `, ` + db.timeCol("refunded_at")
+}
+
+// periodColumns are the columns of a period row, for inserts.
+const periodColumns = `id, vin, seq, source, order_id, product, days, data_bytes_per_month,
+	paid_at, starts_at, ends_at, refunded_at, ended, created_at, updated_at`
 
 func (db *DB) orderStmt() statement {
 	return statement{key: "pay/order", query: func() string {
-		return `SELECT ` + orderColumns + ` FROM orders WHERE id = ` + db.numbered(1)
+		return `SELECT ` + db.orderColumns() + ` FROM orders WHERE id = ` + db.numbered(1)
 	}}
 }
 
 func (db *DB) lockVehicleStmt() statement {
 	return statement{key: "pay/vehicle", query: func() string {
-		q := `SELECT ` + vehicleColumns + ` FROM vehicles WHERE vin = ` + db.numbered(1)
+		q := `SELECT ` + db.vehicleColumns() + ` FROM vehicles WHERE vin = ` + db.numbered(1)
 		if db.dialect == Postgres {
 			q += ` FOR UPDATE`
 		}
@@ -44,7 +58,7 @@ func (db *DB) lockVehicleStmt() statement {
 
 func (db *DB) timelineStmt() statement {
 	return statement{key: "pay/timeline", query: func() string {
-		return `SELECT ` + periodColumns + ` FROM periods WHERE vin = ` + db.numbered(1) + ` ORDER BY seq`
+		return `SELECT ` + db.timelineColumns() + ` FROM periods WHERE vin = ` + db.numbered(1) + ` ORDER BY seq`
 	}}
 }
 
@@ -104,11 +118,12 @@ func (db *DB) txOrder(tx *gorm.DB, id string) (billing.Order, error) {
 	var r orderRow
 	found := false
 	err = eachRow(rows, func() error {
-		var paid, cancelled sql.NullTime
+		var created, expires, paid, cancelled, updated dbTime
 		found = true
 		err := rows.Scan(&r.ID, &r.VIN, &r.OwnerID, &r.Product, &r.AmountFen, &r.Currency, &r.Days, &r.DataBytesPerMonth,
-			&r.Status, &r.CreatedAt, &r.ExpiresAt, &paid, &cancelled, &r.RefundedFen, &r.TransactionID, &r.UpdatedAt)
-		r.PaidAt, r.CancelledAt = nullTime(paid), nullTime(cancelled)
+			&r.Status, &created, &expires, &paid, &cancelled, &r.RefundedFen, &r.TransactionID, &updated)
+		r.CreatedAt, r.ExpiresAt, r.UpdatedAt = created.T, expires.T, updated.T
+		r.PaidAt, r.CancelledAt = paid.ptr(), cancelled.ptr()
 		return err
 	})
 	if err != nil {
@@ -129,8 +144,11 @@ func (db *DB) txLockVehicle(tx *gorm.DB, vin billing.VIN) (billing.Vehicle, erro
 	var r vehicleRow
 	found := false
 	err = eachRow(rows, func() error {
+		var activated, ends, created, updated dbTime
 		found = true
-		return rows.Scan(&r.VIN, &r.OwnerID, &r.Model, &r.ActivatedAt, &r.CoverageEndsAt, &r.CreatedAt, &r.UpdatedAt)
+		err := rows.Scan(&r.VIN, &r.OwnerID, &r.Model, &activated, &ends, &created, &updated)
+		r.ActivatedAt, r.CoverageEndsAt, r.CreatedAt, r.UpdatedAt = activated.T, ends.T, created.T, updated.T
+		return err
 	})
 	if err != nil {
 		return billing.Vehicle{}, fmt.Errorf("find vehicle %s: %w", vin, err)
@@ -150,19 +168,17 @@ func (db *DB) txTimeline(tx *gorm.DB, vin billing.VIN) (billing.Timeline, error)
 	var ps []billing.Period
 	err = eachRow(rows, func() error {
 		var (
-			r              periodRow
-			orderID        sql.NullString
-			paid, refunded sql.NullTime
+			p                            billing.Period
+			orderID                      sql.NullString
+			paid, starts, ends, refunded dbTime
 		)
-		if err := rows.Scan(&r.ID, &r.VIN, &r.Seq, &r.Source, &orderID, &r.Product, &r.Days, &r.DataBytesPerMonth,
-			&paid, &r.StartsAt, &r.EndsAt, &refunded, &r.Ended, &r.CreatedAt, &r.UpdatedAt); err != nil {
+		if err := rows.Scan(&p.ID, &p.Seq, &p.Source, &orderID, &p.Product, &p.Days, &p.DataBytesPerMonth,
+			&paid, &starts, &ends, &refunded); err != nil {
 			return err
 		}
-		if orderID.Valid {
-			r.OrderID = &orderID.String
-		}
-		r.PaidAt, r.RefundedAt = nullTime(paid), nullTime(refunded)
-		ps = append(ps, r.period())
+		p.VIN, p.OrderID = vin, orderID.String
+		p.PaidAt, p.StartsAt, p.EndsAt, p.RefundedAt = paid.T, starts.T, ends.T, refunded.ptr()
+		ps = append(ps, p)
 		return nil
 	})
 	if err != nil {
@@ -207,10 +223,3 @@ func (db *DB) txInsertPeriod(tx *gorm.DB, r periodRow) error {
 	return err
 }
 
-func nullTime(t sql.NullTime) *time.Time {
-	if !t.Valid {
-		return nil
-	}
-	u := t.Time.UTC()
-	return &u
-}
