@@ -52,12 +52,14 @@ type options struct {
 	expireAtOnce int
 	cache        int
 	pprof        string
+	rate         float64
 }
 
 func main() {
 	var o options
 	flag.IntVar(&o.vehicles, "vehicles", 100_000, "vehicles to seed")
 	flag.IntVar(&o.concurrency, "concurrency", 64, "concurrent connections for the read phases")
+	flag.Float64Var(&o.rate, "rate", 0, "open loop: send the read phases' requests at this many per second in all, latency counted from when each was due (0: closed loop, as fast as the connections go)")
 	flag.IntVar(&o.payConc, "payment-concurrency", 16, "concurrent connections for payment notifications")
 	flag.IntVar(&o.usageConc, "usage-concurrency", 2, "concurrent 10 000-record batches")
 	flag.IntVar(&o.usageCars, "usage-vehicles-per-batch", usageBatch, "distinct vehicles in each usage batch (10 000: one record each, the worst case; 1 000: ten each, like a carrier's batch)")
@@ -143,6 +145,9 @@ func run(o options) error {
 		return err
 	}
 	fmt.Printf("\n%d vehicles, %d connections, %s per phase, service pid %d\n", o.vehicles, o.concurrency, o.duration, svc.Process.Pid)
+	if o.rate > 0 {
+		fmt.Printf("read phases in open loop: %.0f requests/s due, latency counted from when each was due\n", o.rate)
+	}
 	fmt.Printf("%-12s %10s %9s %9s %9s %9s %8s %s\n", "phase", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "ceiling", "note")
 	var ceiling float64
 	for _, ph := range strings.Split(o.phases, ",") {
@@ -324,6 +329,10 @@ func (d *driver) phase(name string) (result, error) {
 	default:
 		return result{}, fmt.Errorf("unknown phase %q", name)
 	}
+	rate := 0.0 // requests per second, all connections together; 0 = as fast as they go
+	if name == "ceiling" || name == "entitlement" || name == "feature" {
+		rate = d.o.rate
+	}
 	profiled := d.profile(name)
 	defer profiled()
 	var mu sync.Mutex
@@ -343,6 +352,16 @@ func (d *driver) phase(name string) (result, error) {
 			for time.Now().Before(deadline) {
 				i := int(counter.Add(1))
 				t0 := time.Now()
+				if rate > 0 {
+					// Open loop: request i is due at a fixed instant, and
+					// its latency counts from then, so a slow answer that
+					// delays the next requests is charged to them too.
+					t0 = start.Add(time.Duration(float64(i-1) / rate * float64(time.Second)))
+					if t0.After(deadline) {
+						break
+					}
+					time.Sleep(time.Until(t0))
+				}
 				err := op(w, i)
 				if err == errNoMoreOrders {
 					break
