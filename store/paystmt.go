@@ -222,4 +222,3 @@ func (db *DB) txInsertPeriod(tx *gorm.DB, r periodRow) error {
 		paid, db.timeArg(r.StartsAt), db.timeArg(r.EndsAt), refunded, r.Ended, db.timeArg(r.CreatedAt), db.timeArg(r.UpdatedAt))
 	return err
 }
-
