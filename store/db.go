@@ -21,12 +21,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"gorm.io/driver/postgres"
 	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 	"gorm.io/gorm/logger"
 )
 
@@ -62,7 +62,10 @@ type DB struct {
 	stmts   stmtCache
 	// snapshot is the prepared statement of the entitlement read.
 	snapshot readStmt
-	cache    *snapshotCache // nil when off
+	// readStmts holds statements prepared on the reader pool (onReader),
+	// by statement key.
+	readStmts sync.Map
+	cache     *snapshotCache // nil when off
 	// writeSlot holds one token while an SQLite write transaction runs.
 	writeSlot chan struct{}
 	ckpt      *checkpointer // SQLite files only
@@ -287,15 +290,6 @@ func (db *DB) promoteStatements() {
 		pdb.Mux.Lock()
 		pdb.Stmts.New(context.Background(), key, false, pdb.ConnPool, pdb.Mux) // unlocks Mux
 	}
-}
-
-// forUpdate locks the selected rows on PostgreSQL; SQLite ignores it (its
-// single writer serialises transactions instead).
-func (db *DB) forUpdate(tx *gorm.DB) *gorm.DB {
-	if db.dialect == Postgres {
-		return tx.Clauses(clause.Locking{Strength: "UPDATE"})
-	}
-	return tx
 }
 
 // utc normalises an instant for storage: UTC, microsecond precision (what

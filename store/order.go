@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -88,7 +87,7 @@ func (db *DB) CreateOrder(ctx context.Context, o billing.Order, k billing.Idempo
 			}
 			return err
 		}
-		v, err := db.lockVehicle(tx, o.VIN)
+		v, err := db.vehicle(db.inTx(tx), o.VIN, true)
 		if billing.IsCode(err, billing.EVehicleNotFound) {
 			return billing.Errorf(billing.ENotActivated, "vehicle %s is not activated", o.VIN)
 		}
@@ -114,19 +113,7 @@ func (db *DB) CreateOrder(ctx context.Context, o billing.Order, k billing.Idempo
 
 // Order returns the order, or EOrderNotFound.
 func (db *DB) Order(ctx context.Context, id string) (billing.Order, error) {
-	return findOrder(db.read.WithContext(ctx), id)
-}
-
-func findOrder(tx *gorm.DB, id string) (billing.Order, error) {
-	var r orderRow
-	err := tx.Where("id = ?", id).Take(&r).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return billing.Order{}, billing.Errorf(billing.EOrderNotFound, "order %s not found", id)
-	}
-	if err != nil {
-		return billing.Order{}, fmt.Errorf("find order %s: %w", id, err)
-	}
-	return r.order(), nil
+	return db.order(db.onReader(ctx), id)
 }
 
 // Orders returns a page of orders and the cursor of the next page (nil on

@@ -48,15 +48,15 @@ func (db *DB) ApplyPayment(ctx context.Context, p billing.Payment, loc *time.Loc
 	err := db.groupTx(ctx, func(tx *gorm.DB) error {
 		refused = nil
 		var err error
-		if o, err = db.txOrder(tx, p.OrderID); err != nil {
+		if o, err = db.order(db.inTx(tx), p.OrderID); err != nil {
 			return err
 		}
-		v, err := db.txLockVehicle(tx, o.VIN) // an order never changes vehicle
+		v, err := db.vehicle(db.inTx(tx), o.VIN, true) // an order never changes vehicle
 		if err != nil {
 			return err
 		}
 		if db.dialect == Postgres { // read again under the vehicle's lock
-			if o, err = db.txOrder(tx, p.OrderID); err != nil {
+			if o, err = db.order(db.inTx(tx), p.OrderID); err != nil {
 				return err
 			}
 		}
@@ -71,7 +71,7 @@ func (db *DB) ApplyPayment(ctx context.Context, p billing.Payment, loc *time.Loc
 				return fmt.Errorf("read payment %s: %w", p.EventID, err)
 			}
 			if prev.OrderID != o.ID {
-				if o, err = findOrder(tx, prev.OrderID); err != nil {
+				if o, err = db.order(db.inTx(tx), prev.OrderID); err != nil {
 					return err
 				}
 			}
@@ -114,7 +114,7 @@ func paymentOutcome(p billing.Payment, o billing.Order) billing.PaymentOutcome {
 
 // markPaid makes o paid by p and adds its period; tx holds the vehicle lock.
 func (db *DB) markPaid(tx *gorm.DB, v billing.Vehicle, o billing.Order, p billing.Payment, loc *time.Location, now time.Time) (billing.Order, error) {
-	tl, err := db.txTimeline(tx, o.VIN)
+	tl, err := db.timeline(db.inTx(tx), o.VIN)
 	if err != nil {
 		return o, err
 	}

@@ -16,7 +16,9 @@ import (
 // holds the writer is a microsecond no other payment can use. Its reads
 // and writes are therefore statements prepared once (prepareWrites),
 // scanned by hand, instead of gorm's reflection, which cost as much as
-// SQLite's own work on this path.
+// SQLite's own work on this path. The reads of an order, a vehicle and a
+// timeline are the same functions in every transaction and on the
+// reader pool (a querier says where they run).
 
 // The columns read, instants through timeCol.
 func (db *DB) orderColumns() string {
@@ -46,13 +48,16 @@ func (db *DB) orderStmt() statement {
 	}}
 }
 
-func (db *DB) lockVehicleStmt() statement {
+// vehicleStmt reads a vehicle; with lock, its row stays locked until the
+// transaction ends on PostgreSQL (SQLite's single writer serialises).
+func (db *DB) vehicleStmt(lock bool) statement {
+	if lock && db.dialect == Postgres {
+		return statement{key: "pay/vehicle-lock", query: func() string {
+			return `SELECT ` + db.vehicleColumns() + ` FROM vehicles WHERE vin = ` + db.numbered(1) + ` FOR UPDATE`
+		}}
+	}
 	return statement{key: "pay/vehicle", query: func() string {
-		q := `SELECT ` + db.vehicleColumns() + ` FROM vehicles WHERE vin = ` + db.numbered(1)
-		if db.dialect == Postgres {
-			q += ` FOR UPDATE`
-		}
-		return q
+		return `SELECT ` + db.vehicleColumns() + ` FROM vehicles WHERE vin = ` + db.numbered(1)
 	}}
 }
 
@@ -104,14 +109,52 @@ func (db *DB) valuesRow(first, n int) string {
 // preparePayments prepares the payment statements once (Migrate calls it).
 func (db *DB) preparePayments(ctx context.Context) error {
 	return db.prepareWrites(ctx, "payment", func() []statement {
-		return []statement{db.orderStmt(), db.lockVehicleStmt(), db.timelineStmt(), db.claimEventStmt(),
+		return []statement{db.orderStmt(), db.vehicleStmt(false), db.vehicleStmt(true), db.timelineStmt(), db.claimEventStmt(),
 			db.insertPeriodStmt(), db.coverageEndStmt(), db.orderPaidStmt()}
 	})
 }
 
-// txOrder reads order id in tx, or EOrderNotFound.
-func (db *DB) txOrder(tx *gorm.DB, id string) (billing.Order, error) {
-	rows, err := db.txQuery(tx, db.orderStmt(), id)
+// querier runs a read statement: in a transaction (inTx) or on the
+// reader pool (onReader).
+type querier func(st statement, args ...any) (*sql.Rows, error)
+
+func (db *DB) inTx(tx *gorm.DB) querier {
+	return func(st statement, args ...any) (*sql.Rows, error) { return db.txQuery(tx, st, args...) }
+}
+
+// onReader runs statements prepared once on the reader pool.
+func (db *DB) onReader(ctx context.Context) querier {
+	return func(st statement, args ...any) (*sql.Rows, error) {
+		s, err := db.readerStmt(ctx, st)
+		if err != nil {
+			return nil, err
+		}
+		return s.QueryContext(ctx, args...)
+	}
+}
+
+func (db *DB) readerStmt(ctx context.Context, st statement) (*sql.Stmt, error) {
+	if s, ok := db.readStmts.Load(st.key); ok {
+		return s.(*sql.Stmt), nil
+	}
+	r, err := db.read.DB()
+	if err != nil {
+		return nil, err
+	}
+	s, err := r.PrepareContext(ctx, st.query())
+	if err != nil {
+		return nil, fmt.Errorf("prepare %s: %w", st.key, err)
+	}
+	if prev, loaded := db.readStmts.LoadOrStore(st.key, s); loaded {
+		s.Close() // another caller prepared it first
+		return prev.(*sql.Stmt), nil
+	}
+	return s, nil
+}
+
+// order reads order id, or EOrderNotFound.
+func (db *DB) order(q querier, id string) (billing.Order, error) {
+	rows, err := q(db.orderStmt(), id)
 	if err != nil {
 		return billing.Order{}, fmt.Errorf("find order %s: %w", id, err)
 	}
@@ -135,9 +178,9 @@ func (db *DB) txOrder(tx *gorm.DB, id string) (billing.Order, error) {
 	return r.order(), nil
 }
 
-// txLockVehicle is lockVehicle by a prepared statement.
-func (db *DB) txLockVehicle(tx *gorm.DB, vin billing.VIN) (billing.Vehicle, error) {
-	rows, err := db.txQuery(tx, db.lockVehicleStmt(), string(vin))
+// vehicle reads vin (see vehicleStmt for lock), or EVehicleNotFound.
+func (db *DB) vehicle(q querier, vin billing.VIN, lock bool) (billing.Vehicle, error) {
+	rows, err := q(db.vehicleStmt(lock), string(vin))
 	if err != nil {
 		return billing.Vehicle{}, fmt.Errorf("find vehicle %s: %w", vin, err)
 	}
@@ -159,9 +202,10 @@ func (db *DB) txLockVehicle(tx *gorm.DB, vin billing.VIN) (billing.Vehicle, erro
 	return r.vehicle(), nil
 }
 
-// txTimeline is loadTimeline by a prepared statement.
-func (db *DB) txTimeline(tx *gorm.DB, vin billing.VIN) (billing.Timeline, error) {
-	rows, err := db.txQuery(tx, db.timelineStmt(), string(vin))
+// timeline reads vin's periods, refunded ones included, in seq order; an
+// unknown VIN has an empty timeline.
+func (db *DB) timeline(q querier, vin billing.VIN) (billing.Timeline, error) {
+	rows, err := q(db.timelineStmt(), string(vin))
 	if err != nil {
 		return billing.Timeline{}, fmt.Errorf("load timeline %s: %w", vin, err)
 	}

@@ -91,19 +91,7 @@ func newPeriodRow(p billing.Period, now time.Time) periodRow {
 // It returns EVehicleNotFound only through Vehicle; an unknown VIN simply
 // has an empty timeline here.
 func (db *DB) Timeline(ctx context.Context, vin billing.VIN) (billing.Timeline, error) {
-	return loadTimeline(db.read.WithContext(ctx), vin)
-}
-
-func loadTimeline(tx *gorm.DB, vin billing.VIN) (billing.Timeline, error) {
-	var rows []periodRow
-	if err := tx.Where("vin = ?", string(vin)).Order("seq").Find(&rows).Error; err != nil {
-		return billing.Timeline{}, fmt.Errorf("load timeline %s: %w", vin, err)
-	}
-	ps := make([]billing.Period, len(rows))
-	for i, r := range rows {
-		ps[i] = r.period()
-	}
-	return billing.NewTimeline(ps), nil
+	return db.timeline(db.onReader(ctx), vin)
 }
 
 // savePeriodTimes writes new start and end times of laid-out periods.

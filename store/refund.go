@@ -61,19 +61,19 @@ func (db *DB) RefundOrder(ctx context.Context, orderID string, req billing.Refun
 			}
 			return err
 		}
-		o, err := findOrder(tx, orderID)
+		o, err := db.order(db.inTx(tx), orderID)
 		if err != nil {
 			return err
 		}
 		vin = o.VIN
-		v, err := db.lockVehicle(tx, o.VIN)
+		v, err := db.vehicle(db.inTx(tx), o.VIN, true)
 		if err != nil {
 			return err
 		}
-		if o, err = findOrder(tx, orderID); err != nil { // again, under the lock
+		if o, err = db.order(db.inTx(tx), orderID); err != nil { // again, under the lock
 			return err
 		}
-		tl, err := loadTimeline(tx, o.VIN)
+		tl, err := db.timeline(db.inTx(tx), o.VIN)
 		if err != nil {
 			return err
 		}

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -38,26 +37,7 @@ func (r vehicleRow) vehicle() billing.Vehicle {
 
 // Vehicle returns the vehicle, or EVehicleNotFound.
 func (db *DB) Vehicle(ctx context.Context, vin billing.VIN) (billing.Vehicle, error) {
-	return findVehicle(db.read.WithContext(ctx), vin)
-}
-
-func findVehicle(tx *gorm.DB, vin billing.VIN) (billing.Vehicle, error) {
-	var r vehicleRow
-	err := tx.Where("vin = ?", string(vin)).Take(&r).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return billing.Vehicle{}, billing.Errorf(billing.EVehicleNotFound, "vehicle %s is not activated", vin)
-	}
-	if err != nil {
-		return billing.Vehicle{}, fmt.Errorf("find vehicle %s: %w", vin, err)
-	}
-	return r.vehicle(), nil
-}
-
-// lockVehicle reads the vehicle for update: on PostgreSQL its row stays
-// locked until the transaction ends, serialising every change to the
-// vehicle's coverage. Returns EVehicleNotFound.
-func (db *DB) lockVehicle(tx *gorm.DB, vin billing.VIN) (billing.Vehicle, error) {
-	return findVehicle(db.forUpdate(tx), vin)
+	return db.vehicle(db.onReader(ctx), vin, false)
 }
 
 // Activate activates vin with its free trial. Activating again with the
@@ -82,7 +62,7 @@ func (db *DB) Activate(ctx context.Context, vin billing.VIN, a billing.Activatio
 			return fmt.Errorf("insert vehicle: %w", res.Error)
 		}
 		if res.RowsAffected == 0 {
-			existing, err := findVehicle(tx, vin)
+			existing, err := db.vehicle(db.inTx(tx), vin, false)
 			if err != nil {
 				return err
 			}
@@ -111,7 +91,7 @@ func (db *DB) TransferOwner(ctx context.Context, vin billing.VIN, ownerID string
 	defer db.forget(vin)
 	var v billing.Vehicle
 	err := db.tx(ctx, func(tx *gorm.DB) error {
-		cur, err := db.lockVehicle(tx, vin)
+		cur, err := db.vehicle(db.inTx(tx), vin, true)
 		if err != nil {
 			return err
 		}
