@@ -53,6 +53,9 @@ func writerPragmas(cacheMiB int) []string {
 	return []string{
 		fmt.Sprintf("PRAGMA cache_size = -%d", cacheMiB*1024),
 		"PRAGMA wal_autocheckpoint = 0",
+		// The writer restarts the WAL from its beginning after a complete
+		// checkpoint, and truncates the file to this size then.
+		"PRAGMA journal_size_limit = 67108864",
 	}
 }
 
@@ -60,9 +63,9 @@ func writerPragmas(cacheMiB int) []string {
 // background, PASSIVE (it never blocks the writer or readers), on its own
 // connection, every interval while the store is open. Frames a reader
 // still needs are copied on a later pass; SQLite restarts the WAL from
-// its beginning once a pass has copied everything, and journal_size_limit
-// truncates the file then, so the WAL stays bounded by what is written
-// between two passes.
+// its beginning once a pass has copied everything, and the writer's
+// journal_size_limit truncates the file then, so the WAL stays bounded by
+// what is written between two passes.
 type checkpointer struct {
 	conn     *sql.DB
 	stop     chan struct{}

@@ -20,15 +20,19 @@ func TestWriterSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	var cache, auto int
+	var cache, auto, limit int
 	if err := db.Gorm().Raw(`PRAGMA cache_size`).Scan(&cache).Error; err != nil {
 		t.Fatal(err)
 	}
 	if err := db.Gorm().Raw(`PRAGMA wal_autocheckpoint`).Scan(&auto).Error; err != nil {
 		t.Fatal(err)
 	}
-	if cache != -32*1024 || auto != 0 {
-		t.Errorf("writer cache_size = %d, wal_autocheckpoint = %d; want %d and 0", cache, auto, -32*1024)
+	if err := db.Gorm().Raw(`PRAGMA journal_size_limit`).Scan(&limit).Error; err != nil {
+		t.Fatal(err)
+	}
+	if cache != -32*1024 || auto != 0 || limit != 64<<20 {
+		t.Errorf("writer cache_size = %d, wal_autocheckpoint = %d, journal_size_limit = %d; want %d, 0 and %d",
+			cache, auto, limit, -32*1024, 64<<20)
 	}
 }
 
