@@ -13,7 +13,8 @@ import (
 // one replica runs a given job at a time:
 //
 //   - On PostgreSQL every job transaction first takes
-//     pg_try_advisory_xact_lock on a key derived from the job's name; a
+//     pg_try_advisory_xact_lock on a key derived from the schema and the
+//     job's name; a
 //     replica that does not get it skips the run (another one is doing the
 //     work). The lock is released when the transaction ends, also when the
 //     process dies, so a crash never leaves a job locked.
@@ -36,13 +37,15 @@ const (
 // errJobBusy says another replica holds the job's lock; the run is skipped.
 var errJobBusy = errors.New("job is running in another replica")
 
-// jobLockKey maps a job name to its advisory lock key: a namespace of its
-// own in the high 32 bits (apart from migrationLockID), a hash of the name
-// in the low ones.
-func jobLockKey(job string) int64 {
+// jobLockKey maps a job name to the second half of its advisory lock key.
+// The first half is a hash of the schema (current_schema()): advisory
+// locks are shared by a whole database, and two deployments in two
+// schemas of one database (or tests running in parallel, each in a
+// schema of its own) must not skip each other's runs.
+func jobLockKey(job string) int32 {
 	h := fnv.New32a()
 	h.Write([]byte(job))
-	return 0x5ced<<32 | int64(h.Sum32())
+	return int32(h.Sum32())
 }
 
 // jobTx runs fn in a write transaction that holds the job's lock. It
@@ -61,7 +64,7 @@ func (db *DB) tryJobLock(tx *gorm.DB, job string) error {
 		return nil // the IMMEDIATE transaction is the lock
 	}
 	var ok bool
-	if err := tx.Raw(`SELECT pg_try_advisory_xact_lock(?)`, jobLockKey(job)).Scan(&ok).Error; err != nil {
+	if err := tx.Raw(`SELECT pg_try_advisory_xact_lock(hashtext(current_schema()), ?)`, jobLockKey(job)).Scan(&ok).Error; err != nil {
 		return fmt.Errorf("lock job %s: %w", job, err)
 	}
 	if !ok {

@@ -143,3 +143,29 @@ func TestOpenRejectsUnknownDriver(t *testing.T) {
 		t.Error("Open(mysql) = nil error, want one")
 	}
 }
+
+// TestJobLocksAreSchemaScoped: on PostgreSQL a job's lock is taken per
+// schema. Another replica of the same schema skips the run while it is
+// held; a deployment in another schema of the same database does not.
+func TestJobLocksAreSchemaScoped(t *testing.T) {
+	t.Run("postgres", func(t *testing.T) {
+		a, sameSchema := storetest.OpenPair(t, store.Postgres)
+		otherSchema := storetest.Open(t, store.Postgres)
+		ctx := context.Background()
+		ran, err := a.Exclusive(ctx, store.JobRemind, func(ctx context.Context) error {
+			if ran, err := sameSchema.Exclusive(ctx, store.JobRemind, func(context.Context) error { return nil }); err != nil || ran {
+				t.Errorf("same schema while held: ran = %v, %v; want skipped", ran, err)
+			}
+			if ran, err := otherSchema.Exclusive(ctx, store.JobRemind, func(context.Context) error { return nil }); err != nil || !ran {
+				t.Errorf("other schema while held: ran = %v, %v; want run", ran, err)
+			}
+			if ran, err := sameSchema.Exclusive(ctx, store.JobExpire, func(context.Context) error { return nil }); err != nil || !ran {
+				t.Errorf("another job, same schema: ran = %v, %v; want run", ran, err)
+			}
+			return nil
+		})
+		if err != nil || !ran {
+			t.Fatalf("first holder: ran = %v, %v", ran, err)
+		}
+	})
+}
