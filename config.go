@@ -40,6 +40,8 @@ type Config struct {
 		// in memory; 0 turns it off (do so if several processes write one
 		// SQLite file). PostgreSQL never caches: replicas share it.
 		SnapshotCache *int `yaml:"snapshot_cache"`
+		// SnapshotCacheMiB bounds the snapshot cache's memory too; 0 = 48.
+		SnapshotCacheMiB int `yaml:"snapshot_cache_mib"`
 		// SQLiteCacheMiB is the SQLite writer's page cache; 0 = 32 MiB.
 		SQLiteCacheMiB int `yaml:"sqlite_cache_mib"`
 		// CheckpointEvery is how often the SQLite WAL is copied back into
@@ -230,6 +232,9 @@ func (c *Config) validate() error {
 	if c.Database.SnapshotCache != nil && *c.Database.SnapshotCache < 0 {
 		bad("database.snapshot_cache must not be negative")
 	}
+	if c.Database.SnapshotCacheMiB < 0 {
+		bad("database.snapshot_cache_mib must not be negative")
+	}
 	if c.Database.SQLiteCacheMiB < 0 {
 		bad("database.sqlite_cache_mib must not be negative")
 	}
@@ -361,10 +366,11 @@ func (c *Config) StoreConfig() store.Config {
 	return store.Config{
 		Driver: c.Database.Driver, DSN: c.Database.DSN,
 		MaxOpenConns: c.Database.MaxOpenConns, MaxIdleConns: c.Database.MaxIdleConns,
-		ConnMaxLifetime: c.Database.ConnMaxLifetime.D(),
-		SnapshotCache:   c.snapshotCache(),
-		CacheMiB:        c.Database.SQLiteCacheMiB,
-		CheckpointEvery: c.Database.CheckpointEvery.D(),
+		ConnMaxLifetime:  c.Database.ConnMaxLifetime.D(),
+		SnapshotCache:    c.snapshotCache(),
+		CacheMiB:         c.Database.SQLiteCacheMiB,
+		SnapshotCacheMiB: c.Database.SnapshotCacheMiB,
+		CheckpointEvery:  c.Database.CheckpointEvery.D(),
 	}
 }
 

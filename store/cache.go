@@ -3,6 +3,7 @@ package store
 import (
 	"slices"
 	"sync"
+	"unsafe"
 
 	"entitlements/billing"
 )
@@ -19,20 +20,56 @@ import (
 // before a commit is never cached after it. Coverage ending with time
 // needs no invalidation: decisions are computed from the cached timestamps
 // at request time.
+//
+// It is bounded twice: by max vehicles, and by budget bytes of snapshots
+// (an estimate, see cost), since a car's timeline grows with every
+// package it buys and a count alone does not bound the memory.
 type snapshotCache struct {
 	max     int
-	mu      sync.Mutex // protects entries
+	budget  int64
+	mu      sync.Mutex // protects the following fields
 	entries map[billing.VIN]*cacheEntry
+	bytes   int64 // the cost of the ready entries
 }
 
 type cacheEntry struct {
 	ready bool
 	cycle string
 	snap  billing.Snapshot
+	cost  int64
 }
 
-func newSnapshotCache(max int) *snapshotCache {
-	return &snapshotCache{max: max, entries: make(map[billing.VIN]*cacheEntry, max)}
+func newSnapshotCache(max int, budget int64) *snapshotCache {
+	return &snapshotCache{max: max, budget: budget, entries: make(map[billing.VIN]*cacheEntry)}
+}
+
+// cost estimates the heap bytes a cached snapshot holds: the entry and
+// the map slot, and per period its struct and its two identifiers.
+func cost(s billing.Snapshot) int64 {
+	const entry, period = 256, int64(unsafe.Sizeof(billing.Period{})) + 2*48
+	return entry + int64(len(s.Timeline.Periods))*period
+}
+
+// evict drops about a tenth of the entries, in map order (random enough
+// for a cache), until the cache is within both bounds.
+func (c *snapshotCache) evict(room int64) {
+	for len(c.entries) >= c.max || c.bytes+room > c.budget {
+		n := len(c.entries)/10 + 1
+		for k, e := range c.entries {
+			c.drop(k, e)
+			if n--; n == 0 {
+				break
+			}
+		}
+		if len(c.entries) == 0 {
+			return
+		}
+	}
+}
+
+func (c *snapshotCache) drop(vin billing.VIN, e *cacheEntry) {
+	delete(c.entries, vin)
+	c.bytes -= e.cost
 }
 
 // lookup returns a copy of the cached snapshot of vin for cycle, or, on a
@@ -45,16 +82,10 @@ func (c *snapshotCache) lookup(vin billing.VIN, cycle string) (billing.Snapshot,
 		s.Timeline.Periods = slices.Clone(s.Timeline.Periods)
 		return s, nil, true
 	}
-	if len(c.entries) >= c.max {
-		// Evict about a tenth, in map order (random enough for a cache).
-		n := c.max/10 + 1
-		for k := range c.entries {
-			delete(c.entries, k)
-			if n--; n == 0 {
-				break
-			}
-		}
+	if old := c.entries[vin]; old != nil {
+		c.drop(vin, old) // another cycle's
 	}
+	c.evict(0)
 	e := &cacheEntry{cycle: cycle}
 	c.entries[vin] = e
 	return billing.Snapshot{}, e, false
@@ -67,7 +98,11 @@ func (c *snapshotCache) fill(vin billing.VIN, e *cacheEntry, snap billing.Snapsh
 	defer c.mu.Unlock()
 	if c.entries[vin] == e {
 		snap.Timeline.Periods = slices.Clone(snap.Timeline.Periods)
-		e.snap, e.ready = snap, true
+		e.snap, e.ready, e.cost = snap, true, cost(snap)
+		c.bytes += e.cost
+		if c.bytes > c.budget {
+			c.evict(0)
+		}
 	}
 }
 
@@ -76,7 +111,9 @@ func (c *snapshotCache) forget(vins ...billing.VIN) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, v := range vins {
-		delete(c.entries, v)
+		if e := c.entries[v]; e != nil {
+			c.drop(v, e)
+		}
 	}
 }
 
@@ -85,6 +122,7 @@ func (c *snapshotCache) clear() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	clear(c.entries)
+	c.bytes = 0
 }
 
 // forget invalidates cached snapshots of vins; call it after the

@@ -52,6 +52,9 @@ type Config struct {
 	// memory (0 = none). Honoured on SQLite only, and only correct when
 	// this store is the database's only writer (one process).
 	SnapshotCache int
+	// SnapshotCacheMiB bounds the snapshot cache's memory as well
+	// (0 = 48 MiB).
+	SnapshotCacheMiB int
 }
 
 // DB is the store. Its zero value is not usable; call Open.
@@ -102,7 +105,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		}
 		db.write, db.read = w, r
 		if cfg.SnapshotCache > 0 {
-			db.cache = newSnapshotCache(cfg.SnapshotCache)
+			db.cache = newSnapshotCache(cfg.SnapshotCache, int64(or(cfg.SnapshotCacheMiB, 48))<<20)
 		}
 		if err := pool(w, 1, 1, 0); err != nil {
 			return nil, err
