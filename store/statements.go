@@ -43,7 +43,7 @@ const periodColumns = `id, vin, seq, source, order_id, product, days, data_bytes
 	paid_at, starts_at, ends_at, refunded_at, ended, created_at, updated_at`
 
 func (db *DB) orderStmt() statement {
-	return statement{key: "pay/order", query: func() string {
+	return statement{key: "read/order", query: func() string {
 		return `SELECT ` + db.orderColumns() + ` FROM orders WHERE id = ` + db.numbered(1)
 	}}
 }
@@ -52,17 +52,17 @@ func (db *DB) orderStmt() statement {
 // transaction ends on PostgreSQL (SQLite's single writer serialises).
 func (db *DB) vehicleStmt(lock bool) statement {
 	if lock && db.dialect == Postgres {
-		return statement{key: "pay/vehicle-lock", query: func() string {
+		return statement{key: "read/vehicle-lock", query: func() string {
 			return `SELECT ` + db.vehicleColumns() + ` FROM vehicles WHERE vin = ` + db.numbered(1) + ` FOR UPDATE`
 		}}
 	}
-	return statement{key: "pay/vehicle", query: func() string {
+	return statement{key: "read/vehicle", query: func() string {
 		return `SELECT ` + db.vehicleColumns() + ` FROM vehicles WHERE vin = ` + db.numbered(1)
 	}}
 }
 
 func (db *DB) timelineStmt() statement {
-	return statement{key: "pay/timeline", query: func() string {
+	return statement{key: "read/timeline", query: func() string {
 		return `SELECT ` + db.timelineColumns() + ` FROM periods WHERE vin = ` + db.numbered(1) + ` ORDER BY seq`
 	}}
 }
