@@ -59,21 +59,22 @@ func (db *DB) groupTx(ctx context.Context, fn func(tx *gorm.DB) error) error {
 	db.group.mu.Lock()
 	db.group.queue = append(db.group.queue, req)
 	db.group.mu.Unlock()
-	select {
-	case err := <-req.done: // a group run by another caller included fn
-		return err
-	case db.writeSlot <- struct{}{}:
-		// The slot is ours: either fn is still queued and runs in this
-		// group, or the previous holder ran it and answered before it
-		// released the slot.
-		db.runGroup()
-		<-db.writeSlot
-		return <-req.done
-	case <-ctx.Done():
-		if req.state.CompareAndSwap(groupQueued, groupCancelled) {
-			return ctx.Err()
+	for {
+		select {
+		case err := <-req.done: // a group (perhaps run by this caller) included fn
+			return err
+		case db.writeSlot <- struct{}{}:
+			// The slot is ours: run the oldest queued writes. fn is among
+			// them unless more than maxGroup were queued before it; then
+			// this caller waits, or runs the next group, like any other.
+			db.runGroup()
+			<-db.writeSlot
+		case <-ctx.Done():
+			if req.state.CompareAndSwap(groupQueued, groupCancelled) {
+				return ctx.Err()
+			}
+			return <-req.done // taken already: its outcome is the truth
 		}
-		return <-req.done // taken already: its outcome is the truth
 	}
 }
 

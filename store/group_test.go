@@ -128,3 +128,40 @@ func TestGroupTxCallerGivingUp(t *testing.T) {
 		t.Errorf("%d rows (%d of the cancelled write), want 20 and 0", rows, cancelled)
 	}
 }
+
+// TestGroupTxCallerBehindAFullGroup: a caller that gets the writer while
+// more than maxGroup writes are queued ahead of it runs those first, then
+// its own, and does not wait for someone else to come along.
+func TestGroupTxCallerBehindAFullGroup(t *testing.T) {
+	db := openGroupTest(t)
+	ahead := make([]*groupReq, maxGroup)
+	for i := range ahead {
+		i := i
+		ahead[i] = &groupReq{done: make(chan error, 1), fn: func(tx *gorm.DB) error {
+			return tx.Exec(`INSERT INTO g (n) VALUES (?)`, 1000+i).Error
+		}}
+	}
+	db.group.queue = append(db.group.queue, ahead...) // queued by callers already waiting
+	done := make(chan error, 1)
+	go func() {
+		done <- db.groupTx(context.Background(), func(tx *gorm.DB) error { return tx.Exec(`INSERT INTO g (n) VALUES (1)`).Error })
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the caller behind a full group never ran its write")
+	}
+	for i, r := range ahead {
+		if err := <-r.done; err != nil {
+			t.Errorf("write %d ahead: %v", i, err)
+		}
+	}
+	var n int
+	db.write.Raw(`SELECT COUNT(*) FROM g`).Scan(&n)
+	if n != maxGroup+1 {
+		t.Errorf("%d rows, want %d", n, maxGroup+1)
+	}
+}
