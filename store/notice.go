@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"entitlements/billing"
@@ -82,7 +81,7 @@ func (db *DB) insertNotices(tx *gorm.DB, ns []billing.Notice, now time.Time) (in
 	}
 	args := make([]any, 0, noticeShared+len(ns)*noticeCols)
 	at := db.timeArg(now)
-	args = append(args, string(billing.NoticePending), at)
+	args = append(args, string(billing.NoticePending), at, at, at)
 	for _, n := range ns {
 		data, err := json.Marshal(n.Data)
 		if err != nil {
@@ -119,30 +118,15 @@ func (db *DB) insertNotices(tx *gorm.DB, ns []billing.Notice, now time.Time) (in
 const (
 	noticeRowsPerStatement = 256
 	noticeCols             = 8 // id, vin, owner_id, kind, dedupe_key, stage, covered_until, data
-	noticeShared           = 2 // status, and now for next_attempt_at, created_at and updated_at
+	noticeShared           = 4 // status, next_attempt_at, created_at, updated_at: the same for every row
 )
 
-// insertNoticesSQL inserts rows notices; variables 1 and 2 are shared.
+// insertNoticesSQL inserts rows notices; the shared variables come first.
 func (db *DB) insertNoticesSQL(rows int) statement {
 	return statement{key: "notices/insert/" + strconv.Itoa(rows), query: func() string {
-		var b strings.Builder
-		b.WriteString(`INSERT INTO notices (id, vin, owner_id, kind, dedupe_key, stage, covered_until, data,
-			status, next_attempt_at, created_at, updated_at) VALUES `)
-		n := noticeShared
-		for r := 0; r < rows; r++ {
-			if r > 0 {
-				b.WriteByte(',')
-			}
-			b.WriteByte('(')
-			for c := 0; c < noticeCols; c++ {
-				n++
-				b.WriteString(db.numbered(n))
-				b.WriteByte(',')
-			}
-			b.WriteString(db.numbered(1) + "," + db.numbered(2) + "," + db.numbered(2) + "," + db.numbered(2) + ")")
-		}
-		b.WriteString(` ON CONFLICT (dedupe_key) DO NOTHING`)
-		return b.String()
+		return `INSERT INTO notices (id, vin, owner_id, kind, dedupe_key, stage, covered_until, data,
+			status, next_attempt_at, created_at, updated_at) VALUES ` + db.valuesList(rows, noticeCols, noticeShared) +
+			` ON CONFLICT (dedupe_key) DO NOTHING`
 	}}
 }
 

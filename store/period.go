@@ -33,31 +33,6 @@ type periodRow struct {
 
 func (periodRow) TableName() string { return "periods" }
 
-func (r periodRow) period() billing.Period {
-	p := billing.Period{
-		ID:                r.ID,
-		VIN:               billing.VIN(r.VIN),
-		Source:            billing.Source(r.Source),
-		Product:           r.Product,
-		Days:              r.Days,
-		DataBytesPerMonth: r.DataBytesPerMonth,
-		StartsAt:          r.StartsAt.UTC(),
-		EndsAt:            r.EndsAt.UTC(),
-		Seq:               r.Seq,
-	}
-	if r.OrderID != nil {
-		p.OrderID = *r.OrderID
-	}
-	if r.PaidAt != nil {
-		p.PaidAt = r.PaidAt.UTC()
-	}
-	if r.RefundedAt != nil {
-		t := r.RefundedAt.UTC()
-		p.RefundedAt = &t
-	}
-	return p
-}
-
 func newPeriodRow(p billing.Period, now time.Time) periodRow {
 	r := periodRow{
 		ID:                p.ID,

@@ -70,13 +70,13 @@ func (db *DB) timelineStmt() statement {
 func (db *DB) claimEventStmt() statement {
 	return statement{key: "pay/claim", query: func() string {
 		return `INSERT INTO payments (event_id, order_id, status, outcome, amount_fen, currency, paid_at, transaction_id, received_at)
-			VALUES (` + db.valuesRow(1, 9) + `) ON CONFLICT DO NOTHING`
+			VALUES (` + db.params(1, 9) + `) ON CONFLICT DO NOTHING`
 	}}
 }
 
 func (db *DB) insertPeriodStmt() statement {
 	return statement{key: "pay/period", query: func() string {
-		return `INSERT INTO periods (` + periodColumns + `) VALUES (` + db.valuesRow(1, 15) + `)`
+		return `INSERT INTO periods (` + periodColumns + `) VALUES (` + db.params(1, 15) + `)`
 	}}
 }
 
@@ -92,18 +92,6 @@ func (db *DB) orderPaidStmt() statement {
 		return `UPDATE orders SET status = ` + db.numbered(1) + `, paid_at = ` + db.numbered(2) +
 			`, transaction_id = ` + db.numbered(3) + `, updated_at = ` + db.numbered(4) + ` WHERE id = ` + db.numbered(5)
 	}}
-}
-
-// valuesRow is "?1,?2,...": n variables numbered from first.
-func (db *DB) valuesRow(first, n int) string {
-	b := make([]byte, 0, n*4)
-	for i := 0; i < n; i++ {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, db.numbered(first+i)...)
-	}
-	return string(b)
 }
 
 // preparePayments prepares the payment statements once (Migrate calls it).
