@@ -267,7 +267,7 @@ func (t dbTime) ptr() *time.Time {
 // trying time layouts one after another with time.Parse.
 func (db *DB) timeCol(col string) string {
 	if db.dialect == SQLite {
-		return "+" + col + " AS " + strings.TrimPrefix(col[strings.LastIndexByte(col, '.')+1:], ".")
+		return "+" + col + " AS " + col[strings.LastIndexByte(col, '.')+1:]
 	}
 	return col
 }
