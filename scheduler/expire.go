@@ -2,14 +2,12 @@ package scheduler
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"time"
 )
 
 // ExpiryStore is what Expire needs from the store.
 type ExpiryStore interface {
-	ExpirePeriods(ctx context.Context, now time.Time, batch int) (int, error)
 	CreateExpiredNotices(ctx context.Context, now time.Time, maxAge time.Duration, loc *time.Location, batch int) (int, error)
 }
 
@@ -21,11 +19,11 @@ type ExpiryStore interface {
 // 5.3 s).
 const defaultBatch = 2000
 
-// Expire marks ended periods ended and creates the coverage.expired notice
-// of every vehicle whose coverage ended no more than MaxAge ago (SPEC
-// "Notices": older lapses are not announced, so a service that was down
+// Expire creates the coverage.expired notice of every vehicle whose
+// coverage ended no more than MaxAge ago (SPEC "Notices": older lapses are not announced, so a service that was down
 // for a month does not greet owners with stale news). Store, MaxAge and
-// Location are required.
+// Location are required. Nothing is marked on the periods: access and a
+// period's status are computed from its instants (docs/performance.md).
 type Expire struct {
 	Store    ExpiryStore
 	MaxAge   time.Duration // notices.expired_max_age
@@ -37,12 +35,11 @@ type Expire struct {
 // Run does the job at now.
 func (j Expire) Run(ctx context.Context, now time.Time) error {
 	batch := or(j.Batch, defaultBatch)
-	ended, err1 := j.Store.ExpirePeriods(ctx, now, batch)
-	notices, err2 := j.Store.CreateExpiredNotices(ctx, now, j.MaxAge, j.Location, batch)
-	if ended > 0 || notices > 0 {
-		logger(j.Logger).Info("coverage expired", slog.Int("periods_ended", ended), slog.Int("notices", notices))
+	notices, err := j.Store.CreateExpiredNotices(ctx, now, j.MaxAge, j.Location, batch)
+	if notices > 0 {
+		logger(j.Logger).Info("coverage expired", slog.Int("notices", notices))
 	}
-	return errors.Join(err1, err2)
+	return err
 }
 
 func or(v, def int) int {

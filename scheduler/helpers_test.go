@@ -64,7 +64,7 @@ func addPaidPeriod(t testing.TB, db *store.DB, vin billing.VIN, paidAt time.Time
 	u := func(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
 	g := db.Gorm()
 	err = g.Exec(`INSERT INTO periods (id, vin, seq, source, order_id, product, days, data_bytes_per_month, paid_at,
-		starts_at, ends_at, ended, created_at, updated_at) VALUES (?, ?, ?, 'order', ?, 'monthly', ?, 0, ?, ?, ?, FALSE, ?, ?)`,
+		starts_at, ends_at, created_at, updated_at) VALUES (?, ?, ?, 'order', ?, 'monthly', ?, 0, ?, ?, ?, ?, ?)`,
 		fmt.Sprintf("per_%s_%d", vin, tl.NextSeq()), string(vin), tl.NextSeq(), fmt.Sprintf("ord_%s_%d", vin, tl.NextSeq()),
 		days, u(paidAt), u(start), u(end), u(paidAt), u(paidAt)).Error
 	if err != nil {

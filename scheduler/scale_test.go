@@ -39,12 +39,12 @@ func TestRemindScale(t *testing.T) {
 				end := t0.Add(time.Duration(i%365)*24*time.Hour - 3*24*time.Hour)
 				begin := end.AddDate(-1, 0, 0)
 				vs = append(vs, fmt.Sprintf("('%s','o%d','SU7','%s','%s','%s','%s')", vin, i, u(begin), u(end), u(begin), u(begin)))
-				ps = append(ps, fmt.Sprintf("('p%d','%s',0,'trial','trial','%s','%s',FALSE,'%s','%s')", i, vin, u(begin), u(end), u(begin), u(begin)))
+				ps = append(ps, fmt.Sprintf("('p%d','%s',0,'trial','trial','%s','%s','%s','%s')", i, vin, u(begin), u(end), u(begin), u(begin)))
 			}
 			if err := g.Exec(`INSERT INTO vehicles (vin, owner_id, model, activated_at, coverage_ends_at, created_at, updated_at) VALUES ` + strings.Join(vs, ",")).Error; err != nil {
 				t.Fatal(err)
 			}
-			if err := g.Exec(`INSERT INTO periods (id, vin, seq, source, product, starts_at, ends_at, ended, created_at, updated_at) VALUES ` + strings.Join(ps, ",")).Error; err != nil {
+			if err := g.Exec(`INSERT INTO periods (id, vin, seq, source, product, starts_at, ends_at, created_at, updated_at) VALUES ` + strings.Join(ps, ",")).Error; err != nil {
 				t.Fatal(err)
 			}
 		}

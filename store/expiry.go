@@ -11,39 +11,6 @@ import (
 	"gorm.io/gorm"
 )
 
-// ExpirePeriods marks every period whose end has passed at now as ended,
-// at most batch periods per transaction (so a backlog after downtime does
-// not hold the writer for long), and returns how many it marked. Access
-// never depends on this flag (it is computed from timestamps); it keeps
-// the partial index of open periods small. It stops early, without error,
-// when another replica is running the job.
-func (db *DB) ExpirePeriods(ctx context.Context, now time.Time, batch int) (int, error) {
-	pick := `SELECT id FROM periods WHERE ended = FALSE AND ends_at <= ? ORDER BY ends_at LIMIT ?`
-	if db.dialect == Postgres {
-		pick += ` FOR UPDATE SKIP LOCKED` // rows a refund is changing are done next run
-	}
-	total := 0
-	for {
-		var n int64
-		err := db.jobTx(ctx, JobExpire, func(tx *gorm.DB) error {
-			res := tx.Exec(`UPDATE periods SET ended = TRUE, updated_at = ? WHERE id IN (`+pick+`)`,
-				utc(now), utc(now), batch)
-			n = res.RowsAffected
-			return res.Error
-		})
-		if errors.Is(err, errJobBusy) {
-			return total, nil
-		}
-		if err != nil {
-			return total, fmt.Errorf("expire periods: %w", err)
-		}
-		total += int(n)
-		if n < int64(batch) {
-			return total, nil
-		}
-	}
-}
-
 // coverageCandidate is a vehicle that needs a coverage notice.
 type coverageCandidate struct {
 	VIN            string `gorm:"column:vin"`

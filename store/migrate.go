@@ -81,6 +81,21 @@ var migrations = []migration{
 		`CREATE INDEX vehicles_coverage_vin_idx ON vehicles (coverage_ends_at, vin)`,
 		`DROP INDEX vehicles_coverage_ends_idx`,
 	}},
+	{Version: 3, Name: "vehicles: the coverage end index covers the owner", Up: []string{
+		// The jobs select (vin, owner_id) of every vehicle whose coverage
+		// ends in a range, by the hundred thousand: with the owner in the
+		// index they read no vehicle row (one random page each).
+		`CREATE INDEX vehicles_coverage_owner_idx ON vehicles (coverage_ends_at, vin, owner_id)`,
+		`DROP INDEX vehicles_coverage_vin_idx`,
+	}},
+	{Version: 4, Name: "periods: drop the ended flag", Up: []string{
+		// Nothing read the flag: access, coverage and a period's status are
+		// computed from its instants. Keeping it cost the expire job one
+		// random row update per period that ended (0.6 s of 3.2 s for
+		// 100 000 at once) and every period insert an index entry.
+		`DROP INDEX periods_open_ends_idx`,
+		`ALTER TABLE periods DROP COLUMN ended`,
+	}},
 	{Version: 10, Name: "orders, payments, idempotency keys", Up: []string{
 		`CREATE TABLE orders (
 			id                   TEXT PRIMARY KEY,

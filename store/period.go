@@ -26,7 +26,6 @@ type periodRow struct {
 	StartsAt          time.Time
 	EndsAt            time.Time
 	RefundedAt        *time.Time
-	Ended             bool
 	CreatedAt         time.Time
 	UpdatedAt         time.Time
 }
@@ -45,7 +44,6 @@ func newPeriodRow(p billing.Period, now time.Time) periodRow {
 		StartsAt:          utc(p.StartsAt),
 		EndsAt:            utc(p.EndsAt),
 		RefundedAt:        utcp(p.RefundedAt),
-		Ended:             !p.EndsAt.After(now),
 		CreatedAt:         utc(now),
 		UpdatedAt:         utc(now),
 	}
@@ -75,7 +73,6 @@ func savePeriodTimes(tx *gorm.DB, ps []billing.Period, now time.Time) error {
 		err := tx.Model(&periodRow{}).Where("id = ?", p.ID).Updates(map[string]any{
 			"starts_at":  utc(p.StartsAt),
 			"ends_at":    utc(p.EndsAt),
-			"ended":      !p.EndsAt.After(now),
 			"updated_at": utc(now),
 		}).Error
 		if err != nil {

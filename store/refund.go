@@ -120,7 +120,7 @@ func applyPeriodChanges(tx *gorm.DB, tl *billing.Timeline, o billing.Order, plan
 			continue
 		}
 		err := tx.Model(&periodRow{}).Where("id = ?", p.ID).Updates(map[string]any{
-			"refunded_at": utc(*p.RefundedAt), "ends_at": utc(p.EndsAt), "ended": true, "updated_at": utc(now),
+			"refunded_at": utc(*p.RefundedAt), "ends_at": utc(p.EndsAt), "updated_at": utc(now),
 		}).Error
 		if err != nil {
 			return fmt.Errorf("refund period %s: %w", p.ID, err)

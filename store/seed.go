@@ -54,7 +54,7 @@ func (db *DB) Seed(ctx context.Context, n int, mix SeedMix, cat billing.Catalog,
 		defer db.write.Exec("PRAGMA cache_size = -2000")
 	}
 	vcols := []string{"vin", "owner_id", "model", "activated_at", "coverage_ends_at", "created_at", "updated_at"}
-	pcols := []string{"id", "vin", "seq", "source", "order_id", "product", "days", "data_bytes_per_month", "paid_at", "starts_at", "ends_at", "ended", "created_at", "updated_at"}
+	pcols := []string{"id", "vin", "seq", "source", "order_id", "product", "days", "data_bytes_per_month", "paid_at", "starts_at", "ends_at", "created_at", "updated_at"}
 	ocols := []string{"id", "vin", "owner_id", "product", "amount_fen", "currency", "days", "data_bytes_per_month", "status", "created_at", "expires_at", "paid_at", "transaction_id", "updated_at"}
 	for lo := 0; lo < n; lo += chunk {
 		hi := min(n, lo+chunk)
@@ -72,7 +72,7 @@ func (db *DB) Seed(ctx context.Context, n int, mix SeedMix, cat billing.Catalog,
 			tp := cat.Trial.TrialPeriod(vin, at, loc)
 			tl := billing.NewTimeline([]billing.Period{tp})
 			periods = append(periods, []any{fmt.Sprintf("per_seed_%d", i), string(vin), 0, string(billing.SourceTrial), nil,
-				string(billing.SourceTrial), 0, tp.DataBytesPerMonth, nil, utc(tp.StartsAt), utc(tp.EndsAt), !tp.EndsAt.After(now), utc(now), utc(now)})
+				string(billing.SourceTrial), 0, tp.DataBytesPerMonth, nil, utc(tp.StartsAt), utc(tp.EndsAt), utc(now), utc(now)})
 			var paidAt time.Time
 			switch {
 			case bucket >= mix.LapsedPerMille && bucket < mix.LapsedPerMille+mix.PaidPerMille:
@@ -94,7 +94,7 @@ func (db *DB) Seed(ctx context.Context, n int, mix SeedMix, cat billing.Catalog,
 				orders = append(orders, []any{oid, string(vin), owner, prod.Code, prod.PriceFen, billing.Currency, prod.Days,
 					prod.DataBytesPerMonth, "paid", paidAt, paidAt.Add(30 * time.Minute), paidAt, "tx_seed_" + oid, utc(now)})
 				periods = append(periods, []any{fmt.Sprintf("per_seed_%d_1", i), string(vin), 1, string(billing.SourceOrder), oid,
-					prod.Code, prod.Days, prod.DataBytesPerMonth, paidAt, utc(start), utc(end), !end.After(now), utc(now), utc(now)})
+					prod.Code, prod.Days, prod.DataBytesPerMonth, paidAt, utc(start), utc(end), utc(now), utc(now)})
 				tl.Periods = append(tl.Periods, billing.Period{StartsAt: start, EndsAt: end, Seq: 1})
 			}
 			vehicles = append(vehicles, []any{string(vin), owner, "seed", at, utc(tl.End()), utc(now), utc(now)})

@@ -40,7 +40,7 @@ func (db *DB) timelineColumns() string {
 
 // periodColumns are the columns of a period row, for inserts.
 const periodColumns = `id, vin, seq, source, order_id, product, days, data_bytes_per_month,
-	paid_at, starts_at, ends_at, refunded_at, ended, created_at, updated_at`
+	paid_at, starts_at, ends_at, refunded_at, created_at, updated_at`
 
 func (db *DB) orderStmt() statement {
 	return statement{key: "read/order", query: func() string {
@@ -76,7 +76,7 @@ func (db *DB) claimEventStmt() statement {
 
 func (db *DB) insertPeriodStmt() statement {
 	return statement{key: "pay/period", query: func() string {
-		return `INSERT INTO periods (` + periodColumns + `) VALUES (` + db.params(1, 15) + `)`
+		return `INSERT INTO periods (` + periodColumns + `) VALUES (` + db.params(1, 14) + `)`
 	}}
 }
 
@@ -251,6 +251,6 @@ func (db *DB) txInsertPeriod(tx *gorm.DB, r periodRow) error {
 		refunded = db.timeArg(*r.RefundedAt)
 	}
 	_, err := db.txExec(tx, db.insertPeriodStmt(), r.ID, r.VIN, r.Seq, r.Source, orderID, r.Product, r.Days, r.DataBytesPerMonth,
-		paid, db.timeArg(r.StartsAt), db.timeArg(r.EndsAt), refunded, r.Ended, db.timeArg(r.CreatedAt), db.timeArg(r.UpdatedAt))
+		paid, db.timeArg(r.StartsAt), db.timeArg(r.EndsAt), refunded, db.timeArg(r.CreatedAt), db.timeArg(r.UpdatedAt))
 	return err
 }
