@@ -13,7 +13,7 @@ import (
 
 // coverageCandidate is a vehicle that needs a coverage notice.
 type coverageCandidate struct {
-	VIN            string `gorm:"column:vin"`
+	VIN            string
 	OwnerID        string
 	CoverageEndsAt time.Time
 }
@@ -48,10 +48,11 @@ func (db *DB) createCoverageNotices(ctx context.Context, job string, now time.Ti
 		// row-value comparison on the (coverage_ends_at, vin) index: each
 		// batch seeks to where the last one ended instead of rescanning a
 		// range in which thousands of vehicles may share one end.
-		q := `SELECT v.vin, v.owner_id, v.coverage_ends_at FROM vehicles v WHERE v.coverage_ends_at > ?`
+		sel := `SELECT v.vin, v.owner_id, ` + db.timeCol("v.coverage_ends_at") + ` FROM vehicles v WHERE `
+		q := sel + `v.coverage_ends_at > ?`
 		qargs := []any{utc(lower)}
 		if after != nil {
-			q = `SELECT v.vin, v.owner_id, v.coverage_ends_at FROM vehicles v WHERE (v.coverage_ends_at, v.vin) > (?, ?)`
+			q = sel + `(v.coverage_ends_at, v.vin) > (?, ?)`
 			qargs = []any{utc(after.CoverageEndsAt), after.VIN}
 		}
 		q += ` AND v.coverage_ends_at <= ? AND ` + where
@@ -61,14 +62,14 @@ func (db *DB) createCoverageNotices(ctx context.Context, job string, now time.Ti
 		var cs []coverageCandidate
 		var created int
 		err := db.jobTx(ctx, job, func(tx *gorm.DB) error {
-			if err := tx.Raw(q, qargs...).Scan(&cs).Error; err != nil {
+			var err error
+			if cs, err = coverageCandidates(tx, q, qargs); err != nil {
 				return err
 			}
 			ns := make([]billing.Notice, len(cs))
 			for i, c := range cs {
 				ns[i] = build(c)
 			}
-			var err error
 			created, err = db.insertNotices(tx, ns, now)
 			return err
 		})
@@ -84,6 +85,28 @@ func (db *DB) createCoverageNotices(ctx context.Context, job string, now time.Ti
 		}
 		after = &cs[len(cs)-1]
 	}
+}
+
+// coverageCandidates runs q, which selects (vin, owner_id,
+// coverage_ends_at), and scans its rows by hand: a job reads them by the
+// hundred thousand.
+func coverageCandidates(tx *gorm.DB, q string, args []any) ([]coverageCandidate, error) {
+	rows, err := tx.Raw(q, args...).Rows()
+	if err != nil {
+		return nil, err
+	}
+	var cs []coverageCandidate
+	err = eachRow(rows, func() error {
+		var c coverageCandidate
+		var end dbTime
+		if err := rows.Scan(&c.VIN, &c.OwnerID, &end); err != nil {
+			return err
+		}
+		c.CoverageEndsAt = end.T
+		cs = append(cs, c)
+		return nil
+	})
+	return cs, err
 }
 
 // fence ends a correlated EXISTS subquery so that it stays a per-row index

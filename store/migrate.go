@@ -187,6 +187,7 @@ var migrations = []migration{
 		// the jobs insert by the hundred thousand.
 		`DROP INDEX notices_vin_idx`,
 	}},
+	noticesKeyedByCoverage,
 	usageMigration,
 }
 
@@ -274,4 +275,61 @@ func sortedMigrations() []migration {
 	ms := slices.Clone(migrations)
 	slices.SortFunc(ms, func(a, b migration) int { return a.Version - b.Version })
 	return ms
+}
+
+// noticesKeyedByCoverage makes a coverage notice unique by what it is about,
+// (kind, covered_until, vin, stage), and the dedupe key unique among the
+// other notices only.
+//
+// The jobs create coverage notices by the hundred thousand, in
+// (coverage end, VIN) order. Each used to cost two inserts at random
+// places: the dedupe key (which starts with the kind, then the VIN) and
+// the (vin, kind, covered_until) index that their NOT EXISTS probes read.
+// The coverage index now starts with the kind and the coverage end, so the
+// jobs insert into it and probe it in the order they walk, and the dedupe
+// key of a coverage notice (the same four values, as text) needs no index
+// of its own. The (vin, created_at) index comes back for a vehicle's
+// notice list: one random insert a notice instead of two. Measured with
+// the sqlite3 shell, 134 000 reminders in batches of 2 000: 3.4-3.6 s
+// before, 1.7-2.0 s after.
+//
+// SQLite cannot drop a column's UNIQUE constraint, so it rebuilds the
+// table.
+var noticesKeyedByCoverage = migration{Version: 32, Name: "notices: coverage notices unique by (kind, covered_until, vin, stage)",
+	SQLite: []string{
+		`CREATE TABLE notices_new (
+			id              TEXT PRIMARY KEY,
+			vin             TEXT NOT NULL,
+			owner_id        TEXT NOT NULL,
+			kind            TEXT NOT NULL,
+			dedupe_key      TEXT NOT NULL,
+			data            TEXT NOT NULL,
+			status          TEXT NOT NULL,
+			attempts        INTEGER NOT NULL DEFAULT 0,
+			next_attempt_at DATETIME NOT NULL,
+			last_error      TEXT NOT NULL DEFAULT '',
+			created_at      DATETIME NOT NULL,
+			updated_at      DATETIME NOT NULL,
+			sent_at         DATETIME,
+			stage           INTEGER NOT NULL DEFAULT 0,
+			covered_until   DATETIME
+		)`,
+		`INSERT INTO notices_new (id, vin, owner_id, kind, dedupe_key, data, status, attempts, next_attempt_at,
+			last_error, created_at, updated_at, sent_at, stage, covered_until)
+		SELECT id, vin, owner_id, kind, dedupe_key, data, status, attempts, next_attempt_at,
+			last_error, created_at, updated_at, sent_at, stage, covered_until FROM notices ORDER BY rowid`,
+		`DROP TABLE notices`,
+		`ALTER TABLE notices_new RENAME TO notices`,
+		`CREATE INDEX notices_due_idx ON notices (status, next_attempt_at)`,
+		`CREATE UNIQUE INDEX notices_dedupe_idx ON notices (dedupe_key) WHERE covered_until IS NULL`,
+		`CREATE UNIQUE INDEX notices_coverage_idx ON notices (kind, covered_until, vin, stage) WHERE covered_until IS NOT NULL`,
+		`CREATE INDEX notices_vin_idx ON notices (vin, created_at)`,
+	},
+	Postgres: []string{
+		`ALTER TABLE notices DROP CONSTRAINT notices_dedupe_key_key`,
+		`DROP INDEX notices_coverage_idx`,
+		`CREATE UNIQUE INDEX notices_dedupe_idx ON notices (dedupe_key) WHERE covered_until IS NULL`,
+		`CREATE UNIQUE INDEX notices_coverage_idx ON notices (kind, covered_until, vin, stage) WHERE covered_until IS NOT NULL`,
+		`CREATE INDEX notices_vin_idx ON notices (vin, created_at)`,
+	},
 }

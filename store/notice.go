@@ -70,8 +70,10 @@ func (db *DB) insertNotice(tx *gorm.DB, n billing.Notice, now time.Time) (bool, 
 	return created == 1, err
 }
 
-// insertNotices adds ns to the outbox, skipping those whose dedupe key
-// exists, and returns how many it created. It sends multi-row INSERTs of
+// insertNotices adds ns to the outbox, skipping those that exist, and
+// returns how many it created. A coverage notice exists when one has the
+// same (kind, covered_until, vin, stage), another when one has its dedupe
+// key (migration 32); both say the same, the first is cheaper to index. It sends multi-row INSERTs of
 // statements prepared once (prepareNotices): the jobs insert thousands of
 // notices a run, and gorm's reflection over each row cost more than
 // SQLite's insert.
@@ -126,7 +128,7 @@ func (db *DB) insertNoticesSQL(rows int) statement {
 	return statement{key: "notices/insert/" + strconv.Itoa(rows), query: func() string {
 		return `INSERT INTO notices (id, vin, owner_id, kind, dedupe_key, stage, covered_until, data,
 			status, next_attempt_at, created_at, updated_at) VALUES ` + db.valuesList(rows, noticeCols, noticeShared) +
-			` ON CONFLICT (dedupe_key) DO NOTHING`
+			` ON CONFLICT DO NOTHING`
 	}}
 }
 
