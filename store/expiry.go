@@ -24,12 +24,38 @@ type coverageCandidate struct {
 // selects vehicles by the indexed coverage_ends_at range, batch at a time,
 // and returns how many notices it created.
 func (db *DB) CreateExpiredNotices(ctx context.Context, now time.Time, maxAge time.Duration, loc *time.Location, batch int) (int, error) {
-	where := `NOT EXISTS (SELECT 1 FROM notices n
-			WHERE n.vin = v.vin AND n.kind = ? AND n.covered_until = v.coverage_ends_at` + db.fence() + `)`
 	args := []any{string(billing.NoticeExpired)}
-	return db.createCoverageNotices(ctx, JobExpire, now, batch, now.Add(-maxAge), now, where, args, func(c coverageCandidate) billing.Notice {
+	return db.createCoverageNotices(ctx, JobExpire, now, batch, now.Add(-maxAge), now, db.expiredWhere(), args, func(c coverageCandidate) billing.Notice {
 		return billing.ExpiredNotice(billing.VIN(c.VIN), c.OwnerID, c.CoverageEndsAt, loc)
 	})
+}
+
+// expiredWhere keeps the vehicles without a coverage.expired notice (the
+// kind is its parameter) for their coverage end.
+func (db *DB) expiredWhere() string {
+	return `NOT EXISTS (SELECT 1 FROM notices n
+			WHERE n.vin = v.vin AND n.kind = ? AND n.covered_until = v.coverage_ends_at` + db.fence() + `)`
+}
+
+// coverageQuery selects (vin, owner_id, coverage_ends_at) of the vehicles
+// v matching where, in (coverage_ends_at, vin) order. Its parameters are
+// the lower bound (the first batch: the range's lower end; the next ones:
+// the last vehicle seen, end and VIN), the upper end, where's parameters
+// and the limit.
+//
+// After the first batch the lower bound is a row-value comparison on the
+// (coverage_ends_at, vin, owner_id) index: each batch seeks to where the
+// last one ended instead of rescanning a range in which thousands of
+// vehicles may share one end, and reads no vehicle row
+// (TestJobQueryPlans).
+func (db *DB) coverageQuery(where string, next bool) string {
+	q := `SELECT v.vin, v.owner_id, ` + db.timeCol("v.coverage_ends_at") + ` FROM vehicles v WHERE `
+	if next {
+		q += `(v.coverage_ends_at, v.vin) > (?, ?)`
+	} else {
+		q += `v.coverage_ends_at > ?`
+	}
+	return q + ` AND v.coverage_ends_at <= ? AND ` + where + ` ORDER BY v.coverage_ends_at, v.vin LIMIT ?`
 }
 
 // createCoverageNotices selects the vehicles whose coverage_ends_at is in
@@ -44,21 +70,12 @@ func (db *DB) createCoverageNotices(ctx context.Context, job string, now time.Ti
 	total := 0
 	var after *coverageCandidate
 	for {
-		// After the first batch the lower bound is the last vehicle seen, a
-		// row-value comparison on the (coverage_ends_at, vin) index: each
-		// batch seeks to where the last one ended instead of rescanning a
-		// range in which thousands of vehicles may share one end.
-		sel := `SELECT v.vin, v.owner_id, ` + db.timeCol("v.coverage_ends_at") + ` FROM vehicles v WHERE `
-		q := sel + `v.coverage_ends_at > ?`
+		q := db.coverageQuery(where, after != nil)
 		qargs := []any{utc(lower)}
 		if after != nil {
-			q = sel + `(v.coverage_ends_at, v.vin) > (?, ?)`
 			qargs = []any{utc(after.CoverageEndsAt), after.VIN}
 		}
-		q += ` AND v.coverage_ends_at <= ? AND ` + where
-		qargs = append(append(qargs, utc(upper)), args...)
-		q += ` ORDER BY v.coverage_ends_at, v.vin LIMIT ?`
-		qargs = append(qargs, batch)
+		qargs = append(append(append(qargs, utc(upper)), args...), batch)
 		var cs []coverageCandidate
 		var created int
 		err := db.jobTx(ctx, job, func(tx *gorm.DB) error {

@@ -21,10 +21,7 @@ import (
 // minutes in the future) is not covered yet and gets no reminder until it
 // is. Reminders are keyed on coverage_ends_at, the final end of coverage.
 func (db *DB) CreateReminders(ctx context.Context, now time.Time, stages []int, loc *time.Location, batch int) (int, error) {
-	where := `EXISTS (SELECT 1 FROM periods p
-			WHERE p.vin = v.vin AND p.refunded_at IS NULL AND p.starts_at <= ? AND p.ends_at > ?` + db.fence() + `)
-		AND NOT EXISTS (SELECT 1 FROM notices n
-			WHERE n.vin = v.vin AND n.kind = ? AND n.covered_until = v.coverage_ends_at AND n.stage <= ?` + db.fence() + `)`
+	where := db.remindWhere()
 	total := 0
 	for _, w := range billing.ReminderWindows(stages) {
 		args := []any{utc(now), utc(now), string(billing.NoticeExpiring), w.Stage}
@@ -37,4 +34,14 @@ func (db *DB) CreateReminders(ctx context.Context, now time.Time, stages []int, 
 		}
 	}
 	return total, nil
+}
+
+// remindWhere keeps the vehicles covered at an instant (its first two
+// parameters) that have no notice of a kind (the third) for their coverage
+// end at a stage up to the fourth.
+func (db *DB) remindWhere() string {
+	return `EXISTS (SELECT 1 FROM periods p
+			WHERE p.vin = v.vin AND p.refunded_at IS NULL AND p.starts_at <= ? AND p.ends_at > ?` + db.fence() + `)
+		AND NOT EXISTS (SELECT 1 FROM notices n
+			WHERE n.vin = v.vin AND n.kind = ? AND n.covered_until = v.coverage_ends_at AND n.stage <= ?` + db.fence() + `)`
 }
