@@ -140,7 +140,7 @@ func run(o options) error {
 	}
 	d := &driver{base: base, o: o, client: &http.Client{Transport: &http.Transport{
 		MaxIdleConns: o.concurrency * 2, MaxIdleConnsPerHost: o.concurrency * 2, IdleConnTimeout: time.Minute,
-	}, Timeout: 30 * time.Second}}
+	}, Timeout: 30 * time.Second}, svcPid: svc.Process.Pid}
 	if err := d.prepare(); err != nil {
 		return err
 	}
@@ -148,7 +148,8 @@ func run(o options) error {
 	if o.rate > 0 {
 		fmt.Printf("read phases in open loop: %.0f requests/s due, latency counted from when each was due\n", o.rate)
 	}
-	fmt.Printf("%-12s %10s %9s %9s %9s %9s %8s %s\n", "phase", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "ceiling", "note")
+	fmt.Println("cpu µs/req: CPU time per request of the service and of the load generator (both on this machine's cores)")
+	fmt.Printf("%-12s %10s %9s %9s %9s %9s %8s %15s %s\n", "phase", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "ceiling", "cpu µs/req s+c", "note")
 	var ceiling float64
 	for _, ph := range strings.Split(o.phases, ",") {
 		if ph == "" {
@@ -165,7 +166,8 @@ func run(o options) error {
 		if ceiling > 0 {
 			ratio = fmt.Sprintf("%.0f%%", 100*r.rps/ceiling)
 		}
-		fmt.Printf("%-12s %10.0f %9.2f %9.2f %9.2f %9d %8s %s\n", ph, r.rps, ms(r.p50), ms(r.p99), ms(r.p999), r.errors, ratio, r.note)
+		cpu := fmt.Sprintf("%.0f+%.0f", r.svcCPU, r.clientCPU)
+		fmt.Printf("%-12s %10.0f %9.2f %9.2f %9.2f %9d %8s %15s %s\n", ph, r.rps, ms(r.p50), ms(r.p99), ms(r.p999), r.errors, ratio, cpu, r.note)
 	}
 	fmt.Printf("\nservice peak RSS: %.0f MB\n", float64(peakRSS(svc.Process.Pid))/1024)
 	svc.Process.Signal(syscall.SIGTERM)
@@ -251,7 +253,29 @@ type result struct {
 	p50, p99, p999 time.Duration
 	errors         int64
 	note           string
+	// CPU time per request, µs: the service's, and the load generator's
+	// (this process: requests, signing, latency bookkeeping).
+	svcCPU, clientCPU float64
 }
+
+// processCPU is the CPU time (user and system) process pid has used.
+func processCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name, in parentheses, may hold spaces: count from after it.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / clockTicks
+}
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat times: 100 on Linux.
+const clockTicks = 100
 
 type driver struct {
 	base   string
@@ -262,6 +286,7 @@ type driver struct {
 	staff  string
 	owners []string
 	next   atomic.Int64
+	svcPid int
 }
 
 func (d *driver) prepare() error {
@@ -340,6 +365,7 @@ func (d *driver) phase(name string) (result, error) {
 	var errs atomic.Int64
 	var firstErr atomic.Value
 	deadline := time.Now().Add(d.o.duration)
+	svc0, client0 := processCPU(d.svcPid), processCPU(os.Getpid())
 	var wg sync.WaitGroup
 	start := time.Now()
 	var counter atomic.Int64
@@ -382,6 +408,7 @@ func (d *driver) phase(name string) (result, error) {
 		}(w)
 	}
 	wg.Wait()
+	svcCPU, clientCPU := processCPU(d.svcPid)-svc0, processCPU(os.Getpid())-client0
 	elapsed := time.Since(start)
 	if last := lastDone.Load(); last != nil {
 		elapsed = last.(time.Time).Sub(start) // work ran out before the deadline
@@ -389,6 +416,9 @@ func (d *driver) phase(name string) (result, error) {
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	r := result{rps: float64(len(lat)) / elapsed.Seconds(), errors: errs.Load(), note: note,
 		p50: pct(lat, 0.50), p99: pct(lat, 0.99), p999: pct(lat, 0.999)}
+	if n := float64(len(lat)); n > 0 {
+		r.svcCPU, r.clientCPU = float64(svcCPU.Microseconds())/n, float64(clientCPU.Microseconds())/n
+	}
 	if name == "usage" {
 		r.note = fmt.Sprintf("%.0f records/s in 10 000-record batches over %d vehicles each", r.rps*usageBatch, d.o.usageCars)
 	}
