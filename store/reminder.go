@@ -24,7 +24,7 @@ func (db *DB) CreateReminders(ctx context.Context, now time.Time, stages []int, 
 	where := db.remindWhere()
 	total := 0
 	for _, w := range billing.ReminderWindows(stages) {
-		args := []any{utc(now), utc(now), string(billing.NoticeExpiring), w.Stage}
+		args := []any{string(billing.NoticeExpiring), w.Stage, utc(now), utc(now)}
 		n, err := db.createCoverageNotices(ctx, JobRemind, now, batch, now.Add(w.After), now.Add(w.Until), where, args, func(c coverageCandidate) billing.Notice {
 			return billing.ExpiringNotice(billing.VIN(c.VIN), c.OwnerID, w.Stage, c.CoverageEndsAt, loc)
 		})
@@ -36,12 +36,15 @@ func (db *DB) CreateReminders(ctx context.Context, now time.Time, stages []int, 
 	return total, nil
 }
 
-// remindWhere keeps the vehicles covered at an instant (its first two
-// parameters) that have no notice of a kind (the third) for their coverage
-// end at a stage up to the fourth.
+// remindWhere keeps the vehicles that have no notice of a kind (its first
+// parameter) for their coverage end at a stage up to the second, and that
+// are covered at an instant (the third and fourth). The notice probe comes
+// first: it reads one index in the order of the walk, while the period
+// probe reads rows at random, and in a regular run most vehicles in a
+// window were notified already.
 func (db *DB) remindWhere() string {
-	return `EXISTS (SELECT 1 FROM periods p
-			WHERE p.vin = v.vin AND p.refunded_at IS NULL AND p.starts_at <= ? AND p.ends_at > ?` + db.fence() + `)
-		AND NOT EXISTS (SELECT 1 FROM notices n
-			WHERE n.vin = v.vin AND n.kind = ? AND n.covered_until = v.coverage_ends_at AND n.stage <= ?` + db.fence() + `)`
+	return `NOT EXISTS (SELECT 1 FROM notices n
+			WHERE n.vin = v.vin AND n.kind = ? AND n.covered_until = v.coverage_ends_at AND n.stage <= ?` + db.fence() + `)
+		AND EXISTS (SELECT 1 FROM periods p
+			WHERE p.vin = v.vin AND p.refunded_at IS NULL AND p.starts_at <= ? AND p.ends_at > ?` + db.fence() + `)`
 }
