@@ -20,10 +20,11 @@ type ExpiryStore interface {
 const defaultBatch = 2000
 
 // Expire creates the coverage.expired notice of every vehicle whose
-// coverage ended no more than MaxAge ago (SPEC "Notices": older lapses are not announced, so a service that was down
-// for a month does not greet owners with stale news). Store, MaxAge and
-// Location are required. Nothing is marked on the periods: access and a
-// period's status are computed from its instants (docs/performance.md).
+// coverage ended no more than MaxAge ago (SPEC "Notices": older lapses are
+// not announced, so a service that was down for a month does not greet
+// owners with stale news). Store, MaxAge and Location are required.
+// Nothing is marked on the periods: access and a period's status are
+// computed from their instants (docs/performance.md).
 type Expire struct {
 	Store    ExpiryStore
 	MaxAge   time.Duration // notices.expired_max_age
