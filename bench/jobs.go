@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
-	"syscall"
 	"time"
 
 	"entitlements/billing"
@@ -43,6 +42,8 @@ func runJobs(o options, seededDB string, expireAtOnce int) error {
 	if err := checkpoint(); err != nil {
 		return err
 	}
+	// The CPU time of this process: the job and the background checkpointer.
+	cpuTime := func() time.Duration { return processCPU(os.Getpid()) }
 	loc, _ := time.LoadLocation("Asia/Shanghai")
 	now := time.Now()
 	var vehicles int64
@@ -119,16 +120,6 @@ func profile(job string) (stop func(), err error) {
 		return nil, err
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
-}
-
-// cpuTime is the CPU time this process has used (user and system, every
-// thread: the job and the background checkpointer).
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func copyFile(from, to string) error {

@@ -61,8 +61,8 @@ func (r noticeRow) notice() (billing.Notice, error) {
 	return n, nil
 }
 
-// insertNotice adds n to the outbox inside tx unless a notice with the same
-// dedupe key exists. It reports whether it was created. Callers pass the
+// insertNotice adds n to the outbox inside tx unless it exists (see
+// insertNotices). It reports whether it was created. Callers pass the
 // transaction of the change that caused the notice, so that the change and
 // its notice commit or roll back together.
 func (db *DB) insertNotice(tx *gorm.DB, n billing.Notice, now time.Time) (bool, error) {
@@ -72,9 +72,10 @@ func (db *DB) insertNotice(tx *gorm.DB, n billing.Notice, now time.Time) (bool, 
 
 // insertNotices adds ns to the outbox, skipping those that exist, and
 // returns how many it created. A coverage notice exists when one has the
-// same (kind, covered_until, vin, stage), another when one has its dedupe
-// key (migration 32); both say the same, the first is cheaper to index. It sends multi-row INSERTs of
-// statements prepared once (prepareNotices): the jobs insert thousands of
+// same (kind, covered_until, vin, stage), any other when one has its
+// dedupe key (migration 32): for a coverage notice both say the same, and
+// the first is cheaper to index. It sends multi-row INSERTs of statements
+// prepared once (prepareNotices): the jobs insert thousands of
 // notices a run, and gorm's reflection over each row cost more than
 // SQLite's insert.
 func (db *DB) insertNotices(tx *gorm.DB, ns []billing.Notice, now time.Time) (int, error) {
