@@ -138,7 +138,7 @@ func run(o options) error {
 	if err := waitReady(base + "/readyz"); err != nil {
 		return err
 	}
-	d := &driver{base: base, o: o, client: &http.Client{Transport: &http.Transport{
+	d := &driver{base: base, o: o, run: strconv.FormatInt(time.Now().UnixNano(), 36), client: &http.Client{Transport: &http.Transport{
 		MaxIdleConns: o.concurrency * 2, MaxIdleConnsPerHost: o.concurrency * 2, IdleConnTimeout: time.Minute,
 	}, Timeout: 30 * time.Second}, svcPid: svc.Process.Pid}
 	if err := d.prepare(); err != nil {
@@ -286,6 +286,7 @@ type driver struct {
 	staff  string
 	owners []string
 	next   atomic.Int64
+	run    string // this run's prefix of usage record ids, so a rerun on a kept database posts new records
 	svcPid int
 }
 
@@ -580,7 +581,7 @@ func (d *driver) usage(w, i int) error {
 		if j%4 == 0 {
 			cat = "basic"
 		}
-		recs[j] = rec{ID: fmt.Sprintf("u-%d-%d-%d", d.next.Add(1), i, j), VIN: d.vins[k], Category: cat, Bytes: 1 << 20,
+		recs[j] = rec{ID: fmt.Sprintf("u-%s-%d", d.run, d.next.Add(1)), VIN: d.vins[k], Category: cat, Bytes: 1 << 20,
 			StartedAt: now.Format(time.RFC3339), EndedAt: now.Add(time.Minute).Format(time.RFC3339)}
 	}
 	body, _ := json.Marshal(map[string]any{"records": recs})
