@@ -2,6 +2,7 @@ package billing
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -173,6 +174,18 @@ func (d DataStatus) Crossed(before int64, thresholds []int) []int {
 	}
 	sort.Ints(out)
 	return out
+}
+
+// MayCross reports whether entertainment usage of total bytes can have
+// reached one of thresholds (percent, 1 to 100) of any allowance of at
+// least floor bytes. When it cannot, no period whose allowance is floor or
+// more needs to be looked at. With no allowance (floor 0) nothing is
+// crossed: an unlimited or uncovered status crosses nothing.
+func MayCross(total, floor int64, thresholds []int) bool {
+	if floor <= 0 || len(thresholds) == 0 {
+		return false
+	}
+	return total >= percentOf(floor, slices.Min(thresholds))
 }
 
 // percentOf is ceil(n × pct / 100) without overflow for pct ≤ 100: the

@@ -99,3 +99,28 @@ func TestCycleKeys(t *testing.T) {
 		t.Errorf("ParseCycleKey(2026-06) = %+v, %v", c, err)
 	}
 }
+
+func TestMayCross(t *testing.T) {
+	const floor = 1000
+	for _, c := range []struct {
+		total, floor int64
+		thresholds   []int
+		want         bool
+	}{
+		{799, floor, []int{80, 100}, false},
+		{800, floor, []int{80, 100}, true}, // exactly the lowest threshold
+		{800, floor, []int{100, 80}, true}, // in any order
+		{999, floor, []int{100}, false},
+		{1, 1, []int{1}, true}, // ceil: 1 % of 1 byte is 1 byte
+		{0, 1, []int{1}, false},
+		{1 << 62, 0, []int{80}, false},                 // no allowance stored
+		{1 << 62, floor, nil, false},                   // no thresholds
+		{1<<63 - 1, 1<<63 - 1, []int{100}, true},       // no overflow
+		{1<<63 - 2, 1<<63 - 1, []int{100}, false},      // no overflow
+		{(1<<63 - 1) / 2, 1<<63 - 1, []int{50}, false}, // ceil of half of an odd number
+	} {
+		if got := MayCross(c.total, c.floor, c.thresholds); got != c.want {
+			t.Errorf("MayCross(%d, %d, %v) = %v, want %v", c.total, c.floor, c.thresholds, got, c.want)
+		}
+	}
+}

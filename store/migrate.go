@@ -189,6 +189,7 @@ var migrations = []migration{
 	}},
 	noticesKeyedByCoverage,
 	usageMigration,
+	usageAllowanceMigration,
 }
 
 func (db *DB) render(m migration) []string {

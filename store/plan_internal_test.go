@@ -67,6 +67,15 @@ func TestJobQueryPlans(t *testing.T) {
 			}
 		}
 	}
+	// Usage ingest reads the smallest allowance once per batch: one seek,
+	// not a scan of every period.
+	if p := plan(allowanceFloorStmt.query()); !strings.Contains(p, "SEARCH periods USING COVERING INDEX periods_allowance_idx") {
+		t.Errorf("the smallest allowance is not one index seek:\n%s", p)
+	}
+	// Usage ingest checks a batch's VINs on the VIN index alone.
+	if p := plan(db.knownSQL(2).query(), "LSVAX4E10P2000300", "LSVAX4E10P2000301"); !strings.Contains(p, "USING COVERING INDEX sqlite_autoindex_vehicles_1") {
+		t.Errorf("the VIN check reads vehicle rows:\n%s", p)
+	}
 	if p := plan(`SELECT * FROM notices WHERE vin = ? ORDER BY created_at DESC, id DESC LIMIT 10`, "LSVAX4E10P2000300"); !strings.Contains(p, "notices_vin_idx") {
 		t.Errorf("a vehicle's notice list does not use notices_vin_idx:\n%s", p)
 	}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"math"
 	"slices"
@@ -88,16 +89,20 @@ func (db *DB) IngestUsage(ctx context.Context, recs []billing.UsageRecord, thres
 			}
 		}
 	}()
-	err := db.tx(ctx, func(tx *gorm.DB) error {
+	// Vehicles are never deleted, so a VIN found here is still there when
+	// the transaction runs; a vehicle activated in between is rejected as
+	// it would have been a moment earlier. The lookup reads only the VIN
+	// index, on a reader, so the writer does not wait for it.
+	known, err := db.knownVINs(ctx, recs)
+	if err != nil {
+		return billing.IngestResult{}, fmt.Errorf("ingest usage: %w", err)
+	}
+	err = db.tx(ctx, func(tx *gorm.DB) error {
 		res = billing.IngestResult{}
-		owners, err := db.vehicleOwners(tx, recs)
-		if err != nil {
-			return err
-		}
 		keep := make([]int, 0, len(recs)) // indexes into recs, one per distinct id
 		seen := make(map[string]struct{}, len(recs))
 		for i, r := range recs {
-			if _, ok := owners[r.VIN]; !ok {
+			if _, ok := known[r.VIN]; !ok {
 				res.Rejected = append(res.Rejected, billing.Reject(i, billing.RejectUnknownVIN, "no activated vehicle has VIN %s", r.VIN))
 				continue
 			}
@@ -128,7 +133,7 @@ func (db *DB) IngestUsage(ctx context.Context, recs []billing.UsageRecord, thres
 		if err := db.addUsage(tx, aggs, now); err != nil {
 			return err
 		}
-		return db.quotaNotices(tx, aggs, owners, thresholds, loc, now)
+		return db.quotaNotices(tx, aggs, thresholds, loc, now)
 	})
 	if err != nil {
 		return billing.IngestResult{}, fmt.Errorf("ingest usage: %w", err)
@@ -196,9 +201,18 @@ func aggregateUsage(recs []billing.UsageRecord, inserted []int, cycles []string)
 // quotaNotices creates a quota.threshold notice for every threshold that a
 // cycle's entertainment usage crossed in this batch. The allowance is the
 // one of the period covering the cycle's AllowanceInstant.
-func (db *DB) quotaNotices(tx *gorm.DB, aggs []*usageAgg, owners map[billing.VIN]string, thresholds []int, loc *time.Location, now time.Time) error {
+func (db *DB) quotaNotices(tx *gorm.DB, aggs []*usageAgg, thresholds []int, loc *time.Location, now time.Time) error {
 	if len(thresholds) == 0 {
 		return nil
+	}
+	// No period has an allowance below the smallest one stored, so a
+	// cycle whose total is under the lowest threshold of that allowance
+	// crosses nothing, whatever period covers it, and needs no periods
+	// loaded. Most cycles are far below their thresholds, so most batches
+	// load the periods of a few vehicles, or none.
+	floor, err := db.allowanceFloor(tx)
+	if err != nil {
+		return err
 	}
 	type grew struct {
 		a     *usageAgg
@@ -210,7 +224,7 @@ func (db *DB) quotaNotices(tx *gorm.DB, aggs []*usageAgg, owners map[billing.VIN
 	var from, to time.Time
 	var maxTotal int64
 	for _, a := range aggs {
-		if a.entertainment == 0 {
+		if a.entertainment == 0 || !billing.MayCross(a.total, floor, thresholds) {
 			continue
 		}
 		c, err := billing.ParseCycleKey(a.cycle, loc)
@@ -233,12 +247,11 @@ func (db *DB) quotaNotices(tx *gorm.DB, aggs []*usageAgg, owners map[billing.VIN
 	if len(gs) == 0 {
 		return nil
 	}
-	// Only a period whose allowance the largest total can reach matters:
-	// reaching pct percent of allowance A takes A × pct ≤ total × 100. The
-	// other periods are left out; Timeline.At then finds no period (or a
-	// refunded one, which it skips) and Quota crosses nothing, which is
-	// what those periods would give too. Most vehicles are far below their
-	// thresholds, so most batches load no period at all.
+	// Of the periods above the floor, only one whose allowance the largest
+	// total can reach matters: reaching pct percent of allowance A takes
+	// A × pct ≤ total × 100. The other periods are left out; Timeline.At
+	// then finds no period (or a refunded one, which it skips) and Quota
+	// crosses nothing, which is what those periods would give too.
 	bound := int64(math.MaxInt64)
 	if maxTotal < math.MaxInt64/100 {
 		bound = maxTotal * 100 / int64(slices.Min(thresholds))
@@ -247,14 +260,36 @@ func (db *DB) quotaNotices(tx *gorm.DB, aggs []*usageAgg, owners map[billing.VIN
 	if err != nil {
 		return err
 	}
+	type crossing struct {
+		g   grew
+		ds  billing.DataStatus
+		pct int
+	}
+	var cs []crossing
+	var noticed []any // VINs of cs, for their owners
 	for _, g := range gs {
 		tl := timelines[g.a.vin]
 		ds := billing.Quota(tl.At(g.at), g.cycle, billing.Usage{EntertainmentBytes: g.a.total})
 		for _, pct := range ds.Crossed(g.a.total-g.a.entertainment, thresholds) {
-			n := billing.QuotaNotice(g.a.vin, owners[g.a.vin], g.cycle, pct, ds)
-			if _, err := db.insertNotice(tx, n, now); err != nil {
-				return err
+			if len(noticed) == 0 || noticed[len(noticed)-1] != string(g.a.vin) {
+				noticed = append(noticed, string(g.a.vin))
 			}
+			cs = append(cs, crossing{g, ds, pct})
+		}
+	}
+	if len(cs) == 0 {
+		return nil
+	}
+	// A notice goes to the owner at the time it is created: read in this
+	// transaction, and only for the few vehicles that get one.
+	owners, err := db.vehicleOwners(tx, noticed)
+	if err != nil {
+		return err
+	}
+	for _, c := range cs {
+		n := billing.QuotaNotice(c.g.a.vin, owners[c.g.a.vin], c.g.cycle, c.pct, c.ds)
+		if _, err := db.insertNotice(tx, n, now); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -276,3 +311,31 @@ func (db *DB) DeleteUsageBefore(ctx context.Context, cutoff time.Time, limit int
 	}
 	return n, nil
 }
+
+// usageAllowanceMigration indexes the periods' monthly allowance, so that
+// usage ingest reads the smallest one in a single seek (allowanceFloor).
+// Period inserts append to the index: nearly every period has one of a
+// few allowances.
+var usageAllowanceMigration = migration{Version: 41, Name: "periods: allowance index for quota checks", Up: []string{
+	`CREATE INDEX periods_allowance_idx ON periods (data_bytes_per_month)`,
+}}
+
+// allowanceFloor returns the smallest positive monthly allowance of any
+// period (refunded, ended or future ones included: a floor may be lower
+// than needed, never higher), or 0 when there is none.
+func (db *DB) allowanceFloor(tx *gorm.DB) (int64, error) {
+	rows, err := db.txQuery(tx, allowanceFloorStmt)
+	if err != nil {
+		return 0, fmt.Errorf("smallest allowance: %w", err)
+	}
+	var floor sql.NullInt64
+	err = eachRow(rows, func() error { return rows.Scan(&floor) })
+	if err != nil {
+		return 0, fmt.Errorf("smallest allowance: %w", err)
+	}
+	return floor.Int64, nil
+}
+
+var allowanceFloorStmt = statement{"usage/allowance-floor", func() string {
+	return `SELECT MIN(data_bytes_per_month) FROM periods WHERE data_bytes_per_month > 0`
+}}

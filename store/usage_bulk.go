@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"database/sql"
 	"fmt"
 	"strconv"
@@ -35,12 +36,14 @@ func (db *DB) usageStatements() []statement {
 		qs = append(qs, db.insertRecordsSQL(n, false), db.insertRecordsSQL(n, true),
 			db.upsertCyclesSQL(n), db.upsertAsOfSQL(n), db.ownersSQL(n), db.periodsSQL(n))
 	}
-	return qs
+	return append(qs, allowanceFloorStmt)
 }
 
-// vehicleOwners returns the owner of every activated vehicle among the
-// records' VINs: one query per 1024 distinct VINs.
-func (db *DB) vehicleOwners(tx *gorm.DB, recs []billing.UsageRecord) (map[billing.VIN]string, error) {
+// knownVINs returns the records' VINs that an activated vehicle has, read
+// on the reader pool from the VIN index alone (not the vehicle rows, which
+// are six times larger and would each cost a random page read): one query
+// per 1024 distinct VINs.
+func (db *DB) knownVINs(ctx context.Context, recs []billing.UsageRecord) (map[billing.VIN]struct{}, error) {
 	set := make(map[billing.VIN]struct{})
 	vins := make([]any, 0)
 	for _, r := range recs {
@@ -49,6 +52,37 @@ func (db *DB) vehicleOwners(tx *gorm.DB, recs []billing.UsageRecord) (map[billin
 			vins = append(vins, string(r.VIN))
 		}
 	}
+	known := make(map[billing.VIN]struct{}, len(vins))
+	q := db.onReader(ctx)
+	for _, part := range chunks(vins, usageRowsPerStatement) {
+		rows, err := q(db.knownSQL(len(part)), part...)
+		if err != nil {
+			return nil, fmt.Errorf("look up vehicles: %w", err)
+		}
+		err = eachRow(rows, func() error {
+			var vin string
+			if err := rows.Scan(&vin); err != nil {
+				return err
+			}
+			known[billing.VIN(vin)] = struct{}{}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("look up vehicles: %w", err)
+		}
+	}
+	return known, nil
+}
+
+func (db *DB) knownSQL(n int) statement {
+	return statement{"usage/known/" + strconv.Itoa(n), func() string {
+		return `SELECT vin FROM vehicles WHERE vin IN (` + db.params(1, n) + `)`
+	}}
+}
+
+// vehicleOwners returns the owner of each of vins (distinct) in tx: one
+// query per 1024.
+func (db *DB) vehicleOwners(tx *gorm.DB, vins []any) (map[billing.VIN]string, error) {
 	owners := make(map[billing.VIN]string, len(vins))
 	for _, part := range chunks(vins, usageRowsPerStatement) {
 		rows, err := db.txQuery(tx, db.ownersSQL(len(part)), part...)

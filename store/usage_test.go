@@ -70,3 +70,64 @@ func BenchmarkIngestUsage(b *testing.B) {
 		})
 	}
 }
+
+// TestQuotaNoticesReachSmallAllowances: ingest skips loading the periods
+// of cycles that cannot have crossed a threshold of the smallest stored
+// allowance. A vehicle whose allowance is far below the others' must still
+// be noticed, and one far below its own thresholds must not.
+func TestQuotaNoticesReachSmallAllowances(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, dialect string) {
+		db := storetest.Open(t, dialect)
+		ctx := context.Background()
+		at := time.Date(2026, 3, 1, 8, 0, 0, 0, shanghai)
+		big := billing.VIN(billing.FixCheckDigit("LSVAX4E10P4900001"))
+		small := billing.VIN(billing.FixCheckDigit("LSVAX4E10P4900002"))
+		for _, v := range []struct {
+			vin       billing.VIN
+			owner     string
+			allowance int64
+		}{{big, "o-big", 15 << 30}, {small, "o-small", 100 << 20}} {
+			trial := billing.TrialTerms{Months: 12, DataBytesPerMonth: v.allowance}
+			if _, _, err := db.Activate(ctx, v.vin, billing.Activation{ActivatedAt: at, OwnerID: v.owner}, trial, shanghai, at); err != nil {
+				t.Fatal(err)
+			}
+		}
+		now := time.Date(2026, 6, 15, 12, 0, 0, 0, shanghai)
+		ingest := func(id string, vin billing.VIN, bytes int64) {
+			t.Helper()
+			s := now.Add(-24 * time.Hour)
+			rec := billing.UsageRecord{ID: id, VIN: vin, Category: billing.CategoryEntertainment, Bytes: bytes, StartedAt: s, EndedAt: s.Add(time.Minute)}
+			if res, err := db.IngestUsage(ctx, []billing.UsageRecord{rec}, []int{80, 100}, shanghai, now); err != nil || res.Accepted != 1 {
+				t.Fatalf("IngestUsage(%s) = %+v, %v", id, res, err)
+			}
+		}
+		thresholds := func(vin billing.VIN) []any {
+			t.Helper()
+			ns, err := db.Notices(ctx, vin, 50)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []any
+			for _, n := range ns {
+				if n.Kind == billing.NoticeQuotaThreshold {
+					out = append(out, n.Data["threshold"], n.OwnerID)
+				}
+			}
+			return out
+		}
+		// 90 MiB: 90 % of the small allowance, 0.6 % of the large one.
+		ingest("s1", small, 90<<20)
+		ingest("b1", big, 90<<20)
+		if got := thresholds(small); len(got) != 2 || fmt.Sprint(got) != "[80 o-small]" {
+			t.Errorf("small allowance, 90 %%: quota notices %v, want [80 o-small]", got)
+		}
+		if got := thresholds(big); len(got) != 0 {
+			t.Errorf("large allowance, 0.6 %%: quota notices %v, want none", got)
+		}
+		// The large allowance's own 80 % is still noticed.
+		ingest("b2", big, 12<<30)
+		if got := thresholds(big); fmt.Sprint(got) != "[80 o-big]" {
+			t.Errorf("large allowance, 80 %%: quota notices %v, want [80 o-big]", got)
+		}
+	})
+}
