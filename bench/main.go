@@ -52,6 +52,7 @@ type options struct {
 	expireAtOnce int
 	cache        int
 	pprof        string
+	bin          string
 	rate         float64
 }
 
@@ -70,6 +71,7 @@ func main() {
 	flag.StringVar(&o.driver, "driver", "sqlite", "database driver")
 	flag.StringVar(&o.dsn, "dsn", "", "database DSN (default: an SQLite file in --dir)")
 	flag.IntVar(&o.cache, "snapshot-cache", -1, "database.snapshot_cache for the service (-1: config.yaml's default)")
+	flag.StringVar(&o.bin, "bin", "", "run this service binary instead of building one from the working tree (to compare two builds on one database)")
 	flag.StringVar(&o.pprof, "pprof", "", "serve the service's pprof on this loopback address (e.g. 127.0.0.1:6060)")
 	flag.BoolVar(&o.jobs, "jobs", true, "after the HTTP phases, time the remind and expire jobs on a copy of the database (SQLite)")
 	flag.IntVar(&o.expireAtOnce, "expire-at-once", 100_000, "periods made to end at the same instant for the expire job")
@@ -89,10 +91,13 @@ func run(o options) error {
 	if err := os.MkdirAll(o.dir, 0o755); err != nil {
 		return err
 	}
-	bin := filepath.Join(o.dir, "entitlements")
-	fmt.Printf("building the service into %s\n", bin)
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		return fmt.Errorf("go build: %v\n%s", err, out)
+	bin := o.bin
+	if bin == "" {
+		bin = filepath.Join(o.dir, "entitlements")
+		fmt.Printf("building the service into %s\n", bin)
+		if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+			return fmt.Errorf("go build: %v\n%s", err, out)
+		}
 	}
 	if o.dsn == "" {
 		o.dsn = filepath.Join(o.dir, fmt.Sprintf("bench-%d.db", o.vehicles))

@@ -48,6 +48,10 @@ type Config struct {
 	// CheckpointEvery is how often the WAL is copied back into an SQLite
 	// database file, in the background (0 = every second).
 	CheckpointEvery time.Duration
+	// WALLimit is the size, in bytes, to which SQLite truncates a WAL it
+	// restarts; past a quarter of it the checkpointer holds writers off
+	// to let the WAL restart (0 = 256 MiB).
+	WALLimit int64
 	// SnapshotCache is how many vehicles' entitlement snapshots to keep in
 	// memory (0 = none). Honoured on SQLite only, and only correct when
 	// this store is the database's only writer (one process).
@@ -93,7 +97,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 			return nil, err
 		}
 		w, err := gorm.Open(sqlite.New(sqlite.Config{
-			DriverName: sqliteDriver(writerPragmas(or(cfg.CacheMiB, 32))),
+			DriverName: sqliteDriver(writerPragmas(or(cfg.CacheMiB, 32), walLimit(cfg))),
 			DSN:        sqliteDSN(cfg.DSN, "immediate"),
 		}), gcfg())
 		if err != nil {
@@ -116,7 +120,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		if inMemory(cfg.DSN) {
 			break
 		}
-		if db.ckpt, err = startCheckpointer(sqliteDSN(cfg.DSN, "deferred"), or(cfg.CheckpointEvery, time.Second)); err != nil {
+		if db.ckpt, err = startCheckpointer(sqliteDSN(cfg.DSN, "deferred"), or(cfg.CheckpointEvery, time.Second), db.writeSlot, walLimit(cfg)); err != nil {
 			return nil, err
 		}
 	case Postgres:
@@ -235,6 +239,13 @@ func (db *DB) Close() error {
 		errs = append(errs, db.ckpt.Close())
 	}
 	return errors.Join(errs...)
+}
+
+func walLimit(cfg Config) int64 {
+	if cfg.WALLimit > 0 {
+		return cfg.WALLimit
+	}
+	return defaultWALLimit
 }
 
 // Gorm exposes the writer for tests and tools that need raw access.

@@ -30,9 +30,9 @@ func TestWriterSettings(t *testing.T) {
 	if err := db.Gorm().Raw(`PRAGMA journal_size_limit`).Scan(&limit).Error; err != nil {
 		t.Fatal(err)
 	}
-	if cache != -32*1024 || auto != 0 || limit != 64<<20 {
+	if cache != -32*1024 || auto != 0 || limit != 256<<20 {
 		t.Errorf("writer cache_size = %d, wal_autocheckpoint = %d, journal_size_limit = %d; want %d, 0 and %d",
-			cache, auto, limit, -32*1024, 64<<20)
+			cache, auto, limit, -32*1024, 256<<20)
 	}
 }
 
