@@ -10,32 +10,33 @@ import (
 	"gorm.io/gorm"
 )
 
-// TestWALStaysBoundedUnderSteadyWrites: a stream of write transactions
-// with no pause between them must not grow the WAL without bound. PASSIVE
-// checkpoints alone never let SQLite restart the WAL then (a commit always
-// lands between a pass and the next transaction); the checkpointer holds
-// writers off for a pass once the WAL is past its limit.
-func TestWALStaysBoundedUnderSteadyWrites(t *testing.T) {
+// walTest opens an SQLite store whose checkpointer runs every 5 ms with a
+// 256 KiB WAL limit (a 64 KiB threshold), with a table to write to.
+func walTest(t *testing.T) (*DB, string) {
+	t.Helper()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "wal.db")
-	const limit = 256 << 10
-	db, err := Open(ctx, Config{Driver: SQLite, DSN: path, CheckpointEvery: 5 * time.Millisecond, WALLimit: limit})
+	db, err := Open(ctx, Config{Driver: SQLite, DSN: path, CheckpointEvery: 5 * time.Millisecond, WALLimit: 256 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() { db.Close() })
 	if err := db.tx(ctx, func(tx *gorm.DB) error {
 		return tx.Exec(`CREATE TABLE blobs (id INTEGER PRIMARY KEY, b BLOB NOT NULL)`).Error
 	}); err != nil {
 		t.Fatal(err)
 	}
-	// 32 MiB in 4 000 transactions of 8 KiB, back to back: 128 times the
-	// limit, for about a second.
-	const txs, size = 4000, 8 << 10
+	return db, path
+}
+
+// writeBlobs commits n transactions of 8 KiB each, back to back, and
+// returns the largest size the WAL file reached.
+func writeBlobs(t *testing.T, db *DB, path string, n int) int64 {
+	t.Helper()
 	var largest int64
-	for i := 0; i < txs; i++ {
-		if err := db.tx(ctx, func(tx *gorm.DB) error {
-			return tx.Exec(`INSERT INTO blobs (b) VALUES (randomblob(?))`, size).Error
+	for i := 0; i < n; i++ {
+		if err := db.tx(context.Background(), func(tx *gorm.DB) error {
+			return tx.Exec(`INSERT INTO blobs (b) VALUES (randomblob(8192))`).Error
 		}); err != nil {
 			t.Fatal(err)
 		}
@@ -43,11 +44,54 @@ func TestWALStaysBoundedUnderSteadyWrites(t *testing.T) {
 			largest = max(largest, fi.Size())
 		}
 	}
-	// Without the held pass the WAL ends near the 32 MiB written (and far
-	// more pages: every insert also rewrites the table's b-tree pages).
-	if largest > txs*size/4 {
-		t.Errorf("the WAL reached %d bytes over %d bytes written in %d transactions; want it restarted and truncated to %d",
-			largest, txs*size, txs, limit)
+	return largest
+}
+
+// TestWALStaysBoundedUnderSteadyWrites: a stream of write transactions
+// with no pause between them must not grow the WAL without bound. PASSIVE
+// checkpoints alone never let SQLite restart the WAL then (a commit always
+// lands between a pass and the next transaction); the checkpointer holds
+// writers off for a pass once the WAL is past its threshold.
+func TestWALStaysBoundedUnderSteadyWrites(t *testing.T) {
+	db, path := walTest(t)
+	// 32 MiB in 4 000 transactions, about a second: 128 times the limit.
+	const txs = 4000
+	largest := writeBlobs(t, db, path, txs)
+	// Without the held pass the WAL ends past the 32 MiB written (every
+	// insert also rewrites b-tree pages).
+	if largest > txs*8192/4 {
+		t.Errorf("the WAL reached %d KiB over %d KiB written; want it restarted and truncated to 256 KiB", largest>>10, txs*8)
 	}
-	t.Logf("largest WAL: %d KiB", largest>>10)
+	if db.ckpt.held.Load() == 0 {
+		t.Error("no pass held writers off")
+	}
+	t.Logf("largest WAL: %d KiB, %d held passes", largest>>10, db.ckpt.held.Load())
+}
+
+// TestCheckpointerDoesNotHoldWritersForAPinnedWAL: while a reader keeps an
+// old snapshot open, no pass can copy the frames after it, and holding
+// writers off would stall them for nothing. Once it ends, the WAL is
+// bounded again.
+func TestCheckpointerDoesNotHoldWritersForAPinnedWAL(t *testing.T) {
+	db, path := walTest(t)
+	writeBlobs(t, db, path, 10)
+	reader := db.read.Begin()
+	var n int
+	if err := reader.Raw(`SELECT COUNT(*) FROM blobs`).Scan(&n).Error; err != nil {
+		t.Fatal(err)
+	}
+	pinned := writeBlobs(t, db, path, 1000) // 8 MiB, 32 times the limit
+	if held := db.ckpt.held.Load(); held != 0 {
+		t.Errorf("%d passes held writers off while a reader pinned the WAL; want none", held)
+	}
+	reader.Rollback()
+	// The WAL is restarted from its beginning and truncated to 256 KiB
+	// once the checkpointer has caught up; from then on it stays small.
+	writeBlobs(t, db, path, 1000)
+	after := writeBlobs(t, db, path, 2000)
+	if db.ckpt.held.Load() == 0 || after >= pinned {
+		t.Errorf("after the reader ended: %d held passes, largest WAL %d KiB (%d KiB while pinned); want passes held and a smaller WAL",
+			db.ckpt.held.Load(), after>>10, pinned>>10)
+	}
+	t.Logf("pinned: %d KiB; after: %d KiB, %d held passes", pinned>>10, after>>10, db.ckpt.held.Load())
 }

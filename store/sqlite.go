@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mattn/go-sqlite3"
@@ -92,13 +93,15 @@ func writerPragmas(cacheMiB int, walLimit int64) []string {
 // Holding writers off costs them one pass: the copy of what was committed
 // during the first pass, and two fsyncs. On this project's machine that
 // is 30-170 ms, about once a second under 2 000 payments/s. A reader
-// still on an old snapshot can keep a pass from copying everything; the
-// next interval tries again.
+// still on an old snapshot keeps a pass from copying everything; writers
+// are not held then (it would not help), and the WAL grows until that
+// reader ends.
 type checkpointer struct {
 	conn     *sql.DB
 	slot     chan struct{} // the store's writeSlot
 	limit    int64         // WAL bytes above which a pass holds writers off: a quarter of journal_size_limit
 	frame    int64         // bytes of one WAL frame: a page and its 24-byte header
+	held     atomic.Int64  // passes run with writers held off
 	stop     chan struct{}
 	done     chan struct{}
 	stopOnce sync.Once
@@ -135,10 +138,13 @@ func (c *checkpointer) run(interval time.Duration) {
 }
 
 // pass runs one PASSIVE checkpoint and, when the WAL has grown past the
-// limit, a second one with writers held off.
+// limit and that pass copied every frame it saw, a second one with writers
+// held off. A pass that left frames behind was kept from them by a reader
+// on an old snapshot (a long export, say): holding writers off could not
+// let the WAL restart until that reader ends, so they are not held.
 func (c *checkpointer) pass() {
-	frames, ok := c.checkpoint()
-	if !ok || frames*c.frame <= c.limit {
+	frames, copied, ok := c.checkpoint()
+	if !ok || frames*c.frame <= c.limit || copied < frames {
 		return
 	}
 	select {
@@ -147,20 +153,22 @@ func (c *checkpointer) pass() {
 		return
 	}
 	defer func() { <-c.slot }()
+	c.held.Add(1)
 	c.checkpoint()
 }
 
 // checkpoint runs one PASSIVE checkpoint and returns the number of frames
-// in the WAL. A failure (SQLITE_BUSY while another checkpoint runs) is
-// left for the next pass: the WAL only grows meanwhile.
-func (c *checkpointer) checkpoint() (frames int64, ok bool) {
+// in the WAL when it started and how many of them are copied. A failure
+// (SQLITE_BUSY while another checkpoint runs) is left for the next pass:
+// the WAL only grows meanwhile.
+func (c *checkpointer) checkpoint() (frames, copied int64, ok bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var busy, copied int64
+	var busy int64
 	if err := c.conn.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &copied); err != nil {
-		return 0, false
+		return 0, 0, false
 	}
-	return frames, busy == 0
+	return frames, copied, busy == 0
 }
 
 // Close stops the checkpointer. It may be called more than once.
