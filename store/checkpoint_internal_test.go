@@ -80,18 +80,22 @@ func TestCheckpointerDoesNotHoldWritersForAPinnedWAL(t *testing.T) {
 	if err := reader.Raw(`SELECT COUNT(*) FROM blobs`).Scan(&n).Error; err != nil {
 		t.Fatal(err)
 	}
+	before := db.ckpt.held.Load()
 	pinned := writeBlobs(t, db, path, 1000) // 8 MiB, 32 times the limit
-	if held := db.ckpt.held.Load(); held != 0 {
-		t.Errorf("%d passes held writers off while a reader pinned the WAL; want none", held)
+	// One pass may run between the reader's start and the first write, when
+	// the reader's snapshot is still the latest; none after that.
+	mid := db.ckpt.held.Load()
+	if mid-before > 1 {
+		t.Errorf("%d passes held writers off while a reader pinned the WAL; want at most 1", mid-before)
 	}
 	reader.Rollback()
 	// The WAL is restarted from its beginning and truncated to 256 KiB
 	// once the checkpointer has caught up; from then on it stays small.
 	writeBlobs(t, db, path, 1000)
 	after := writeBlobs(t, db, path, 2000)
-	if db.ckpt.held.Load() == 0 || after >= pinned {
+	if db.ckpt.held.Load() == mid || after >= pinned {
 		t.Errorf("after the reader ended: %d held passes, largest WAL %d KiB (%d KiB while pinned); want passes held and a smaller WAL",
-			db.ckpt.held.Load(), after>>10, pinned>>10)
+			db.ckpt.held.Load()-mid, after>>10, pinned>>10)
 	}
 	t.Logf("pinned: %d KiB; after: %d KiB, %d held passes", pinned>>10, after>>10, db.ckpt.held.Load())
 }
