@@ -148,6 +148,9 @@ func serve(ctx context.Context, cfg *Config, logOut io.Writer) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if cfg.Database.Driver == store.SQLite {
+		reg.MustRegister(checkpointCollectors(db)...)
+	}
 	srv, err := api.New(api.Options{
 		Store:            db,
 		Catalog:          cfg.Catalog(),
@@ -284,4 +287,23 @@ func pprofMux() *http.ServeMux {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return mux
+}
+
+// checkpointCollectors exports the SQLite checkpointer's figures: a WAL
+// that keeps growing, or writers held off often or long, shows here first.
+func checkpointCollectors(db *store.DB) []prometheus.Collector {
+	return []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sqlite_wal_frames",
+			Help: "Frames in the SQLite WAL at the last checkpoint pass (a frame is a page plus 24 bytes).",
+		}, func() float64 { return float64(db.CheckpointStats().WALFrames) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "sqlite_checkpoint_held_passes_total",
+			Help: "Checkpoint passes that held SQLite writers off so that the WAL could restart.",
+		}, func() float64 { return float64(db.CheckpointStats().HeldPasses) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "sqlite_checkpoint_held_seconds_total",
+			Help: "Time SQLite writers were held off by those passes.",
+		}, func() float64 { return db.CheckpointStats().Held.Seconds() }),
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -191,6 +192,16 @@ func TestServeAndGracefulShutdown(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "sub", "e.db")); err != nil {
 		t.Errorf("database file: %v", err)
+	}
+	if res, err = http.Get("http://" + addr + "/metrics"); err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	for _, name := range []string{"sqlite_wal_frames ", "sqlite_checkpoint_held_passes_total ", "sqlite_checkpoint_held_seconds_total "} {
+		if !bytes.Contains(metrics, []byte("\n"+name)) {
+			t.Errorf("/metrics lacks %s", name)
+		}
 	}
 	cancel()
 	select {

@@ -101,7 +101,9 @@ type checkpointer struct {
 	slot     chan struct{} // the store's writeSlot
 	limit    int64         // WAL bytes above which a pass holds writers off: a quarter of journal_size_limit
 	frame    int64         // bytes of one WAL frame: a page and its 24-byte header
+	frames   atomic.Int64  // frames in the WAL at the last pass
 	held     atomic.Int64  // passes run with writers held off
+	heldNs   atomic.Int64  // nanoseconds writers were held off, in all
 	stop     chan struct{}
 	done     chan struct{}
 	stopOnce sync.Once
@@ -144,6 +146,9 @@ func (c *checkpointer) run(interval time.Duration) {
 // let the WAL restart until that reader ends, so they are not held.
 func (c *checkpointer) pass() {
 	frames, copied, ok := c.checkpoint()
+	if ok {
+		c.frames.Store(frames)
+	}
 	if !ok || frames*c.frame <= c.limit || copied < frames {
 		return
 	}
@@ -152,9 +157,11 @@ func (c *checkpointer) pass() {
 	case <-c.stop:
 		return
 	}
-	defer func() { <-c.slot }()
-	c.held.Add(1)
+	start := time.Now()
 	c.checkpoint()
+	<-c.slot
+	c.held.Add(1)
+	c.heldNs.Add(int64(time.Since(start)))
 }
 
 // checkpoint runs one PASSIVE checkpoint and returns the number of frames
@@ -169,6 +176,23 @@ func (c *checkpointer) checkpoint() (frames, copied int64, ok bool) {
 		return 0, 0, false
 	}
 	return frames, copied, busy == 0
+}
+
+// CheckpointStats describes the SQLite WAL and its checkpointer, for
+// monitoring. It is zero on PostgreSQL and for an in-memory database.
+type CheckpointStats struct {
+	WALFrames  int64         // frames in the WAL at the last checkpoint pass
+	HeldPasses int64         // passes that held writers off so that the WAL could restart
+	Held       time.Duration // how long writers were held off by them, in all
+}
+
+// CheckpointStats returns the checkpointer's figures so far.
+func (db *DB) CheckpointStats() CheckpointStats {
+	c := db.ckpt
+	if c == nil {
+		return CheckpointStats{}
+	}
+	return CheckpointStats{WALFrames: c.frames.Load(), HeldPasses: c.held.Load(), Held: time.Duration(c.heldNs.Load())}
 }
 
 // Close stops the checkpointer. It may be called more than once.
