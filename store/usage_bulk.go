@@ -53,25 +53,34 @@ func (db *DB) knownVINs(ctx context.Context, recs []billing.UsageRecord) (map[bi
 		}
 	}
 	known := make(map[billing.VIN]struct{}, len(vins))
-	q := db.onReader(ctx)
-	for _, part := range chunks(vins, usageRowsPerStatement) {
-		rows, err := q(db.knownSQL(len(part)), part...)
-		if err != nil {
-			return nil, fmt.Errorf("look up vehicles: %w", err)
+	err := queryChunks(db.onReader(ctx), db.knownSQL, nil, vins, func(rows *sql.Rows) error {
+		var vin string
+		if err := rows.Scan(&vin); err != nil {
+			return err
 		}
-		err = eachRow(rows, func() error {
-			var vin string
-			if err := rows.Scan(&vin); err != nil {
-				return err
-			}
-			known[billing.VIN(vin)] = struct{}{}
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("look up vehicles: %w", err)
-		}
+		known[billing.VIN(vin)] = struct{}{}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("look up vehicles: %w", err)
 	}
 	return known, nil
+}
+
+// queryChunks runs the statement st builds for a chunk's size over args,
+// usageRowsPerStatement at a time, on q, with lead as the first
+// parameters of each; row reads each result row.
+func queryChunks(q querier, st func(n int) statement, lead, args []any, row func(rows *sql.Rows) error) error {
+	for _, part := range chunks(args, usageRowsPerStatement) {
+		rows, err := q(st(len(part)), append(append(make([]any, 0, len(lead)+len(part)), lead...), part...)...)
+		if err != nil {
+			return err
+		}
+		if err := eachRow(rows, func() error { return row(rows) }); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (db *DB) knownSQL(n int) statement {
@@ -84,22 +93,16 @@ func (db *DB) knownSQL(n int) statement {
 // query per 1024.
 func (db *DB) vehicleOwners(tx *gorm.DB, vins []any) (map[billing.VIN]string, error) {
 	owners := make(map[billing.VIN]string, len(vins))
-	for _, part := range chunks(vins, usageRowsPerStatement) {
-		rows, err := db.txQuery(tx, db.ownersSQL(len(part)), part...)
-		if err != nil {
-			return nil, fmt.Errorf("look up vehicles: %w", err)
+	err := queryChunks(db.inTx(tx), db.ownersSQL, nil, vins, func(rows *sql.Rows) error {
+		var vin, owner string
+		if err := rows.Scan(&vin, &owner); err != nil {
+			return err
 		}
-		err = eachRow(rows, func() error {
-			var vin, owner string
-			if err := rows.Scan(&vin, &owner); err != nil {
-				return err
-			}
-			owners[billing.VIN(vin)] = owner
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("look up vehicles: %w", err)
-		}
+		owners[billing.VIN(vin)] = owner
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("look up vehicles: %w", err)
 	}
 	return owners, nil
 }
@@ -310,29 +313,24 @@ func (db *DB) greatest() string {
 // 1 and maxAllowance bytes.
 func (db *DB) timelinesAround(tx *gorm.DB, vins []any, from, to time.Time, maxAllowance int64) (map[billing.VIN]billing.Timeline, error) {
 	byVIN := make(map[billing.VIN][]billing.Period, len(vins))
-	for _, part := range chunks(vins, usageRowsPerStatement) {
-		rows, err := db.txQuery(tx, db.periodsSQL(len(part)), append([]any{utc(from), utc(to), maxAllowance}, part...)...)
-		if err != nil {
-			return nil, fmt.Errorf("load periods: %w", err)
+	lead := []any{utc(from), utc(to), maxAllowance}
+	err := queryChunks(db.inTx(tx), db.periodsSQL, lead, vins, func(rows *sql.Rows) error {
+		var p billing.Period
+		var vin string
+		var refunded sql.NullTime
+		if err := rows.Scan(&p.ID, &vin, &p.Seq, &p.Source, &p.Product, &p.DataBytesPerMonth, &p.StartsAt, &p.EndsAt, &refunded); err != nil {
+			return err
 		}
-		err = eachRow(rows, func() error {
-			var p billing.Period
-			var vin string
-			var refunded sql.NullTime
-			if err := rows.Scan(&p.ID, &vin, &p.Seq, &p.Source, &p.Product, &p.DataBytesPerMonth, &p.StartsAt, &p.EndsAt, &refunded); err != nil {
-				return err
-			}
-			p.VIN, p.StartsAt, p.EndsAt = billing.VIN(vin), p.StartsAt.UTC(), p.EndsAt.UTC()
-			if refunded.Valid {
-				t := refunded.Time.UTC()
-				p.RefundedAt = &t
-			}
-			byVIN[p.VIN] = append(byVIN[p.VIN], p)
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("load periods: %w", err)
+		p.VIN, p.StartsAt, p.EndsAt = billing.VIN(vin), p.StartsAt.UTC(), p.EndsAt.UTC()
+		if refunded.Valid {
+			t := refunded.Time.UTC()
+			p.RefundedAt = &t
 		}
+		byVIN[p.VIN] = append(byVIN[p.VIN], p)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load periods: %w", err)
 	}
 	out := make(map[billing.VIN]billing.Timeline, len(byVIN))
 	for vin, ps := range byVIN {
