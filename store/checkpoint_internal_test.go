@@ -62,8 +62,10 @@ func TestWALStaysBoundedUnderSteadyWrites(t *testing.T) {
 	if largest > txs*8192/4 {
 		t.Errorf("the WAL reached %d KiB over %d KiB written; want it restarted and truncated to 256 KiB", largest>>10, txs*8)
 	}
-	if st := db.CheckpointStats(); st.HeldPasses == 0 || st.Held <= 0 || st.WALFrames <= 0 {
-		t.Errorf("CheckpointStats = %+v; want held passes, the time they held writers, and the WAL's frames", st)
+	// WALFrames is not checked here: the last pass may have seen a WAL
+	// just restarted, with no frame in it (the pinned test checks it).
+	if st := db.CheckpointStats(); st.HeldPasses == 0 || st.Held <= 0 {
+		t.Errorf("CheckpointStats = %+v; want held passes and the time they held writers", st)
 	}
 	t.Logf("largest WAL: %d KiB, %d held passes", largest>>10, db.ckpt.held.Load())
 }
@@ -87,6 +89,11 @@ func TestCheckpointerDoesNotHoldWritersForAPinnedWAL(t *testing.T) {
 	mid := db.ckpt.held.Load()
 	if mid-before > 1 {
 		t.Errorf("%d passes held writers off while a reader pinned the WAL; want at most 1", mid-before)
+	}
+	// The pinned WAL cannot restart, so a pass now sees its frames.
+	db.ckpt.pass()
+	if st := db.CheckpointStats(); st.WALFrames <= 0 {
+		t.Errorf("CheckpointStats().WALFrames = %d while a reader pins the WAL; want its frames", st.WALFrames)
 	}
 	reader.Rollback()
 	// The WAL is restarted from its beginning and truncated to 256 KiB
