@@ -82,12 +82,17 @@ func (s *Server) authenticate(c *gin.Context) (Principal, error) {
 	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(raw) == "" {
 		return Principal{}, billing.Errorf(billing.EUnauthorized, "a bearer token is required")
 	}
+	raw = strings.TrimSpace(raw)
+	now := s.now()
+	if p, ok := s.tokens.get(raw, now); ok {
+		return p, nil
+	}
 	var claims Claims
-	_, err := jwt.ParseWithClaims(strings.TrimSpace(raw), &claims, func(*jwt.Token) (any, error) { return s.tokenSecret, nil },
+	_, err := jwt.ParseWithClaims(raw, &claims, func(*jwt.Token) (any, error) { return s.tokenSecret, nil },
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 		jwt.WithExpirationRequired(),
-		jwt.WithTimeFunc(s.now),
-		jwt.WithLeeway(30*time.Second),
+		jwt.WithTimeFunc(func() time.Time { return now }),
+		jwt.WithLeeway(tokenLeeway),
 	)
 	switch {
 	case errors.Is(err, jwt.ErrTokenExpired):
@@ -99,8 +104,17 @@ func (s *Server) authenticate(c *gin.Context) (Principal, error) {
 	case !validRole(claims.Role):
 		return Principal{}, billing.Errorf(billing.EUnauthorized, "the token has no known role")
 	}
-	return Principal{Role: claims.Role, Subject: claims.Subject}, nil
+	p := Principal{Role: claims.Role, Subject: claims.Subject}
+	e := cachedToken{p: p, expires: claims.ExpiresAt.Time}
+	if claims.NotBefore != nil {
+		e.notBefore = claims.NotBefore.Time
+	}
+	s.tokens.put(raw, e)
+	return p, nil
 }
+
+// tokenLeeway is the clock skew allowed on a token's exp and nbf.
+const tokenLeeway = 30 * time.Second
 
 // allow authenticates the request and lets it through only for the given
 // roles: deny by default.

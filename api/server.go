@@ -80,6 +80,7 @@ type Server struct {
 	catalog     billing.Catalog
 	loc         *time.Location
 	tokenSecret []byte
+	tokens      *tokenCache // verified tokens
 	now         func() time.Time
 	log         *slog.Logger
 	metrics     *metrics
@@ -100,6 +101,7 @@ func New(o Options) (*Server, error) {
 		catalog:     o.Catalog,
 		loc:         o.Location,
 		tokenSecret: o.TokenSecret,
+		tokens:      newTokenCache(tokenCacheSize, tokenLeeway),
 		now:         o.Now,
 		log:         o.Logger,
 		gatherer:    o.Gatherer,
