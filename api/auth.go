@@ -79,14 +79,26 @@ const ctxPrincipal = "principal"
 func (s *Server) authenticate(c *gin.Context) (Principal, error) {
 	// The scheme name is case-insensitive (RFC 9110 section 11.1).
 	scheme, raw, ok := strings.Cut(c.GetHeader("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(raw) == "" {
+	raw = strings.TrimSpace(raw)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || raw == "" {
 		return Principal{}, billing.Errorf(billing.EUnauthorized, "a bearer token is required")
 	}
-	raw = strings.TrimSpace(raw)
 	now := s.now()
-	if p, ok := s.tokens.get(raw, now); ok {
+	key := tokenKey(raw)
+	if p, ok := s.tokens.get(key, now); ok {
 		return p, nil
 	}
+	t, err := s.verifyToken(raw, now)
+	if err != nil {
+		return Principal{}, err
+	}
+	s.tokens.put(key, t)
+	return t.p, nil
+}
+
+// verifyToken checks raw's signature and claims at now, and returns its
+// principal with the time bounds a cached copy is held to.
+func (s *Server) verifyToken(raw string, now time.Time) (cachedToken, error) {
 	var claims Claims
 	_, err := jwt.ParseWithClaims(raw, &claims, func(*jwt.Token) (any, error) { return s.tokenSecret, nil },
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
@@ -96,21 +108,19 @@ func (s *Server) authenticate(c *gin.Context) (Principal, error) {
 	)
 	switch {
 	case errors.Is(err, jwt.ErrTokenExpired):
-		return Principal{}, billing.Errorf(billing.EUnauthorized, "the token has expired")
+		return cachedToken{}, billing.Errorf(billing.EUnauthorized, "the token has expired")
 	case err != nil:
-		return Principal{}, billing.Errorf(billing.EUnauthorized, "the token is not valid")
+		return cachedToken{}, billing.Errorf(billing.EUnauthorized, "the token is not valid")
 	case claims.Subject == "":
-		return Principal{}, billing.Errorf(billing.EUnauthorized, "the token has no subject")
+		return cachedToken{}, billing.Errorf(billing.EUnauthorized, "the token has no subject")
 	case !validRole(claims.Role):
-		return Principal{}, billing.Errorf(billing.EUnauthorized, "the token has no known role")
+		return cachedToken{}, billing.Errorf(billing.EUnauthorized, "the token has no known role")
 	}
-	p := Principal{Role: claims.Role, Subject: claims.Subject}
-	e := cachedToken{p: p, expires: claims.ExpiresAt.Time}
+	t := cachedToken{p: Principal{Role: claims.Role, Subject: claims.Subject}, expires: claims.ExpiresAt.Time}
 	if claims.NotBefore != nil {
-		e.notBefore = claims.NotBefore.Time
+		t.notBefore = claims.NotBefore.Time
 	}
-	s.tokens.put(raw, e)
-	return p, nil
+	return t, nil
 }
 
 // tokenLeeway is the clock skew allowed on a token's exp and nbf.

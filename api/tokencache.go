@@ -38,31 +38,27 @@ func newTokenCache(max int, leeway time.Duration) *tokenCache {
 	return &tokenCache{max: max, leeway: leeway, m: make(map[[32]byte]cachedToken)}
 }
 
-// get returns the principal of raw if it was verified before and is within
-// its time bounds at now.
-func (c *tokenCache) get(raw string, now time.Time) (Principal, bool) {
-	if c == nil || c.max <= 0 {
-		return Principal{}, false
-	}
-	k := sha256.Sum256([]byte(raw))
+// tokenKey is a token's key in the cache: the SHA-256 of all of it.
+func tokenKey(raw string) [32]byte { return sha256.Sum256([]byte(raw)) }
+
+// get returns the principal of the token with key k if it was verified
+// before and is within its time bounds at now. The bounds are golang-jwt's:
+// valid while now < exp + leeway and now >= nbf - leeway.
+func (c *tokenCache) get(k [32]byte, now time.Time) (Principal, bool) {
 	c.mu.RLock()
 	e, ok := c.m[k]
 	c.mu.RUnlock()
-	if !ok || now.After(e.expires.Add(c.leeway)) || (!e.notBefore.IsZero() && now.Add(c.leeway).Before(e.notBefore)) {
+	if !ok || !now.Before(e.expires.Add(c.leeway)) || (!e.notBefore.IsZero() && now.Before(e.notBefore.Add(-c.leeway))) {
 		return Principal{}, false
 	}
 	return e.p, true
 }
 
-// put remembers a verified token. When the cache is full it forgets one
-// entry, whichever the map's iteration yields first (close enough to
-// random): a full cache keeps serving most of its tokens instead of
-// starting over.
-func (c *tokenCache) put(raw string, e cachedToken) {
-	if c == nil || c.max <= 0 {
-		return
-	}
-	k := sha256.Sum256([]byte(raw))
+// put remembers a verified token under its key. When the cache is full it
+// forgets one entry, whichever the map's iteration yields first (close
+// enough to random): a full cache keeps serving most of its tokens instead
+// of starting over.
+func (c *tokenCache) put(k [32]byte, e cachedToken) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.m[k]; !ok && len(c.m) >= c.max {
