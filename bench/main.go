@@ -346,19 +346,20 @@ func (d *driver) prepare() error {
 // phase runs one endpoint's load for the configured duration.
 func (d *driver) phase(name string) (result, error) {
 	var op func(worker, i int) error
+	closeConns := func() {}
 	note := ""
 	conc := d.o.concurrency
 	switch name {
 	case "ceiling":
-		op = d.reader(conc, func(i int) (string, string) { return "/v1/_bench/static", d.tokens[i%len(d.tokens)] })
+		op, closeConns = d.reader(conc, func(i int) (string, string) { return "/v1/_bench/static", d.tokens[i%len(d.tokens)] })
 		note = "bare gin endpoint, same middleware and auth"
 	case "entitlement":
-		op = d.reader(conc, func(i int) (string, string) {
+		op, closeConns = d.reader(conc, func(i int) (string, string) {
 			k := i % len(d.vins)
 			return "/v1/vehicles/" + d.vins[k] + "/entitlement", d.tokens[k]
 		})
 	case "feature":
-		op = d.reader(conc, func(i int) (string, string) {
+		op, closeConns = d.reader(conc, func(i int) (string, string) {
 			k := i % len(d.vins)
 			return "/v1/vehicles/" + d.vins[k] + "/features/video_streaming", d.tokens[k]
 		})
@@ -389,6 +390,7 @@ func (d *driver) phase(name string) (result, error) {
 	if name == "ceiling" || name == "entitlement" || name == "feature" {
 		rate = d.o.rate
 	}
+	defer closeConns()
 	profiled := d.profile(name)
 	defer profiled()
 	var mu sync.Mutex
@@ -498,13 +500,15 @@ func pct(l []time.Duration, p float64) time.Duration {
 }
 
 // reader returns a read phase's operation: GET target(i) with its token,
-// which must answer 200, over one connection per worker (--client).
-func (d *driver) reader(workers int, target func(i int) (path, token string)) func(w, i int) error {
+// which must answer 200, over one connection per worker (--client); and a
+// function that closes those connections, so that the next phase does not
+// leave the service holding idle ones.
+func (d *driver) reader(workers int, target func(i int) (path, token string)) (op func(w, i int) error, closeConns func()) {
 	if d.o.client == "nethttp" {
 		return func(w, i int) error {
 			path, token := target(i)
 			return d.call(http.MethodGet, path, token, nil, nil, http.StatusOK)
-		}
+		}, func() {}
 	}
 	addr := strings.TrimPrefix(d.base, "http://")
 	conns := make([]*rawConn, workers)
@@ -512,16 +516,20 @@ func (d *driver) reader(workers int, target func(i int) (path, token string)) fu
 		conns[w] = newRawConn(addr)
 	}
 	return func(w, i int) error {
-		path, token := target(i)
-		code, err := conns[w].get(path, token)
-		if err != nil {
-			return err
+			path, token := target(i)
+			code, err := conns[w].get(path, token)
+			if err != nil {
+				return err
+			}
+			if code != http.StatusOK {
+				return fmt.Errorf("GET %s = %d: %.200s", path, code, conns[w].body)
+			}
+			return nil
+		}, func() {
+			for _, c := range conns {
+				c.close()
+			}
 		}
-		if code != http.StatusOK {
-			return fmt.Errorf("GET %s = %d: %.200s", path, code, conns[w].body)
-		}
-		return nil
-	}
 }
 
 func (d *driver) call(method, path, token string, body []byte, hdr map[string]string, want int) error {

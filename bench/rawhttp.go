@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 )
 
@@ -115,7 +116,7 @@ func (c *rawConn) readResponse() (int, error) {
 
 func (c *rawConn) readN(n int) error {
 	start := len(c.body)
-	c.body = append(c.body, make([]byte, n)...)
+	c.body = slices.Grow(c.body, n)[:start+n]
 	_, err := io.ReadFull(c.r, c.body[start:])
 	return err
 }
