@@ -52,6 +52,8 @@ type options struct {
 	expireAtOnce int
 	cache        int
 	pprof        string
+	usageFleet   bool
+	writerCache  int
 	bin          string
 	rate         float64
 	client       string
@@ -65,12 +67,14 @@ func main() {
 	flag.IntVar(&o.payConc, "payment-concurrency", 16, "concurrent connections for payment notifications")
 	flag.IntVar(&o.usageConc, "usage-concurrency", 2, "concurrent 10 000-record batches")
 	flag.IntVar(&o.usageCars, "usage-vehicles-per-batch", usageBatch, "distinct vehicles in each usage batch (10 000: one record each, the worst case; 1 000: ten each, like a carrier's batch)")
+	flag.BoolVar(&o.usageFleet, "usage-fleet", true, "usage batches spread over the whole seeded fleet (false: over the 20 000 sample VINs of the read phases, as sessions 1-6 measured)")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of each phase")
 	flag.StringVar(&o.dir, "dir", filepath.Join(os.TempDir(), "entitlements-bench"), "working directory (binary, config, database)")
 	flag.StringVar(&o.phases, "phases", "ceiling,entitlement,feature,payment,usage", "phases to run, in order")
 	flag.BoolVar(&o.keep, "keep", true, "reuse a database seeded with the same --vehicles")
 	flag.StringVar(&o.driver, "driver", "sqlite", "database driver")
 	flag.StringVar(&o.dsn, "dsn", "", "database DSN (default: an SQLite file in --dir)")
+	flag.IntVar(&o.writerCache, "sqlite-cache-mib", 0, "database.sqlite_cache_mib for the service (0: config.yaml's default)")
 	flag.IntVar(&o.cache, "snapshot-cache", -1, "database.snapshot_cache for the service (-1: config.yaml's default)")
 	flag.StringVar(&o.bin, "bin", "", "run this service binary instead of building one from the working tree (to compare two builds on one database)")
 	flag.StringVar(&o.pprof, "pprof", "", "serve the service's pprof on this loopback address (e.g. 127.0.0.1:6060)")
@@ -223,10 +227,14 @@ func writeConfig(path, addr string, o options) error {
 		case strings.HasPrefix(line, "http:"):
 			line = fmt.Sprintf("http: {addr: %q}", addr)
 		case strings.HasPrefix(line, "database:"):
-			line = fmt.Sprintf("database: {driver: %s, dsn: %q}", o.driver, o.dsn)
+			extra := ""
 			if o.cache >= 0 {
-				line = fmt.Sprintf("database: {driver: %s, dsn: %q, snapshot_cache: %d}", o.driver, o.dsn, o.cache)
+				extra += fmt.Sprintf(", snapshot_cache: %d", o.cache)
 			}
+			if o.writerCache > 0 {
+				extra += fmt.Sprintf(", sqlite_cache_mib: %d", o.writerCache)
+			}
+			line = fmt.Sprintf("database: {driver: %s, dsn: %q%s}", o.driver, o.dsn, extra)
 		case strings.HasPrefix(line, "auth:"):
 			line = fmt.Sprintf("auth: {token_secret: %s}", tokenSecret)
 		case strings.HasPrefix(line, "payments:"):
@@ -626,8 +634,11 @@ func (d *driver) pay(o benchOrder) error {
 
 const usageBatch = 10_000
 
-// usage posts a 10 000-record batch of fresh records for --usage-vehicles-per-batch
-// consecutive sample VINs, the window moving on with each batch.
+// usage posts a 10 000-record batch of fresh records for
+// --usage-vehicles-per-batch vehicles, the window moving on with each
+// batch: vehicles spread over the whole seeded fleet (a carrier's feed
+// covers every car that is on the road), or with --usage-fleet=false the
+// 20 000 sample VINs of the read phases (earlier sessions' figures).
 func (d *driver) usage(w, i int) error {
 	type rec struct {
 		ID        string `json:"id"`
@@ -641,12 +652,21 @@ func (d *driver) usage(w, i int) error {
 	recs := make([]rec, usageBatch)
 	for j := range recs {
 		per := d.o.usageCars
-		k := (i*per + j%per) % len(d.vins)
+		var vin string
+		if d.o.usageFleet {
+			// Knuth's multiplicative hash: consecutive indexes land far
+			// apart, and distinct ones stay distinct (the multiplier is
+			// prime, so coprime with any fleet size it does not divide).
+			idx := uint64(i*per+j%per) * 2654435761 % uint64(d.o.vehicles)
+			vin = string(store.SeedVIN(int(idx)))
+		} else {
+			vin = d.vins[(i*per+j%per)%len(d.vins)]
+		}
 		cat := "entertainment"
 		if j%4 == 0 {
 			cat = "basic"
 		}
-		recs[j] = rec{ID: fmt.Sprintf("u-%s-%d", d.run, d.next.Add(1)), VIN: d.vins[k], Category: cat, Bytes: 1 << 20,
+		recs[j] = rec{ID: fmt.Sprintf("u-%s-%d", d.run, d.next.Add(1)), VIN: vin, Category: cat, Bytes: 1 << 20,
 			StartedAt: now.Format(time.RFC3339), EndedAt: now.Add(time.Minute).Format(time.RFC3339)}
 	}
 	body, _ := json.Marshal(map[string]any{"records": recs})

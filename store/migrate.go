@@ -190,6 +190,7 @@ var migrations = []migration{
 	noticesKeyedByCoverage,
 	usageMigration,
 	usageAllowanceMigration,
+	usageAsOfFromCycles,
 }
 
 func (db *DB) render(m migration) []string {

@@ -76,6 +76,12 @@ func TestJobQueryPlans(t *testing.T) {
 	if p := plan(db.knownSQL(2).query(), "LSVAX4E10P2000300", "LSVAX4E10P2000301"); !strings.Contains(p, "USING COVERING INDEX sqlite_autoindex_vehicles_1") {
 		t.Errorf("the VIN check reads vehicle rows:\n%s", p)
 	}
+	// The entitlement read: every table by an index seek on the VIN, as_of
+	// from the vehicle's own cycles (migration 42), no scan anywhere.
+	if p := plan(strings.ReplaceAll(strings.ReplaceAll(snapshotQuery, "$1", "?1"), "$2", "?2"), "2026-02", "LSVAX4E10P2000300"); strings.Contains(p, "SCAN") ||
+		!strings.Contains(p, "SEARCH ua USING INDEX sqlite_autoindex_usage_cycles_1 (vin=?)") {
+		t.Errorf("the snapshot read scans or does not seek the cycles by VIN:\n%s", p)
+	}
 	if p := plan(`SELECT * FROM notices WHERE vin = ? ORDER BY created_at DESC, id DESC LIMIT 10`, "LSVAX4E10P2000300"); !strings.Contains(p, "notices_vin_idx") {
 		t.Errorf("a vehicle's notice list does not use notices_vin_idx:\n%s", p)
 	}

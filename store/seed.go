@@ -28,14 +28,20 @@ type SeedMix struct {
 	PaidPerMille    int // trial ended, then a package bought that runs now
 	AheadPerMille   int // in the free year, a yearly package already bought (scheduled)
 	MonthlyPerMille int // of the packages, how many are monthly rather than yearly
+	// UsagePerMille of the vehicles have reported data usage: aggregates
+	// for the previous and the current calendar month (those they were
+	// active in), as ingestion would have left them. Raw records are not
+	// seeded: reads and ingestion use the aggregates, and only pruning
+	// reads raw records.
+	UsagePerMille int
 }
 
 // DefaultSeedMix is the fleet of a maker a year and a half after launch.
-var DefaultSeedMix = SeedMix{LapsedPerMille: 200, PaidPerMille: 150, AheadPerMille: 50, MonthlyPerMille: 600}
+var DefaultSeedMix = SeedMix{LapsedPerMille: 200, PaidPerMille: 150, AheadPerMille: 50, MonthlyPerMille: 600, UsagePerMille: 600}
 
 // Seed bulk-loads n activated vehicles (indices 0..n-1) with their trial
-// periods and, for the share the mix says, a paid order and its period,
-// in multi-row INSERTs, one transaction per chunk. Vehicles that exist are
+// periods and, for the shares the mix says, a paid order and its period,
+// and usage aggregates, in multi-row INSERTs, one transaction per chunk. Vehicles that exist are
 // skipped. Everything is derived from the index, so runs are repeatable.
 func (db *DB) Seed(ctx context.Context, n int, mix SeedMix, cat billing.Catalog, loc *time.Location, now time.Time) error {
 	const chunk = 20_000
@@ -56,9 +62,12 @@ func (db *DB) Seed(ctx context.Context, n int, mix SeedMix, cat billing.Catalog,
 	vcols := []string{"vin", "owner_id", "model", "activated_at", "coverage_ends_at", "created_at", "updated_at"}
 	pcols := []string{"id", "vin", "seq", "source", "order_id", "product", "days", "data_bytes_per_month", "paid_at", "starts_at", "ends_at", "created_at", "updated_at"}
 	ocols := []string{"id", "vin", "owner_id", "product", "amount_fen", "currency", "days", "data_bytes_per_month", "status", "created_at", "expires_at", "paid_at", "transaction_id", "updated_at"}
+	ucols := []string{"vin", "cycle", "entertainment_bytes", "basic_bytes", "records", "last_ended_at", "updated_at"}
+	cur := billing.CycleAt(now, loc)
+	prev := billing.CycleAt(cur.Start.Add(-time.Hour), loc)
 	for lo := 0; lo < n; lo += chunk {
 		hi := min(n, lo+chunk)
-		var vehicles, periods, orders [][]any
+		var vehicles, periods, orders, cycles [][]any
 		for i := lo; i < hi; i++ {
 			vin := SeedVIN(i)
 			owner := SeedOwner(i)
@@ -98,6 +107,20 @@ func (db *DB) Seed(ctx context.Context, n int, mix SeedMix, cat billing.Catalog,
 				tl.Periods = append(tl.Periods, billing.Period{StartsAt: start, EndsAt: end, Seq: 1})
 			}
 			vehicles = append(vehicles, []any{string(vin), owner, "seed", at, utc(tl.End()), utc(now), utc(now)})
+			if (i*53)%1000 < mix.UsagePerMille {
+				for k, c := range []billing.Cycle{prev, cur} {
+					// Usage from the later of the activation and the
+					// cycle's start until some time before now.
+					from, to := maxTime(at, c.Start), minTime(c.End, now)
+					if !from.Before(to) {
+						continue
+					}
+					span := to.Sub(from)
+					ended := utc(from.Add(span / 1000 * time.Duration(500+(i*7+k*11)%500)))
+					ent := int64((i*97+k*31)%4000) << 20 // 0 to ~4 GB
+					cycles = append(cycles, []any{string(vin), c.Key(), ent, ent / 4, 1 + (i+k)%200, ended, utc(now)})
+				}
+			}
 		}
 		err := db.tx(ctx, func(tx *gorm.DB) error {
 			if err := bulkInsert(tx, "vehicles", vcols, vehicles); err != nil {
@@ -106,6 +129,10 @@ func (db *DB) Seed(ctx context.Context, n int, mix SeedMix, cat billing.Catalog,
 			if err := bulkInsert(tx, "orders", ocols, orders); err != nil {
 				return err
 			}
+			if err := bulkInsert(tx, "usage_cycles", ucols, cycles); err != nil {
+				return err
+			}
+
 			return bulkInsert(tx, "periods", pcols, periods)
 		})
 		if err != nil {
@@ -142,4 +169,18 @@ func bulkInsert(tx *gorm.DB, table string, cols []string, rows [][]any) error {
 		}
 	}
 	return nil
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }

@@ -25,6 +25,8 @@ func TestSeedLoadsARealisticRepeatableFleet(t *testing.T) {
 			}
 		}
 		counts := map[billing.State]int{}
+		withUsage := 0
+		cycle := billing.CycleAt(now, shanghai)
 		for i := 0; i < n; i += 7 {
 			vin := store.SeedVIN(i)
 			if _, err := billing.ParseVIN(string(vin)); err != nil {
@@ -39,6 +41,19 @@ func TestSeedLoadsARealisticRepeatableFleet(t *testing.T) {
 				t.Fatal(err)
 			}
 			counts[tl.At(now).State()]++
+			snap, err := db.Snapshot(ctx, vin, cycle)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if u := snap.Usage; !u.AsOf.IsZero() {
+				withUsage++
+				if u.AsOf.After(now) || u.AsOf.Before(v.ActivatedAt) {
+					t.Errorf("%s: usage as of %s, activated %s, now %s", vin, u.AsOf, v.ActivatedAt, now)
+				}
+			}
+		}
+		if sampled := (n + 6) / 7; withUsage < sampled/3 || withUsage > sampled*9/10 {
+			t.Errorf("%d of %d sampled vehicles have usage; want the mix's share (about 60 %%)", withUsage, sampled)
 		}
 		for _, s := range []billing.State{billing.StateTrial, billing.StatePaid, billing.StateExpired} {
 			if counts[s] == 0 {

@@ -15,11 +15,10 @@ import (
 // row per period (the vehicle and usage columns repeat); no row when the
 // vehicle does not exist.
 const snapshotQuery = `SELECT v.owner_id, v.model, v.activated_at, v.created_at, v.updated_at,
-	uv.as_of, uc.entertainment_bytes, uc.basic_bytes,
+	(SELECT MAX(ua.last_ended_at) FROM usage_cycles ua WHERE ua.vin = v.vin), uc.entertainment_bytes, uc.basic_bytes,
 	p.id, p.seq, p.source, p.order_id, p.product, p.days, p.data_bytes_per_month,
 	p.paid_at, p.starts_at, p.ends_at, p.refunded_at
 FROM vehicles v
-LEFT JOIN usage_vehicles uv ON uv.vin = v.vin
 LEFT JOIN usage_cycles uc ON uc.vin = v.vin AND uc.cycle = $1
 LEFT JOIN periods p ON p.vin = v.vin
 WHERE v.vin = $2
@@ -80,10 +79,11 @@ func (db *DB) readSnapshot(ctx context.Context, vin billing.VIN, cycle billing.C
 	found := false
 	for rows.Next() {
 		var (
-			asOf, paidAt, startsAt, endsAt, refundedAt sql.NullTime
-			ent, basic, days, dataBytes, seq           sql.NullInt64
-			id, source, orderID, product               sql.NullString
-			v                                          billing.Vehicle
+			paidAt, startsAt, endsAt, refundedAt sql.NullTime
+			asOf                                 dbTime // an expression: text on SQLite
+			ent, basic, days, dataBytes, seq     sql.NullInt64
+			id, source, orderID, product         sql.NullString
+			v                                    billing.Vehicle
 		)
 		if err := rows.Scan(&v.OwnerID, &v.Model, &v.ActivatedAt, &v.CreatedAt, &v.UpdatedAt,
 			&asOf, &ent, &basic,
@@ -96,7 +96,7 @@ func (db *DB) readSnapshot(ctx context.Context, vin billing.VIN, cycle billing.C
 			v.VIN = vin
 			v.ActivatedAt, v.CreatedAt, v.UpdatedAt = v.ActivatedAt.UTC(), v.CreatedAt.UTC(), v.UpdatedAt.UTC()
 			s.Vehicle = v
-			s.Usage = billing.Usage{EntertainmentBytes: ent.Int64, BasicBytes: basic.Int64, AsOf: utcOrZero(asOf)}
+			s.Usage = billing.Usage{EntertainmentBytes: ent.Int64, BasicBytes: basic.Int64, AsOf: asOf.T}
 		}
 		if !id.Valid {
 			continue // a vehicle without periods (never, after activation)

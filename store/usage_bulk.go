@@ -25,7 +25,6 @@ const usageRowsPerStatement = 1024
 const (
 	recordCols = 7 // and received_at, one variable shared by every row
 	cycleCols  = 6 // and updated_at, shared
-	asOfCols   = 2 // and updated_at, shared
 )
 
 // usageStatements lists every bulk statement of ingestion, one per
@@ -34,7 +33,7 @@ func (db *DB) usageStatements() []statement {
 	var qs []statement
 	for n := usageRowsPerStatement; n > 0; n /= 2 {
 		qs = append(qs, db.insertRecordsSQL(n, false), db.insertRecordsSQL(n, true),
-			db.upsertCyclesSQL(n), db.upsertAsOfSQL(n), db.ownersSQL(n), db.periodsSQL(n))
+			db.upsertCyclesSQL(n), db.ownersSQL(n), db.periodsSQL(n))
 	}
 	return append(qs, allowanceFloorStmt)
 }
@@ -207,9 +206,9 @@ func (db *DB) insertRecordsSQL(rows int, returning bool) statement {
 	}}
 }
 
-// addUsage adds the batch's aggregates to usage_cycles (learning each
-// cycle's new entertainment total from RETURNING) and moves
-// usage_vehicles.as_of forward.
+// addUsage adds the batch's aggregates to usage_cycles, learning each
+// cycle's new entertainment total from RETURNING. The vehicle's as_of
+// moves with its cycles' last_ended_at (migration 42).
 func (db *DB) addUsage(tx *gorm.DB, aggs []*usageAgg, now time.Time) error {
 	ts := db.timeArg(now)
 	args := make([]any, 0, 1+cycleCols*usageRowsPerStatement)
@@ -250,33 +249,6 @@ func (db *DB) addUsage(tx *gorm.DB, aggs []*usageAgg, now time.Time) error {
 		}
 	}
 
-	// One as_of per vehicle: aggs are sorted by vin.
-	type asOf struct {
-		vin billing.VIN
-		at  time.Time
-	}
-	var vs []asOf
-	for _, a := range aggs {
-		if len(vs) > 0 && vs[len(vs)-1].vin == a.vin {
-			if a.lastEndedAt.After(vs[len(vs)-1].at) {
-				vs[len(vs)-1].at = a.lastEndedAt
-			}
-			continue
-		}
-		vs = append(vs, asOf{a.vin, a.lastEndedAt})
-	}
-	restV := vs
-	for _, n := range chunkSizes(len(vs), usageRowsPerStatement) {
-		part := restV[:n]
-		restV = restV[n:]
-		args = append(args[:0], ts)
-		for _, v := range part {
-			args = append(args, string(v.vin), db.timeArg(v.at))
-		}
-		if _, err := db.txExec(tx, db.upsertAsOfSQL(n), args...); err != nil {
-			return fmt.Errorf("move usage as_of: %w", err)
-		}
-	}
 	return nil
 }
 
@@ -290,13 +262,6 @@ func (db *DB) upsertCyclesSQL(rows int) statement {
 		last_ended_at = ` + db.greatest() + `(usage_cycles.last_ended_at, excluded.last_ended_at),
 		updated_at = excluded.updated_at
 		RETURNING vin, cycle, entertainment_bytes`
-	}}
-}
-
-func (db *DB) upsertAsOfSQL(rows int) statement {
-	return statement{"usage/asof/" + strconv.Itoa(rows), func() string {
-		return `INSERT INTO usage_vehicles (vin, as_of, updated_at) VALUES ` + db.valuesList(rows, asOfCols, 1) +
-			` ON CONFLICT (vin) DO UPDATE SET as_of = ` + db.greatest() + `(usage_vehicles.as_of, excluded.as_of), updated_at = excluded.updated_at`
 	}}
 }
 
