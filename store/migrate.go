@@ -190,7 +190,6 @@ var migrations = []migration{
 	noticesKeyedByCoverage,
 	usageMigration,
 	usageAllowanceMigration,
-	usageAsOfFromCycles,
 }
 
 func (db *DB) render(m migration) []string {

@@ -41,8 +41,10 @@ var DefaultSeedMix = SeedMix{LapsedPerMille: 200, PaidPerMille: 150, AheadPerMil
 
 // Seed bulk-loads n activated vehicles (indices 0..n-1) with their trial
 // periods and, for the shares the mix says, a paid order and its period,
-// and usage aggregates, in multi-row INSERTs, one transaction per chunk. Vehicles that exist are
-// skipped. Everything is derived from the index, so runs are repeatable.
+// and usage aggregates, in multi-row INSERTs, one transaction per chunk.
+// Vehicles that exist are skipped, but get the usage aggregates of months
+// they have none of (a run in a later month adds that month's usage).
+// Everything is derived from the index, so runs are repeatable.
 func (db *DB) Seed(ctx context.Context, n int, mix SeedMix, cat billing.Catalog, loc *time.Location, now time.Time) error {
 	const chunk = 20_000
 	defer db.ForgetSnapshots()

@@ -23,8 +23,18 @@ import (
 // bulk insert). usage_cycles holds per vehicle and local calendar month the
 // bytes by category, updated in the transaction that inserts the records,
 // so reads never scan raw records; it outlives the raw records, which are
-// pruned after usage.retention. usage_vehicles held as_of, the latest
-// ended_at seen for the vehicle, until migration 42 (usageAsOfFromCycles).
+// pruned after usage.retention.
+//
+// usage_vehicles held as_of, the latest ended_at seen for the vehicle.
+// Since session 7 nothing reads or writes it: as_of is the largest
+// last_ended_at of the vehicle's cycles (every accepted record moves its
+// cycle's value, and cycles are never deleted), which the snapshot read
+// takes. The second upsert per vehicle cost each batch spread over a
+// million vehicles one more random page read and written to the WAL per
+// vehicle, 43 % of its aggregate updates (docs/performance.md, session 7).
+// The table stays for now so that replicas of the previous release, which
+// still read and write it, keep working through a rolling upgrade or a
+// rollback on a shared PostgreSQL; a later release drops it.
 var usageMigration = migration{Version: 40, Name: "usage records and aggregates",
 	Up: usageSchema(""),
 	// WITHOUT ROWID keeps the records in their primary key b-tree, one
@@ -311,18 +321,6 @@ func (db *DB) DeleteUsageBefore(ctx context.Context, cutoff time.Time, limit int
 	}
 	return n, nil
 }
-
-// usageAsOfFromCycles drops usage_vehicles. A vehicle's as_of (the
-// latest ended_at seen) is the largest last_ended_at of its cycles, since
-// every accepted record moves its cycle's last_ended_at and cycles are
-// never deleted; the snapshot read takes that maximum. Keeping it in a
-// table of its own cost each ingested batch a second upsert per vehicle:
-// with usage spread over a million vehicles, one more random page read
-// and written to the WAL per vehicle, 43 % of the batch's aggregate
-// updates (docs/performance.md, session 7).
-var usageAsOfFromCycles = migration{Version: 42, Name: "usage: as_of from the cycles, usage_vehicles dropped", Up: []string{
-	`DROP TABLE usage_vehicles`,
-}}
 
 // usageAllowanceMigration indexes the periods' monthly allowance, so that
 // usage ingest reads the smallest one in a single seek (allowanceFloor).

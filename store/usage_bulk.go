@@ -208,7 +208,7 @@ func (db *DB) insertRecordsSQL(rows int, returning bool) statement {
 
 // addUsage adds the batch's aggregates to usage_cycles, learning each
 // cycle's new entertainment total from RETURNING. The vehicle's as_of
-// moves with its cycles' last_ended_at (migration 42).
+// moves with its cycles' last_ended_at (see usageMigration).
 func (db *DB) addUsage(tx *gorm.DB, aggs []*usageAgg, now time.Time) error {
 	ts := db.timeArg(now)
 	args := make([]any, 0, 1+cycleCols*usageRowsPerStatement)
