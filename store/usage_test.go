@@ -131,3 +131,41 @@ func TestQuotaNoticesReachSmallAllowances(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkSnapshotWithUsageHistory reads the entitlement snapshot (no
+// snapshot cache) of vehicles with two years of monthly usage and a paid
+// period after the trial: the read takes as_of as the maximum over every
+// month's aggregate.
+func BenchmarkSnapshotWithUsageHistory(b *testing.B) {
+	for _, dialect := range storetest.Backends {
+		b.Run(dialect, func(b *testing.B) {
+			cfg := storetest.Config(b, dialect)
+			cfg.SnapshotCache = 0 // every read goes to the database
+			db, err := store.Open(context.Background(), cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			if _, err := db.Migrate(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			vins := activateFleet(b, db, 100)
+			ctx := context.Background()
+			start := time.Date(2026, 3, 1, 9, 0, 0, 0, shanghai)
+			for m := 0; m < 24; m++ {
+				day := start.AddDate(0, m, 0)
+				if _, err := db.IngestUsage(ctx, records(fmt.Sprintf("m%d", m), 200, 1000, vins, day), nil, shanghai, day.Add(24*time.Hour)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			cycle := billing.CycleAt(start.AddDate(0, 23, 0), shanghai)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				s, err := db.Snapshot(ctx, vins[i%len(vins)], cycle)
+				if err != nil || s.Usage.AsOf.IsZero() {
+					b.Fatalf("Snapshot = %+v, %v", s.Usage, err)
+				}
+			}
+		})
+	}
+}
