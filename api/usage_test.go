@@ -163,6 +163,54 @@ func TestUsageCountsInTheMonthItStarted(t *testing.T) {
 	})
 }
 
+// TestUsageAsOfIsTheLatestEndSeen pins what as_of means now that it is
+// read from the monthly aggregates: the latest ended_at of any accepted
+// record, whichever month it counts in and whichever batch brought it;
+// never moved back, and never moved by a duplicate.
+func TestUsageAsOfIsTheLatestEndSeen(t *testing.T) {
+	eachUsageBackend(t, func(t *testing.T, h *harness) {
+		v := vin("LSVAX4E10P2100003")
+		h.activate(v, "o1", time.Date(2026, 3, 1, 8, 0, 0, 0, shanghai))
+		span := func(id string, start, end time.Time) map[string]any {
+			return map[string]any{"id": id, "vin": v, "category": "basic", "bytes": 1,
+				"started_at": start.Format(time.RFC3339), "ended_at": end.Format(time.RFC3339)}
+		}
+		asOf := func() string {
+			t.Helper()
+			d := h.data(v)
+			if d.AsOf == nil {
+				t.Fatal("as_of is null after accepted records")
+			}
+			return *d.AsOf
+		}
+		june10 := time.Date(2026, 6, 10, 9, 0, 0, 0, shanghai)
+		h.postUsage([]map[string]any{span("june", june10, june10.Add(10*time.Minute))})
+		if got, want := asOf(), "2026-06-10T09:10:00+08:00"; got != want {
+			t.Fatalf("as_of = %s, want %s", got, want)
+		}
+		// A later batch brings a record of May (it started on May 31)
+		// that ended after everything of June: it is the latest end seen,
+		// though it counts in May.
+		may31 := time.Date(2026, 5, 31, 23, 0, 0, 0, shanghai)
+		h.postUsage([]map[string]any{span("may-long", may31, june10.Add(time.Hour))})
+		if got, want := asOf(), "2026-06-10T10:00:00+08:00"; got != want {
+			t.Errorf("after a May record ending later: as_of = %s, want %s", got, want)
+		}
+		// Neither an earlier end in June nor a replayed id with a later
+		// end moves it.
+		res := h.postUsage([]map[string]any{
+			span("june-2", june10, june10.Add(30*time.Minute)),
+			span("june", june10, june10.Add(3*time.Hour)),
+		})
+		if res.Accepted != 1 || res.Duplicates != 1 {
+			t.Fatalf("batch = %+v, want 1 accepted and 1 duplicate", res)
+		}
+		if got, want := asOf(), "2026-06-10T10:00:00+08:00"; got != want {
+			t.Errorf("after an earlier end and a duplicate: as_of = %s, want %s", got, want)
+		}
+	})
+}
+
 func TestUsageThresholdNotices(t *testing.T) {
 	eachUsageBackend(t, func(t *testing.T, h *harness) {
 		v := vin("LSVAX4E10P2100003")

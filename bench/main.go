@@ -120,7 +120,7 @@ func run(o options) error {
 	if err := writeConfig(cfgPath, addr, o); err != nil {
 		return err
 	}
-	seeded := filepath.Join(o.dir, fmt.Sprintf("seeded-v2-%d", o.vehicles))
+	seeded := filepath.Join(o.dir, fmt.Sprintf("seeded-v3-%d", o.vehicles))
 	if _, err := os.Stat(seeded); err != nil || !o.keep || o.driver != "sqlite" {
 		os.Remove(o.dsn)
 		os.Remove(o.dsn + "-wal")

@@ -120,7 +120,11 @@ func (db *DB) Seed(ctx context.Context, n int, mix SeedMix, cat billing.Catalog,
 					span := to.Sub(from)
 					ended := utc(from.Add(span / 1000 * time.Duration(500+(i*7+k*11)%500)))
 					ent := int64((i*97+k*31)%4000) << 20 // 0 to ~4 GB
-					cycles = append(cycles, []any{string(vin), c.Key(), ent, ent / 4, 1 + (i+k)%200, ended, utc(now)})
+					basic := int64(1+(i*89+k*17)%1000) << 20 // 1 MB to ~1 GB
+					if !tl.End().After(from) {
+						ent = 0 // not covered: premium features go over a hotspot, if at all
+					}
+					cycles = append(cycles, []any{string(vin), c.Key(), ent, basic, 1 + (i+k)%200, ended, utc(now)})
 				}
 			}
 		}
