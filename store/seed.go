@@ -119,7 +119,7 @@ func (db *DB) Seed(ctx context.Context, n int, mix SeedMix, cat billing.Catalog,
 					}
 					span := to.Sub(from)
 					ended := utc(from.Add(span / 1000 * time.Duration(500+(i*7+k*11)%500)))
-					ent := int64((i*97+k*31)%4000) << 20 // 0 to ~4 GB
+					ent := int64((i*97+k*31)%4000) << 20     // 0 to ~4 GB
 					basic := int64(1+(i*89+k*17)%1000) << 20 // 1 MB to ~1 GB
 					if !tl.End().After(from) {
 						ent = 0 // not covered: premium features go over a hotspot, if at all
