@@ -1,0 +1,83 @@
+package scheduler_test
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"entitlements/billing"
+	"entitlements/scheduler"
+	"entitlements/store/storetest"
+)
+
+// TestNoticeListFindsEveryCoverageEnd checks a vehicle's notice list
+// against every notice the table holds for it, after its coverage end has
+// moved forward (a purchase) and back to an instant no period ends at any
+// more (a refund that cut the purchase). It guards the list against an
+// optimisation that finds coverage notices by the vehicle's current
+// periods or end (docs/performance.md, session 7, tried a version that
+// finds them by every end of coverage the vehicle has had).
+func TestNoticeListFindsEveryCoverageEnd(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		db := storetest.Open(t, dialect)
+		g := db.Gorm()
+		remind := scheduler.Remind{Store: db, Stages: stages, Location: shanghai}
+		expire := scheduler.Expire{Store: db, MaxAge: maxAge, Location: shanghai, Batch: 2}
+		vin := vinN(500)
+		other := vinN(501) // its notices must not show in vin's list
+		end0 := activateEndingAt(t, db, vin, "owner-1", t0.Add(5*24*time.Hour), t0)
+		activateEndingAt(t, db, other, "owner-2", t0.Add(5*24*time.Hour), t0)
+		runJob(t, remind, t0) // stage 7 for end0, both vehicles
+
+		end1 := addPaidPeriod(t, db, vin, t0.Add(time.Hour), 31)
+		runJob(t, remind, end1.Add(-29*24*time.Hour)) // stage 30 for end1
+
+		// A notice about no coverage end, as payments and usage create.
+		u := func(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+		at := u(t0.Add(2 * time.Hour))
+		err := g.Exec(`INSERT INTO notices (id, vin, owner_id, kind, dedupe_key, stage, data, status, next_attempt_at, created_at, updated_at)
+			VALUES ('ntc_paid', ?, 'owner-1', 'order.paid', 'order.paid:x', 0, '{}', 'pending', ?, ?, ?)`, string(vin), at, at, at).Error
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		// A refund cuts the purchase two days after the trial's end: the
+		// vehicle is covered until then.
+		cut := u(end0.Add(2 * 24 * time.Hour))
+		if err := g.Exec(`UPDATE periods SET ends_at = ? WHERE vin = ? AND seq = 1`, cut, string(vin)).Error; err != nil {
+			t.Fatal(err)
+		}
+		if err := g.Exec(`UPDATE vehicles SET coverage_ends_at = ? WHERE vin = ?`, cut, string(vin)).Error; err != nil {
+			t.Fatal(err)
+		}
+		runJob(t, remind, cut.Add(-12*time.Hour)) // stage 1 for the cut
+		runJob(t, expire, cut.Add(time.Hour))     // expired at the cut
+		// No period ends at end1 or at the cut any more (a later layout
+		// could move them): the list must not depend on the periods.
+		if err := g.Exec(`UPDATE periods SET ends_at = ?, refunded_at = ? WHERE vin = ? AND seq = 1`, end0, end0, string(vin)).Error; err != nil {
+			t.Fatal(err)
+		}
+
+		var want []string
+		if err := g.Raw(`SELECT id FROM notices WHERE vin = ? ORDER BY created_at DESC, id DESC`, string(vin)).Scan(&want).Error; err != nil {
+			t.Fatal(err)
+		}
+		if len(want) != 5 {
+			t.Fatalf("the table holds %d notices for the vehicle, want 5 (stage 7, stage 30, paid, stage 1, expired)", len(want))
+		}
+		ids := func(ns []billing.Notice) []string {
+			var out []string
+			for _, n := range ns {
+				out = append(out, n.ID)
+			}
+			return out
+		}
+		if got := ids(listNotices(t, db, vin)); !slices.Equal(got, want) {
+			t.Errorf("Notices = %v, want %v (every notice of the vehicle, newest first)", got, want)
+		}
+		if got, err := db.Notices(ctx, vin, 2); err != nil || !slices.Equal(ids(got), want[:2]) {
+			t.Errorf("Notices(limit 2) = %v, %v, want %v", ids(got), err, want[:2])
+		}
+	})
+}
