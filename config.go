@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/url"
 	"os"
 	"strconv"
@@ -85,6 +86,12 @@ type Config struct {
 	Usage struct {
 		Retention Duration `yaml:"retention"` // raw usage records older than this are rejected and pruned
 	} `yaml:"usage"`
+	Log struct {
+		// Level is the least severe level logged: debug, info, warn or
+		// error. Every request is logged at info; warn keeps warnings and
+		// errors only (see README, Performance).
+		Level string `yaml:"level"`
+	} `yaml:"log"`
 	Scheduler struct {
 		Enabled      *bool  `yaml:"enabled"`
 		Expire       string `yaml:"expire"`
@@ -94,8 +101,9 @@ type Config struct {
 		Prune        string `yaml:"prune"`
 	} `yaml:"scheduler"`
 
-	loc     *time.Location
-	envErrs []string // environment values that could not be read
+	loc      *time.Location
+	logLevel slog.Level
+	envErrs  []string // environment values that could not be read
 }
 
 // Duration reads "5m", "168h" and the like.
@@ -126,6 +134,9 @@ func (f *Fen) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
+// LogLevel is log.level, parsed.
+func (c *Config) LogLevel() slog.Level { return c.logLevel }
+
 // D returns the duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
 
@@ -148,6 +159,7 @@ func (c *Config) envOverrides() map[string]*string {
 		"ENTITLEMENTS_SCHEDULER_DELIVER":       &c.Scheduler.Deliver,
 		"ENTITLEMENTS_SCHEDULER_CANCEL_UNPAID": &c.Scheduler.CancelUnpaid,
 		"ENTITLEMENTS_SCHEDULER_PRUNE":         &c.Scheduler.Prune,
+		"ENTITLEMENTS_LOG_LEVEL":               &c.Log.Level,
 	}
 }
 
@@ -196,6 +208,7 @@ func defaultConfig() *Config {
 	c.Database.Driver = store.SQLite
 	c.Database.DSN = "data/entitlements.db"
 	c.Timezone = "Asia/Shanghai"
+	c.Log.Level = "info"
 	c.Payments.Tolerance = Duration(5 * time.Minute)
 	c.Trial.Months = 12
 	c.Trial.DataBytesPerMonth = 15 << 30
@@ -245,6 +258,9 @@ func (c *Config) validate() error {
 		bad("timezone %q is not a known IANA zone", c.Timezone)
 	} else {
 		c.loc = loc
+	}
+	if err := c.logLevel.UnmarshalText([]byte(c.Log.Level)); err != nil {
+		bad("log.level must be debug, info, warn or error, got %q", c.Log.Level)
 	}
 	if c.Auth.TokenSecret == "" {
 		bad("auth.token_secret is required")

@@ -132,7 +132,7 @@ func seed(ctx context.Context, cfg *Config, n int, stdout io.Writer) error {
 // then drains requests, waits for running jobs (bounded) and closes the
 // database.
 func serve(ctx context.Context, cfg *Config, logOut io.Writer) error {
-	log := slog.New(slog.NewJSONHandler(logOut, nil))
+	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: cfg.LogLevel()}))
 	for _, k := range cfg.DevSecrets() {
 		log.Warn("secret is the shipped development default; set it before production", slog.String("key", k))
 	}

@@ -75,6 +75,7 @@ func TestInvalidConfigListsEveryProblem(t *testing.T) {
 http: {addr: ""}
 database: {driver: mysql, dsn: ""}
 timezone: Mars/Olympus
+log: {level: loud}
 auth: {token_secret: ""}
 payments: {webhook_secret: "", tolerance: 0s}
 trial: {months: 0, data_bytes_per_month: -1}
@@ -95,7 +96,7 @@ products:
 	if err == nil {
 		t.Fatal("ParseConfig() = nil, want an error")
 	}
-	for _, want := range []string{"http.addr", "database.driver", "database.dsn", "timezone", "auth.token_secret",
+	for _, want := range []string{"http.addr", "database.driver", "database.dsn", "timezone", "log.level", "auth.token_secret",
 		"payments.webhook_secret", "payments.tolerance", "trial.months", "trial.data_bytes_per_month",
 		"products[0].name", "products[0].price_fen", "products[0].days", "products[1].code"} {
 		if !strings.Contains(err.Error(), want) {
@@ -159,6 +160,30 @@ func TestTokenCommand(t *testing.T) {
 // TestServeAndGracefulShutdown starts the real service on a free port with
 // a temporary SQLite file, talks to it, then cancels it as SIGTERM would.
 func TestServeAndGracefulShutdown(t *testing.T) {
+	logs := serveOnce(t, nil)
+	if !strings.Contains(logs, `"msg":"request"`) || !strings.Contains(logs, `"route":"/readyz"`) {
+		t.Errorf("at log.level info, no request line for /readyz:\n%s", logs)
+	}
+}
+
+// TestLogLevelWarnDropsRequestLines: at warn the service logs no request
+// lines (the per-request cost that docs/performance.md measured) but
+// still logs its warnings.
+func TestLogLevelWarnDropsRequestLines(t *testing.T) {
+	logs := serveOnce(t, map[string]string{"ENTITLEMENTS_LOG_LEVEL": "warn"})
+	if strings.Contains(logs, `"msg":"request"`) || strings.Contains(logs, `"level":"INFO"`) {
+		t.Errorf("at log.level warn, info lines were logged:\n%s", logs)
+	}
+	if !strings.Contains(logs, "development default") {
+		t.Errorf("at log.level warn, the dev-secret warning is missing:\n%s", logs)
+	}
+}
+
+// serveOnce runs the service on a fresh SQLite file with the shipped
+// config and the extra environment, checks /readyz and /metrics, stops it
+// and returns everything it logged.
+func serveOnce(t *testing.T, extra map[string]string) string {
+	t.Helper()
 	dir := t.TempDir()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -166,11 +191,15 @@ func TestServeAndGracefulShutdown(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	getenv := env(map[string]string{
+	vars := map[string]string{
 		"ENTITLEMENTS_HTTP_ADDR":       addr,
 		"ENTITLEMENTS_DATABASE_DSN":    filepath.Join(dir, "sub", "e.db"),
 		"ENTITLEMENTS_DATABASE_DRIVER": "sqlite",
-	})
+	}
+	for k, v := range extra {
+		vars[k] = v
+	}
+	getenv := env(vars)
 	ctx, cancel := context.WithCancel(context.Background())
 	var logs bytes.Buffer
 	done := make(chan error, 1)
@@ -212,7 +241,11 @@ func TestServeAndGracefulShutdown(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("serve did not stop")
 	}
-	if !strings.Contains(logs.String(), `"msg":"stopped"`) || !strings.Contains(logs.String(), "development default") {
-		t.Errorf("logs lack the shutdown or dev-secret lines:\n%s", logs.String())
+	if !strings.Contains(logs.String(), `"msg":"stopped"`) && extra["ENTITLEMENTS_LOG_LEVEL"] == "" {
+		t.Errorf("logs lack the shutdown line:\n%s", logs.String())
 	}
+	if !strings.Contains(logs.String(), "development default") {
+		t.Errorf("logs lack the dev-secret warning:\n%s", logs.String())
+	}
+	return logs.String()
 }

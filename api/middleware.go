@@ -80,8 +80,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
-// observe logs every request as one JSON line and records its metrics by
-// route template (never the raw path, which would explode cardinality).
+// observe logs every request as one JSON line (at info) and records its
+// metrics by route template (never the raw path, which would explode
+// cardinality).
 func (s *Server) observe(c *gin.Context) {
 	start := time.Now()
 	c.Next()
@@ -93,6 +94,9 @@ func (s *Server) observe(c *gin.Context) {
 	status := strconv.Itoa(c.Writer.Status())
 	s.metrics.requests.WithLabelValues(route, c.Request.Method, status).Inc()
 	s.metrics.duration.WithLabelValues(route, c.Request.Method, status).Observe(elapsed.Seconds())
+	if !s.log.Enabled(c.Request.Context(), slog.LevelInfo) {
+		return // log.level above info: no request lines, and nothing built for them
+	}
 	attrs := []slog.Attr{
 		slog.String("request_id", c.GetString(ctxRequestID)),
 		slog.String("method", c.Request.Method),
