@@ -391,6 +391,9 @@ func (d *driver) phase(name string) (result, error) {
 		if d.o.usageCars < 1 || d.o.usageCars > usageBatch {
 			return result{}, fmt.Errorf("--usage-vehicles-per-batch must be 1..%d", usageBatch)
 		}
+		if d.o.usageFleet && d.o.usageCars > d.o.vehicles {
+			return result{}, fmt.Errorf("--usage-vehicles-per-batch (%d) exceeds --vehicles (%d): a batch's vehicles would repeat", d.o.usageCars, d.o.vehicles)
+		}
 	default:
 		return result{}, fmt.Errorf("unknown phase %q", name)
 	}
@@ -657,7 +660,8 @@ func (d *driver) usage(w, i int) error {
 			// Knuth's multiplicative hash: consecutive indexes land far
 			// apart, and distinct ones stay distinct (the multiplier is
 			// prime, so coprime with any fleet size it does not divide).
-			idx := uint64(i*per+j%per) * 2654435761 % uint64(d.o.vehicles)
+			n := uint64(d.o.vehicles)
+			idx := uint64(i*per+j%per) % n * (2654435761 % n) % n // both factors < n ≤ 2^32: no overflow
 			vin = string(store.SeedVIN(int(idx)))
 		} else {
 			vin = d.vins[(i*per+j%per)%len(d.vins)]
