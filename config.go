@@ -259,6 +259,9 @@ func (c *Config) validate() error {
 	} else {
 		c.loc = loc
 	}
+	if strings.EqualFold(c.Log.Level, "warning") {
+		c.Log.Level = "warn"
+	}
 	if err := c.logLevel.UnmarshalText([]byte(c.Log.Level)); err != nil {
 		bad("log.level must be debug, info, warn or error, got %q", c.Log.Level)
 	}

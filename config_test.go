@@ -1,6 +1,7 @@
 package main
 
 import (
+	"log/slog"
 	"os"
 	"strings"
 	"testing"
@@ -57,5 +58,33 @@ func TestSchedulerConfig(t *testing.T) {
 				t.Errorf("webhook_timeout = %s, want 10s", cfg.Notices.WebhookTimeout.D())
 			}
 		})
+	}
+}
+
+func TestLogLevel(t *testing.T) {
+	for _, c := range []struct {
+		env  string
+		want slog.Level
+	}{
+		{"", slog.LevelInfo}, // config.yaml's info
+		{"debug", slog.LevelDebug},
+		{"WARN", slog.LevelWarn},
+		{"warning", slog.LevelWarn},
+		{"error", slog.LevelError},
+	} {
+		raw, err := os.ReadFile("config.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := ParseConfig(raw, env(map[string]string{"ENTITLEMENTS_LOG_LEVEL": c.env}))
+		if err != nil {
+			t.Fatalf("ENTITLEMENTS_LOG_LEVEL=%q: %v", c.env, err)
+		}
+		if got := cfg.LogLevel(); got != c.want {
+			t.Errorf("ENTITLEMENTS_LOG_LEVEL=%q: level %s, want %s", c.env, got, c.want)
+		}
+	}
+	if _, err := ParseConfig([]byte("log: {level: loud}\n"), noEnv); err == nil || !strings.Contains(err.Error(), "log.level") {
+		t.Errorf("log.level loud: error %v, want one naming log.level", err)
 	}
 }

@@ -204,13 +204,28 @@ func serveOnce(t *testing.T, extra map[string]string) string {
 	var logs bytes.Buffer
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"--config", "config.yaml"}, &logs, &logs, getenv) }()
+	stopped := false
+	t.Cleanup(func() { // a failed check below must not leave the service running
+		if !stopped {
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+			}
+		}
+	})
 
 	var res *http.Response
 	for i := 0; i < 100; i++ {
 		if res, err = http.Get("http://" + addr + "/readyz"); err == nil {
 			break
 		}
-		time.Sleep(50 * time.Millisecond)
+		select {
+		case err := <-done:
+			stopped = true
+			t.Fatalf("the service stopped before it served: %v\n%s", err, logs.String())
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 	if err != nil {
 		t.Fatalf("service did not come up: %v", err)
@@ -235,6 +250,7 @@ func serveOnce(t *testing.T, extra map[string]string) string {
 	cancel()
 	select {
 	case err := <-done:
+		stopped = true
 		if err != nil {
 			t.Errorf("serve returned %v", err)
 		}

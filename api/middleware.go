@@ -80,7 +80,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
-// observe logs every request as one JSON line (at info) and records its
+// observe logs every request as one JSON line (at info; server errors at
+// warn) and records its
 // metrics by route template (never the raw path, which would explode
 // cardinality).
 func (s *Server) observe(c *gin.Context) {
@@ -94,8 +95,15 @@ func (s *Server) observe(c *gin.Context) {
 	status := strconv.Itoa(c.Writer.Status())
 	s.metrics.requests.WithLabelValues(route, c.Request.Method, status).Inc()
 	s.metrics.duration.WithLabelValues(route, c.Request.Method, status).Observe(elapsed.Seconds())
-	if !s.log.Enabled(c.Request.Context(), slog.LevelInfo) {
-		return // log.level above info: no request lines, and nothing built for them
+	// Server errors are logged at warn, so that log.level warn keeps
+	// them (with their route, status and timing) while dropping the line
+	// of every other request, and nothing is built for those.
+	level := slog.LevelInfo
+	if c.Writer.Status() >= http.StatusInternalServerError {
+		level = slog.LevelWarn
+	}
+	if !s.log.Enabled(c.Request.Context(), level) {
+		return
 	}
 	attrs := []slog.Attr{
 		slog.String("request_id", c.GetString(ctxRequestID)),
@@ -108,7 +116,7 @@ func (s *Server) observe(c *gin.Context) {
 	if p := principal(c); p.Role != "" {
 		attrs = append(attrs, slog.String("role", string(p.Role)), slog.String("sub", p.Subject))
 	}
-	s.log.LogAttrs(c.Request.Context(), slog.LevelInfo, "request", attrs...)
+	s.log.LogAttrs(c.Request.Context(), level, "request", attrs...)
 }
 
 func (s *Server) metricsHandler() gin.HandlerFunc {

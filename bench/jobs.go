@@ -69,9 +69,10 @@ func runJobs(o options, seededDB string, expireAtOnce int) error {
 	}
 
 	// expireAtOnce vehicles whose only coverage ends one minute ago, spread
-	// over the fleet (every fifth eligible trial period, in seeding order):
-	// a cohort ending together is not a run of consecutive VINs, and
-	// consecutive VINs would make every VIN-keyed write look sequential.
+	// over the fleet (about one eligible trial period in five: those whose
+	// rowid is a multiple of 5): a cohort ending together is not a run of
+	// consecutive VINs, and consecutive VINs would make every VIN-keyed
+	// write look sequential.
 	end := now.Add(-time.Minute).UTC().Truncate(time.Microsecond) // as the store writes instants
 	err = db.Gorm().Exec(`UPDATE periods SET ends_at = ? WHERE id IN (
 		SELECT p.id FROM periods p JOIN vehicles v ON v.vin = p.vin
@@ -86,6 +87,9 @@ func runJobs(o options, seededDB string, expireAtOnce int) error {
 	}
 	var ending int64
 	db.Gorm().Raw(`SELECT COUNT(*) FROM periods WHERE ends_at = ?`, end).Scan(&ending)
+	if ending < int64(expireAtOnce) {
+		fmt.Fprintf(os.Stderr, "expire: only %d trial periods could be made to end at once, not %d (a larger --vehicles gives more)\n", ending, expireAtOnce)
+	}
 	if err := checkpoint(); err != nil {
 		return err
 	}
