@@ -81,9 +81,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 }
 
 // observe logs every request as one JSON line (at info; server errors at
-// warn) and records its
-// metrics by route template (never the raw path, which would explode
-// cardinality).
+// warn) and records its metrics by route template (never the raw path,
+// which would explode cardinality).
 func (s *Server) observe(c *gin.Context) {
 	start := time.Now()
 	c.Next()
@@ -92,14 +91,15 @@ func (s *Server) observe(c *gin.Context) {
 	if route == "" {
 		route = "unmatched"
 	}
-	status := strconv.Itoa(c.Writer.Status())
+	code := c.Writer.Status()
+	status := strconv.Itoa(code)
 	s.metrics.requests.WithLabelValues(route, c.Request.Method, status).Inc()
 	s.metrics.duration.WithLabelValues(route, c.Request.Method, status).Observe(elapsed.Seconds())
 	// Server errors are logged at warn, so that log.level warn keeps
 	// them (with their route, status and timing) while dropping the line
 	// of every other request, and nothing is built for those.
 	level := slog.LevelInfo
-	if c.Writer.Status() >= http.StatusInternalServerError {
+	if code >= http.StatusInternalServerError {
 		level = slog.LevelWarn
 	}
 	if !s.log.Enabled(c.Request.Context(), level) {
@@ -109,7 +109,7 @@ func (s *Server) observe(c *gin.Context) {
 		slog.String("request_id", c.GetString(ctxRequestID)),
 		slog.String("method", c.Request.Method),
 		slog.String("route", route),
-		slog.Int("status", c.Writer.Status()),
+		slog.Int("status", code),
 		slog.Duration("duration", elapsed),
 		slog.String("client_ip", c.ClientIP()),
 	}

@@ -138,7 +138,6 @@ func (db *DB) Seed(ctx context.Context, n int, mix SeedMix, cat billing.Catalog,
 			if err := bulkInsert(tx, "usage_cycles", ucols, cycles); err != nil {
 				return err
 			}
-
 			return bulkInsert(tx, "periods", pcols, periods)
 		})
 		if err != nil {

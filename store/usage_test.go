@@ -133,39 +133,95 @@ func TestQuotaNoticesReachSmallAllowances(t *testing.T) {
 }
 
 // BenchmarkSnapshotWithUsageHistory reads the entitlement snapshot (no
-// snapshot cache) of vehicles with two years of monthly usage and a paid
-// period after the trial: the read takes as_of as the maximum over every
-// month's aggregate.
+// snapshot cache) of vehicles with two years of monthly usage, in their
+// free year (one period) or with two packages bought (three periods): the
+// read takes as_of as the maximum over every month's aggregate, once per
+// period row.
 func BenchmarkSnapshotWithUsageHistory(b *testing.B) {
 	for _, dialect := range storetest.Backends {
-		b.Run(dialect, func(b *testing.B) {
-			cfg := storetest.Config(b, dialect)
-			cfg.SnapshotCache = 0 // every read goes to the database
-			db, err := store.Open(context.Background(), cfg)
+		for _, packages := range []int{0, 2} {
+			b.Run(fmt.Sprintf("%s/periods=%d", dialect, 1+packages), func(b *testing.B) {
+				benchmarkSnapshot(b, dialect, packages)
+			})
+		}
+	}
+}
+
+func benchmarkSnapshot(b *testing.B, dialect string, packages int) {
+	cfg := storetest.Config(b, dialect)
+	cfg.SnapshotCache = 0 // every read goes to the database
+	db, err := store.Open(context.Background(), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Migrate(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	vins := activateFleet(b, db, 100)
+	ctx := context.Background()
+	start := time.Date(2026, 3, 1, 9, 0, 0, 0, shanghai)
+	for m := 0; m < 24; m++ {
+		day := start.AddDate(0, m, 0)
+		if _, err := db.IngestUsage(ctx, records(fmt.Sprintf("m%d", m), 200, 1000, vins, day), nil, shanghai, day.Add(24*time.Hour)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, v := range vins {
+		for seq := 1; seq <= packages; seq++ {
+			at := start.AddDate(1, seq, 0).UTC()
+			err := db.Gorm().Exec(`INSERT INTO periods (id, vin, seq, source, order_id, product, days, data_bytes_per_month,
+				paid_at, starts_at, ends_at, created_at, updated_at) VALUES (?, ?, ?, 'order', ?, 'monthly', 31, 0, ?, ?, ?, ?, ?)`,
+				fmt.Sprintf("per_%s_%d", v, seq), string(v), seq, fmt.Sprintf("ord_%s_%d", v, seq), at, at, at.AddDate(0, 1, 0), at, at).Error
 			if err != nil {
 				b.Fatal(err)
 			}
-			defer db.Close()
-			if _, err := db.Migrate(context.Background()); err != nil {
-				b.Fatal(err)
-			}
-			vins := activateFleet(b, db, 100)
-			ctx := context.Background()
-			start := time.Date(2026, 3, 1, 9, 0, 0, 0, shanghai)
-			for m := 0; m < 24; m++ {
-				day := start.AddDate(0, m, 0)
-				if _, err := db.IngestUsage(ctx, records(fmt.Sprintf("m%d", m), 200, 1000, vins, day), nil, shanghai, day.Add(24*time.Hour)); err != nil {
-					b.Fatal(err)
-				}
-			}
-			cycle := billing.CycleAt(start.AddDate(0, 23, 0), shanghai)
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				s, err := db.Snapshot(ctx, vins[i%len(vins)], cycle)
-				if err != nil || s.Usage.AsOf.IsZero() {
-					b.Fatalf("Snapshot = %+v, %v", s.Usage, err)
-				}
-			}
-		})
+		}
 	}
+	cycle := billing.CycleAt(start.AddDate(0, 23, 0), shanghai)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		s, err := db.Snapshot(ctx, vins[i%len(vins)], cycle)
+		if err != nil || s.Usage.AsOf.IsZero() || len(s.Timeline.Periods) != 1+packages {
+			b.Fatalf("Snapshot = %+v, %d periods, %v", s.Usage, len(s.Timeline.Periods), err)
+		}
+	}
+}
+
+// TestSnapshotAsOfWithPackages: as_of is read on the trial's row of the
+// snapshot (see snapshotQuery); a car with packages bought, whose
+// snapshot has a row per period, still gets it, and from every month.
+func TestSnapshotAsOfWithPackages(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		db := storetest.Open(t, dialect)
+		ctx := context.Background()
+		v := activateFleet(t, db, 1)[0]
+		may := time.Date(2026, 5, 31, 23, 0, 0, 0, shanghai)
+		june := time.Date(2026, 6, 10, 9, 0, 0, 0, shanghai)
+		recs := []billing.UsageRecord{
+			{ID: "may-long", VIN: v, Category: billing.CategoryBasic, Bytes: 1, StartedAt: may, EndedAt: june.Add(time.Hour)},
+			{ID: "june", VIN: v, Category: billing.CategoryBasic, Bytes: 1, StartedAt: june, EndedAt: june.Add(10 * time.Minute)},
+		}
+		if _, err := db.IngestUsage(ctx, recs, nil, shanghai, june.Add(2*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		for seq := 1; seq <= 2; seq++ {
+			at := time.Date(2027, 3, seq, 0, 0, 0, 0, time.UTC)
+			err := db.Gorm().Exec(`INSERT INTO periods (id, vin, seq, source, order_id, product, days, data_bytes_per_month,
+				paid_at, starts_at, ends_at, created_at, updated_at) VALUES (?, ?, ?, 'order', ?, 'monthly', 31, 0, ?, ?, ?, ?, ?)`,
+				fmt.Sprintf("per_t_%d", seq), string(v), seq, fmt.Sprintf("ord_t_%d", seq), at, at, at.AddDate(0, 1, 0), at, at).Error
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		db.ForgetSnapshots()
+		s, err := db.Snapshot(ctx, v, billing.CycleAt(june, shanghai))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(s.Timeline.Periods) != 3 || !s.Usage.AsOf.Equal(june.Add(time.Hour)) {
+			t.Errorf("snapshot: %d periods, as_of %s; want 3 and %s (the May record's end)", len(s.Timeline.Periods), s.Usage.AsOf, june.Add(time.Hour))
+		}
+	})
 }
