@@ -260,7 +260,7 @@ func newScheduler(cfg *Config, db *store.DB, reg prometheus.Registerer, log *slo
 			Store: db, MaxAge: cfg.Notices.ExpiredMaxAge.D(), Location: loc, Logger: jobLog(store.JobExpire),
 		}},
 		{Name: store.JobCancelUnpaid, Spec: cfg.Scheduler.CancelUnpaid, Job: scheduler.CancelUnpaid{
-			Orders: db, Lock: db, TTL: cfg.Orders.UnpaidTTL.D(), Logger: jobLog(store.JobCancelUnpaid),
+			Orders: db, TTL: cfg.Orders.UnpaidTTL.D(), Logger: jobLog(store.JobCancelUnpaid),
 		}},
 	}
 	entries = append(entries,

@@ -9,23 +9,16 @@ import (
 
 // OrderCanceller cancels unpaid orders created more than ttl before now
 // and returns how many it cancelled. It must be idempotent: an order
-// cancelled once is left alone.
+// cancelled once is left alone. It keeps replicas from running it at the
+// same time (store.DB does so with the job's lock).
 type OrderCanceller interface {
 	CancelStaleOrders(ctx context.Context, now time.Time, ttl time.Duration) (int, error)
 }
 
-// Locker runs fn only if no other replica is running the job (see
-// store.DB.Exclusive), reporting whether it ran.
-type Locker interface {
-	Exclusive(ctx context.Context, job string, fn func(ctx context.Context) error) (bool, error)
-}
-
 // CancelUnpaid cancels orders left unpaid longer than TTL
-// (orders.unpaid_ttl). Orders and TTL are required; Lock, when set, keeps
-// replicas from running it at the same time.
+// (orders.unpaid_ttl). Orders and TTL are required.
 type CancelUnpaid struct {
 	Orders OrderCanceller
-	Lock   Locker
 	TTL    time.Duration
 	Logger *slog.Logger
 }
@@ -35,19 +28,12 @@ const JobCancelUnpaid = "cancel_unpaid"
 
 // Run does the job at now.
 func (j CancelUnpaid) Run(ctx context.Context, now time.Time) error {
-	work := func(ctx context.Context) error {
-		n, err := j.Orders.CancelStaleOrders(ctx, now, j.TTL)
-		if err != nil {
-			return fmt.Errorf("cancel stale orders: %w", err)
-		}
-		if n > 0 {
-			logger(j.Logger).Info("stale orders cancelled", slog.Int("orders", n))
-		}
-		return nil
+	n, err := j.Orders.CancelStaleOrders(ctx, now, j.TTL)
+	if err != nil {
+		return fmt.Errorf("cancel stale orders: %w", err)
 	}
-	if j.Lock == nil {
-		return work(ctx)
+	if n > 0 {
+		logger(j.Logger).Info("stale orders cancelled", slog.Int("orders", n))
 	}
-	_, err := j.Lock.Exclusive(ctx, JobCancelUnpaid, work)
-	return err
+	return nil
 }

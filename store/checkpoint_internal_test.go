@@ -6,8 +6,6 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
-
-	"gorm.io/gorm"
 )
 
 // walTest opens an SQLite store whose checkpointer runs every interval
@@ -21,8 +19,8 @@ func walTest(t *testing.T, interval time.Duration) (*DB, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	if err := db.tx(ctx, func(tx *gorm.DB) error {
-		return tx.Exec(`CREATE TABLE blobs (id INTEGER PRIMARY KEY, b BLOB NOT NULL)`).Error
+	if err := db.write(ctx, nil, func(tx *Tx) error {
+		return tx.raw(`CREATE TABLE blobs (id INTEGER PRIMARY KEY, b BLOB NOT NULL)`)
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -36,8 +34,8 @@ func writeBlobs(t *testing.T, db *DB, path string, n, pass int) int64 {
 	t.Helper()
 	var largest int64
 	for i := 0; i < n; i++ {
-		if err := db.tx(context.Background(), func(tx *gorm.DB) error {
-			return tx.Exec(`INSERT INTO blobs (b) VALUES (randomblob(8192))`).Error
+		if err := db.write(context.Background(), nil, func(tx *Tx) error {
+			return tx.raw(`INSERT INTO blobs (b) VALUES (randomblob(8192))`)
 		}); err != nil {
 			t.Fatal(err)
 		}

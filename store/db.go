@@ -21,7 +21,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"gorm.io/driver/postgres"
@@ -64,19 +63,11 @@ type Config struct {
 // DB is the store. Its zero value is not usable; call Open.
 type DB struct {
 	dialect string
-	write   *gorm.DB // single connection on SQLite
-	read    *gorm.DB // the same as write on PostgreSQL
-	stmts   stmtCache
-	// snapshot is the prepared statement of the entitlement read.
-	snapshot readStmt
-	// readStmts holds statements prepared on the reader pool (onReader),
-	// by statement key.
-	readStmts sync.Map
-	cache     *snapshotCache // nil when off
-	// writeSlot holds one token while an SQLite write transaction runs.
-	writeSlot chan struct{}
-	ckpt      *checkpointer // SQLite files only
-	group     groupQueue    // writes waiting for a group commit (groupTx)
+	wr      *writer        // the writer pool, reached only through write (write.go)
+	read    *gorm.DB       // the reader pool; the writer's pool on PostgreSQL
+	reads   *stmtCache     // statements prepared on the reader pool
+	cache   *snapshotCache // nil when off
+	ckpt    *checkpointer  // SQLite files only
 }
 
 // Open connects to the database described by cfg. It does not migrate;
@@ -90,7 +81,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 			NowFunc:                func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
 		}
 	}
-	db := &DB{dialect: cfg.Driver, writeSlot: make(chan struct{}, 1)}
+	db := &DB{dialect: cfg.Driver}
 	switch cfg.Driver {
 	case SQLite:
 		if err := ensureDir(cfg.DSN); err != nil {
@@ -107,7 +98,10 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite reader: %w", err)
 		}
-		db.write, db.read = w, r
+		if db.wr, err = newWriter(w); err != nil {
+			return nil, err
+		}
+		db.read = r
 		if cfg.SnapshotCache > 0 {
 			db.cache = newSnapshotCache(cfg.SnapshotCache, int64(or(cfg.SnapshotCacheMiB, 48))<<20)
 		}
@@ -120,7 +114,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		if inMemory(cfg.DSN) {
 			break
 		}
-		if db.ckpt, err = startCheckpointer(sqliteDSN(cfg.DSN, "deferred"), or(cfg.CheckpointEvery, time.Second), db.writeSlot, walLimit(cfg)); err != nil {
+		if db.ckpt, err = startCheckpointer(sqliteDSN(cfg.DSN, "deferred"), or(cfg.CheckpointEvery, time.Second), db.wr.slot, walLimit(cfg)); err != nil {
 			return nil, err
 		}
 	case Postgres:
@@ -131,10 +125,18 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		if err := pool(g, or(cfg.MaxOpenConns, 20), or(cfg.MaxIdleConns, 10), or(cfg.ConnMaxLifetime, 30*time.Minute)); err != nil {
 			return nil, err
 		}
-		db.write, db.read = g, g
+		if db.wr, err = newWriter(g); err != nil {
+			return nil, err
+		}
+		db.read = g
 	default:
 		return nil, fmt.Errorf("unknown database driver %q (want %q or %q)", cfg.Driver, SQLite, Postgres)
 	}
+	r, err := db.read.DB()
+	if err != nil {
+		return nil, err
+	}
+	db.reads = newStmtCache(r)
 	if err := db.Ping(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -203,16 +205,17 @@ func inMemory(dsn string) bool {
 	return path == "" || path == ":memory:" || strings.Contains(dsn, "mode=memory")
 }
 
-// Dialect returns SQLite or Postgres.
-func (db *DB) Dialect() string { return db.dialect }
-
 // Ping checks that both pools reach the database.
 func (db *DB) Ping(ctx context.Context) error {
-	for _, g := range []*gorm.DB{db.write, db.read} {
-		s, err := g.DB()
-		if err != nil {
-			return err
-		}
+	w, err := db.wr.sqlDB()
+	if err != nil {
+		return err
+	}
+	r, err := db.read.DB()
+	if err != nil {
+		return err
+	}
+	for _, s := range []*sql.DB{w, r} {
 		if err := s.PingContext(ctx); err != nil {
 			return fmt.Errorf("ping database: %w", err)
 		}
@@ -224,11 +227,15 @@ func (db *DB) Ping(ctx context.Context) error {
 func (db *DB) Close() error {
 	var errs []error
 	seen := map[*sql.DB]bool{}
-	for _, g := range []*gorm.DB{db.write, db.read} {
-		if g == nil {
-			continue
-		}
-		s, err := g.DB()
+	var pools []func() (*sql.DB, error)
+	if db.wr != nil {
+		pools = append(pools, db.wr.sqlDB)
+	}
+	if db.read != nil {
+		pools = append(pools, db.read.DB)
+	}
+	for _, pool := range pools {
+		s, err := pool()
 		if err != nil || seen[s] {
 			continue
 		}
@@ -248,26 +255,11 @@ func walLimit(cfg Config) int64 {
 	return defaultWALLimit
 }
 
-// Gorm exposes the writer for tests and tools that need raw access.
-func (db *DB) Gorm() *gorm.DB { return db.write }
-
-// tx runs fn in a write transaction. On SQLite transactions take turns on
-// writeSlot (which a waiting caller may give up on when ctx ends), and the
-// statements a transaction prepared are promoted before the next begins.
-func (db *DB) tx(ctx context.Context, fn func(tx *gorm.DB) error) error {
-	if db.dialect != SQLite {
-		return db.write.WithContext(ctx).Transaction(fn)
-	}
-	select {
-	case db.writeSlot <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	defer func() { <-db.writeSlot }()
-	err := db.write.WithContext(uninterrupted(ctx)).Transaction(fn)
-	db.promoteStatements()
-	return err
-}
+// Gorm exposes the reader pool to tests and tools that need raw access
+// to the database. It is outside the write path: a write through it
+// neither waits for the writer slot nor invalidates cached snapshots
+// (call ForgetSnapshots after one).
+func (db *DB) Gorm() *gorm.DB { return db.read }
 
 // uninterrupted is ctx without its cancellation, for SQLite statements
 // that must run to their end once started. mattn/go-sqlite3 runs every
@@ -279,31 +271,6 @@ func (db *DB) tx(ctx context.Context, fn func(tx *gorm.DB) error) error {
 // the hot path do not pay for a goroutine per statement and row.
 func uninterrupted(ctx context.Context) context.Context {
 	return context.WithoutCancel(ctx)
-}
-
-// promoteStatements re-prepares, on the writer pool itself, the statements
-// gorm first prepared inside a transaction. gorm caches those as bound to
-// their transaction, and database/sql prepares such a statement again in
-// every later transaction (SQLite compiles it anew each time: a tenth of a
-// payment's cost). A statement prepared on the pool is compiled once per
-// connection and reused by every transaction. After warm-up there is
-// nothing left to promote and this is a scan of the cache's keys. It runs
-// holding writeSlot, so no transaction holds the writer's one connection
-// (a transaction waiting for the statement being promoted would otherwise
-// deadlock with it).
-func (db *DB) promoteStatements() {
-	pdb, ok := db.write.ConnPool.(*gorm.PreparedStmtDB)
-	if !ok {
-		return
-	}
-	for _, key := range pdb.Stmts.Keys() {
-		st, ok := pdb.Stmts.Get(key)
-		if !ok || !st.Transaction {
-			continue
-		}
-		pdb.Mux.Lock()
-		pdb.Stmts.New(context.Background(), key, false, pdb.ConnPool, pdb.Mux) // unlocks Mux
-	}
 }
 
 // utc normalises an instant for storage: UTC, microsecond precision (what

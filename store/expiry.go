@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"entitlements/billing"
-
-	"gorm.io/gorm"
 )
 
 // coverageCandidate is a vehicle that needs a coverage notice.
@@ -78,7 +76,7 @@ func (db *DB) createCoverageNotices(ctx context.Context, job string, now time.Ti
 		qargs = append(append(append(qargs, utc(upper)), args...), batch)
 		var cs []coverageCandidate
 		var created int
-		err := db.jobTx(ctx, job, func(tx *gorm.DB) error {
+		err := db.jobWrite(ctx, job, func(tx *Tx) error {
 			var err error
 			if cs, err = coverageCandidates(tx, q, qargs); err != nil {
 				return err
@@ -107,8 +105,8 @@ func (db *DB) createCoverageNotices(ctx context.Context, job string, now time.Ti
 // coverageCandidates runs q, which selects (vin, owner_id,
 // coverage_ends_at), and scans its rows by hand: a job reads them by the
 // hundred thousand.
-func coverageCandidates(tx *gorm.DB, q string, args []any) ([]coverageCandidate, error) {
-	rows, err := tx.Raw(q, args...).Rows()
+func coverageCandidates(tx *Tx, q string, args []any) ([]coverageCandidate, error) {
+	rows, err := tx.g.Raw(q, args...).Rows()
 	if err != nil {
 		return nil, err
 	}

@@ -10,3 +10,29 @@ import (
 func (db *DB) MigrateOnly(ctx context.Context, versions ...int) ([]int, error) {
 	return db.migrateWhere(ctx, func(v int) bool { return slices.Contains(versions, v) })
 }
+
+// HoldJobLock takes job's lock in a write transaction that stays open
+// until release is called; release returns the transaction's error.
+func (db *DB) HoldJobLock(ctx context.Context, job string) (release func() error) {
+	held, done, result := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		result <- db.jobWrite(ctx, job, func(*Tx) error {
+			close(held)
+			<-done
+			return nil
+		})
+	}()
+	select {
+	case <-held:
+		return func() error { close(done); return <-result }
+	case err := <-result:
+		return func() error { return err }
+	}
+}
+
+// WriterPragma reads an integer PRAGMA on the writer's connection.
+func (db *DB) WriterPragma(name string) (int64, error) {
+	var v int64
+	err := db.wr.writerPool.Raw("PRAGMA " + name).Row().Scan(&v)
+	return v, err
+}

@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
-	"time"
-
-	"gorm.io/gorm"
 )
 
 func openGroupTest(t *testing.T) *DB {
@@ -19,32 +17,60 @@ func openGroupTest(t *testing.T) *DB {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	if err := db.write.Exec(`CREATE TABLE g (n INTEGER PRIMARY KEY)`).Error; err != nil {
+	if err := db.write(context.Background(), nil, func(tx *Tx) error { return tx.raw(`CREATE TABLE g (n INTEGER PRIMARY KEY)`) }); err != nil {
 		t.Fatal(err)
 	}
 	return db
 }
 
-// TestGroupTxEachWriteStandsAlone runs writes that wait for the writer
+// holdWriter takes the writer slot, as a running write transaction holds
+// it, so that writes queue and form groups; release gives it back.
+func holdWriter(db *DB) (release func()) {
+	db.wr.slot <- struct{}{}
+	return func() { <-db.wr.slot }
+}
+
+// waitQueued waits until n writes are queued for a group commit: no
+// clock, the queue itself says when they are.
+func waitQueued(t *testing.T, db *DB, n int) {
+	t.Helper()
+	for {
+		db.wr.mu.Lock()
+		q := len(db.wr.queue)
+		db.wr.mu.Unlock()
+		if q >= n {
+			return
+		}
+		runtime.Gosched()
+	}
+}
+
+func insertG(n int) func(tx *Tx) error {
+	return func(tx *Tx) error { return tx.raw(fmt.Sprintf(`INSERT INTO g (n) VALUES (%d)`, n)) }
+}
+
+func countG(t *testing.T, db *DB, where string) int {
+	t.Helper()
+	var n int
+	if err := db.read.Raw(`SELECT COUNT(*) FROM g WHERE ` + where).Scan(&n).Error; err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestGroupWriteEachWriteStandsAlone runs writes that wait for the writer
 // together: those that fail (an error, a panic, a constraint) leave no
 // trace and get their own error; all others are committed.
-func TestGroupTxEachWriteStandsAlone(t *testing.T) {
+func TestGroupWriteEachWriteStandsAlone(t *testing.T) {
 	db := openGroupTest(t)
-	var hold sync.WaitGroup
-	hold.Add(1)
-	// Hold the writer so that the writes below queue and form groups.
-	go db.tx(context.Background(), func(tx *gorm.DB) error { hold.Wait(); return nil })
-	time.Sleep(20 * time.Millisecond)
-
+	release := holdWriter(db)
 	const n = 200
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			errs[i] = db.groupTx(context.Background(), func(tx *gorm.DB) error {
-				if err := tx.Exec(`INSERT INTO g (n) VALUES (?)`, i).Error; err != nil {
+		wg.Go(func() {
+			errs[i] = db.write(context.Background(), nil, func(tx *Tx) error {
+				if err := insertG(i)(tx); err != nil {
 					return err
 				}
 				switch i % 10 {
@@ -53,18 +79,18 @@ func TestGroupTxEachWriteStandsAlone(t *testing.T) {
 				case 5:
 					panic(fmt.Sprintf("write %d panicked", i))
 				case 7:
-					return tx.Exec(`INSERT INTO g (n) VALUES (?)`, i).Error // duplicate key
+					return insertG(i)(tx) // duplicate key
 				}
 				return nil
 			})
-		}(i)
+		})
 	}
-	time.Sleep(50 * time.Millisecond)
-	hold.Done()
+	waitQueued(t, db, n)
+	release()
 	wg.Wait()
 
 	var got []int
-	if err := db.write.Raw(`SELECT n FROM g ORDER BY n`).Scan(&got).Error; err != nil {
+	if err := db.read.Raw(`SELECT n FROM g ORDER BY n`).Scan(&got).Error; err != nil {
 		t.Fatal(err)
 	}
 	stored := map[int]bool{}
@@ -85,83 +111,57 @@ func TestGroupTxEachWriteStandsAlone(t *testing.T) {
 	}
 }
 
-// TestGroupTxCallerGivingUp checks that a caller whose context ends while
-// it waits gets its context's error and its write never runs, and that it
-// does not disturb the writes grouped with it.
-func TestGroupTxCallerGivingUp(t *testing.T) {
+// TestGroupWriteCallerGivingUp checks that a caller whose context ends
+// while it waits gets its context's error and its write never runs, and
+// that it does not disturb the writes grouped with it.
+func TestGroupWriteCallerGivingUp(t *testing.T) {
 	db := openGroupTest(t)
-	var hold sync.WaitGroup
-	hold.Add(1)
-	go db.tx(context.Background(), func(tx *gorm.DB) error { hold.Wait(); return nil })
-	time.Sleep(20 * time.Millisecond)
-
+	release := holdWriter(db)
 	ctx, cancel := context.WithCancel(context.Background())
 	gaveUp := make(chan error, 1)
-	go func() {
-		gaveUp <- db.groupTx(ctx, func(tx *gorm.DB) error { return tx.Exec(`INSERT INTO g (n) VALUES (-1)`).Error })
-	}()
+	go func() { gaveUp <- db.write(ctx, nil, insertG(-1)) }()
+	waitQueued(t, db, 1)
 	var wg sync.WaitGroup
 	errs := make([]error, 20)
 	for i := range errs {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			errs[i] = db.groupTx(context.Background(), func(tx *gorm.DB) error { return tx.Exec(`INSERT INTO g (n) VALUES (?)`, i).Error })
-		}(i)
+		wg.Go(func() { errs[i] = db.write(context.Background(), nil, insertG(i)) })
 	}
-	time.Sleep(20 * time.Millisecond)
+	waitQueued(t, db, 1+len(errs))
 	cancel()
 	if err := <-gaveUp; !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled caller got %v, want context.Canceled", err)
 	}
-	hold.Done()
+	release()
 	wg.Wait()
 	for i, err := range errs {
 		if err != nil {
 			t.Errorf("write %d: %v", i, err)
 		}
 	}
-	var rows, cancelled int
-	db.write.Raw(`SELECT COUNT(*) FROM g`).Scan(&rows)
-	db.write.Raw(`SELECT COUNT(*) FROM g WHERE n = -1`).Scan(&cancelled)
-	if rows != 20 || cancelled != 0 {
+	if rows, cancelled := countG(t, db, "1=1"), countG(t, db, "n = -1"); rows != 20 || cancelled != 0 {
 		t.Errorf("%d rows (%d of the cancelled write), want 20 and 0", rows, cancelled)
 	}
 }
 
-// TestGroupTxCallerBehindAFullGroup: a caller that gets the writer while
-// more than maxGroup writes are queued ahead of it runs those first, then
-// its own, and does not wait for someone else to come along.
-func TestGroupTxCallerBehindAFullGroup(t *testing.T) {
+// TestGroupWriteCallerBehindAFullGroup: a caller that gets the writer
+// while more than maxGroup writes are queued ahead of it runs those first,
+// then its own, and does not wait for someone else to come along.
+func TestGroupWriteCallerBehindAFullGroup(t *testing.T) {
 	db := openGroupTest(t)
 	ahead := make([]*groupReq, maxGroup)
 	for i := range ahead {
-		i := i
-		ahead[i] = &groupReq{done: make(chan error, 1), fn: func(tx *gorm.DB) error {
-			return tx.Exec(`INSERT INTO g (n) VALUES (?)`, 1000+i).Error
-		}}
+		ahead[i] = &groupReq{done: make(chan error, 1), fn: insertG(1000 + i)}
 	}
-	db.group.queue = append(db.group.queue, ahead...) // queued by callers already waiting
-	done := make(chan error, 1)
-	go func() {
-		done <- db.groupTx(context.Background(), func(tx *gorm.DB) error { return tx.Exec(`INSERT INTO g (n) VALUES (1)`).Error })
-	}()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the caller behind a full group never ran its write")
+	db.wr.queue = append(db.wr.queue, ahead...) // queued by callers already waiting
+	if err := db.write(context.Background(), nil, insertG(1)); err != nil {
+		t.Fatal(err)
 	}
 	for i, r := range ahead {
 		if err := <-r.done; err != nil {
 			t.Errorf("write %d ahead: %v", i, err)
 		}
 	}
-	var n int
-	db.write.Raw(`SELECT COUNT(*) FROM g`).Scan(&n)
-	if n != maxGroup+1 {
+	if n := countG(t, db, "1=1"); n != maxGroup+1 {
 		t.Errorf("%d rows, want %d", n, maxGroup+1)
 	}
 }

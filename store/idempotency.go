@@ -29,9 +29,9 @@ func (idempotencyRow) TableName() string { return "idempotency_keys" }
 // returns the stored response (same request) or EIdempotencyKeyReused
 // (another request). On PostgreSQL a concurrent claim of the same key
 // waits for the first transaction and then sees its result.
-func claimKey(tx *gorm.DB, k billing.IdempotencyKey, now time.Time) (*billing.StoredResponse, error) {
+func claimKey(tx *Tx, k billing.IdempotencyKey, now time.Time) (*billing.StoredResponse, error) {
 	row := idempotencyRow{Scope: k.Scope, IdemKey: k.Key, RequestHash: k.RequestHash, CreatedAt: utc(now)}
-	res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&row)
+	res := tx.g.Clauses(clause.OnConflict{DoNothing: true}).Create(&row)
 	if res.Error != nil {
 		return nil, fmt.Errorf("claim idempotency key: %w", res.Error)
 	}
@@ -39,7 +39,7 @@ func claimKey(tx *gorm.DB, k billing.IdempotencyKey, now time.Time) (*billing.St
 		return nil, nil
 	}
 	var got idempotencyRow
-	err := tx.Where("scope = ? AND idem_key = ?", k.Scope, k.Key).Take(&got).Error
+	err := tx.g.Where("scope = ? AND idem_key = ?", k.Scope, k.Key).Take(&got).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, billing.Errorf(billing.EIdempotencyInFlight, "a request with this Idempotency-Key is in progress; retry")
 	}
@@ -56,12 +56,12 @@ func claimKey(tx *gorm.DB, k billing.IdempotencyKey, now time.Time) (*billing.St
 }
 
 // storeResponse records the response of the request that claimed k.
-func storeResponse[T any](tx *gorm.DB, k billing.IdempotencyKey, v T, render billing.Render[T]) (billing.StoredResponse, error) {
+func storeResponse[T any](tx *Tx, k billing.IdempotencyKey, v T, render billing.Render[T]) (billing.StoredResponse, error) {
 	status, body, err := render(v)
 	if err != nil {
 		return billing.StoredResponse{}, err
 	}
-	err = tx.Model(&idempotencyRow{}).Where("scope = ? AND idem_key = ?", k.Scope, k.Key).
+	err = tx.g.Model(&idempotencyRow{}).Where("scope = ? AND idem_key = ?", k.Scope, k.Key).
 		Updates(map[string]any{"status": status, "body": string(body)}).Error
 	if err != nil {
 		return billing.StoredResponse{}, fmt.Errorf("store idempotent response: %w", err)
@@ -74,8 +74,8 @@ func storeResponse[T any](tx *gorm.DB, k billing.IdempotencyKey, v T, render bil
 // keeps them) is plenty. Meant for a scheduler job.
 func (db *DB) PurgeIdempotencyKeys(ctx context.Context, cutoff time.Time) (int, error) {
 	var n int64
-	err := db.tx(ctx, func(tx *gorm.DB) error {
-		res := tx.Where("created_at < ?", utc(cutoff)).Delete(&idempotencyRow{})
+	err := db.write(ctx, nil, func(tx *Tx) error {
+		res := tx.g.Where("created_at < ?", utc(cutoff)).Delete(&idempotencyRow{})
 		n = res.RowsAffected
 		return res.Error
 	})

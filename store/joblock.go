@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-
-	"gorm.io/gorm"
 )
 
 // Scheduler jobs may run in several replicas sharing one database. Only
@@ -48,10 +46,12 @@ func jobLockKey(job string) int32 {
 	return int32(h.Sum32())
 }
 
-// jobTx runs fn in a write transaction that holds the job's lock. It
+// jobWrite runs fn in a write transaction that holds the job's lock. It
 // returns errJobBusy, without running fn, when another replica holds it.
-func (db *DB) jobTx(ctx context.Context, job string, fn func(tx *gorm.DB) error) error {
-	return db.tx(ctx, func(tx *gorm.DB) error {
+// It is the jobs' one lock: a job whose work takes several transactions
+// takes it in each.
+func (db *DB) jobWrite(ctx context.Context, job string, fn func(tx *Tx) error) error {
+	return db.write(ctx, nil, func(tx *Tx) error {
 		if err := db.tryJobLock(tx, job); err != nil {
 			return err
 		}
@@ -59,40 +59,16 @@ func (db *DB) jobTx(ctx context.Context, job string, fn func(tx *gorm.DB) error)
 	})
 }
 
-func (db *DB) tryJobLock(tx *gorm.DB, job string) error {
+func (db *DB) tryJobLock(tx *Tx, job string) error {
 	if db.dialect != Postgres {
 		return nil // the IMMEDIATE transaction is the lock
 	}
 	var ok bool
-	if err := tx.Raw(`SELECT pg_try_advisory_xact_lock(hashtext(current_schema()), ?)`, jobLockKey(job)).Scan(&ok).Error; err != nil {
+	if err := tx.g.Raw(`SELECT pg_try_advisory_xact_lock(hashtext(current_schema()), ?)`, jobLockKey(job)).Scan(&ok).Error; err != nil {
 		return fmt.Errorf("lock job %s: %w", job, err)
 	}
 	if !ok {
 		return errJobBusy
 	}
 	return nil
-}
-
-// Exclusive runs fn while holding job's lock, for jobs whose work is done
-// by transactions of their own (fn may use the store freely). It reports
-// false, without running fn, when another replica holds the lock.
-//
-// On PostgreSQL the lock is a pg_try_advisory_xact_lock held by a guard
-// transaction on a connection of its own for as long as fn runs. On SQLite
-// fn runs at once: each of its write transactions is exclusive already.
-func (db *DB) Exclusive(ctx context.Context, job string, fn func(ctx context.Context) error) (ran bool, err error) {
-	if db.dialect != Postgres {
-		return true, fn(ctx)
-	}
-	guard := db.write.WithContext(ctx).Begin()
-	if guard.Error != nil {
-		return false, fmt.Errorf("lock job %s: %w", job, guard.Error)
-	}
-	defer guard.Rollback() // ends the transaction and so releases the lock
-	if err := db.tryJobLock(guard, job); errors.Is(err, errJobBusy) {
-		return false, nil
-	} else if err != nil {
-		return false, err
-	}
-	return true, fn(ctx)
 }

@@ -6,8 +6,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"gorm.io/gorm"
 )
 
 // migration is one versioned schema change. Statements use two
@@ -226,7 +224,8 @@ func (db *DB) Migrate(ctx context.Context) (applied []int, err error) {
 // migrateWhere applies the pending migrations whose version want accepts
 // (tests use it to build a database as an older release left it).
 func (db *DB) migrateWhere(ctx context.Context, want func(version int) bool) (applied []int, err error) {
-	err = db.tx(ctx, func(tx *gorm.DB) error {
+	err = db.write(ctx, nil, func(w *Tx) error {
+		tx := w.g
 		if db.dialect == Postgres {
 			if err := tx.Exec(`SELECT pg_advisory_xact_lock(?)`, migrationLockID).Error; err != nil {
 				return err
@@ -269,11 +268,6 @@ func (db *DB) migrateWhere(ctx context.Context, want func(version int) bool) (ap
 	})
 	if err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
-	}
-	for _, prepare := range []func(context.Context) error{db.prepareNotices, db.preparePayments} {
-		if err := prepare(ctx); err != nil {
-			return applied, fmt.Errorf("migrate: %w", err)
-		}
 	}
 	return applied, nil
 }

@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"entitlements/billing"
-
-	"gorm.io/gorm"
 )
 
 // noticeRow is the stored form of billing.Notice (the outbox).
@@ -65,7 +63,7 @@ func (r noticeRow) notice() (billing.Notice, error) {
 // insertNotices). It reports whether it was created. Callers pass the
 // transaction of the change that caused the notice, so that the change and
 // its notice commit or roll back together.
-func (db *DB) insertNotice(tx *gorm.DB, n billing.Notice, now time.Time) (bool, error) {
+func (db *DB) insertNotice(tx *Tx, n billing.Notice, now time.Time) (bool, error) {
 	created, err := db.insertNotices(tx, []billing.Notice{n}, now)
 	return created == 1, err
 }
@@ -75,10 +73,9 @@ func (db *DB) insertNotice(tx *gorm.DB, n billing.Notice, now time.Time) (bool, 
 // same (kind, covered_until, vin, stage), any other when one has its
 // dedupe key (migration 32): for a coverage notice both say the same, and
 // the first is cheaper to index. It sends multi-row INSERTs of statements
-// prepared once (prepareNotices): the jobs insert thousands of
-// notices a run, and gorm's reflection over each row cost more than
-// SQLite's insert.
-func (db *DB) insertNotices(tx *gorm.DB, ns []billing.Notice, now time.Time) (int, error) {
+// prepared once (stmtCache): the jobs insert thousands of notices a run,
+// and gorm's reflection over each row cost more than SQLite's insert.
+func (db *DB) insertNotices(tx *Tx, ns []billing.Notice, now time.Time) (int, error) {
 	if len(ns) == 0 {
 		return 0, nil
 	}
@@ -105,7 +102,7 @@ func (db *DB) insertNotices(tx *gorm.DB, ns []billing.Notice, now time.Time) (in
 	for _, size := range chunkSizes(len(ns), noticeRowsPerStatement) {
 		part := append(append(make([]any, 0, noticeShared+size*noticeCols), shared...), rows[:size*noticeCols]...)
 		rows = rows[size*noticeCols:]
-		res, err := db.txExec(tx, db.insertNoticesSQL(size), part...)
+		res, err := tx.exec(db.insertNoticesSQL(size), part...)
 		if err != nil {
 			return created, fmt.Errorf("insert notices (%s, ...): %w", ns[0].DedupeKey, err)
 		}
@@ -131,19 +128,6 @@ func (db *DB) insertNoticesSQL(rows int) statement {
 			status, next_attempt_at, created_at, updated_at) VALUES ` + db.valuesList(rows, noticeCols, noticeShared) +
 			` ON CONFLICT DO NOTHING`
 	}}
-}
-
-// prepareNotices prepares the outbox inserts on the writer pool, once
-// (Migrate calls it, when the table exists). Until then they are prepared
-// in each transaction.
-func (db *DB) prepareNotices(ctx context.Context) error {
-	return db.prepareWrites(ctx, "notices", func() []statement {
-		var qs []statement
-		for n := noticeRowsPerStatement; n > 0; n /= 2 {
-			qs = append(qs, db.insertNoticesSQL(n))
-		}
-		return qs
-	})
 }
 
 // Notices returns the vehicle's notices, newest first, at most limit.

@@ -2,12 +2,11 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"entitlements/billing"
-
-	"gorm.io/gorm"
 )
 
 // orderRow is the stored form of billing.Order.
@@ -79,7 +78,7 @@ func newOrderRow(o billing.Order, now time.Time) orderRow {
 // the vehicle is no longer the owner's.
 func (db *DB) CreateOrder(ctx context.Context, o billing.Order, k billing.IdempotencyKey, render billing.Render[billing.Order]) (billing.StoredResponse, error) {
 	var out billing.StoredResponse
-	err := db.tx(ctx, func(tx *gorm.DB) error {
+	err := db.write(ctx, nil, func(tx *Tx) error {
 		replay, err := claimKey(tx, k, o.CreatedAt)
 		if err != nil || replay != nil {
 			if replay != nil {
@@ -87,7 +86,7 @@ func (db *DB) CreateOrder(ctx context.Context, o billing.Order, k billing.Idempo
 			}
 			return err
 		}
-		v, err := db.vehicle(db.inTx(tx), o.VIN, true)
+		v, err := db.vehicle(tx.query, o.VIN, true)
 		if billing.IsCode(err, billing.EVehicleNotFound) {
 			return billing.Errorf(billing.ENotActivated, "vehicle %s is not activated", o.VIN)
 		}
@@ -99,7 +98,7 @@ func (db *DB) CreateOrder(ctx context.Context, o billing.Order, k billing.Idempo
 		}
 		o.ID = newID("ord", o.CreatedAt)
 		row := newOrderRow(o, o.CreatedAt)
-		if err := tx.Create(&row).Error; err != nil {
+		if err := tx.g.Create(&row).Error; err != nil {
 			return fmt.Errorf("insert order: %w", err)
 		}
 		out, err = storeResponse(tx, k, row.order(), render)
@@ -143,16 +142,21 @@ func (db *DB) Orders(ctx context.Context, q billing.OrderQuery) ([]billing.Order
 // has run out at now (created ttl or more before now, or past the
 // expires_at it was given), and returns how many it cancelled. It is
 // state-driven, so a run missed while the service was down is caught up by
-// the next. A payment that arrives later still makes the order paid.
+// the next. A payment that arrives later still makes the order paid. It
+// holds the JobCancelUnpaid lock (see jobWrite): while another replica
+// runs it, it cancels nothing and returns 0.
 func (db *DB) CancelStaleOrders(ctx context.Context, now time.Time, ttl time.Duration) (int, error) {
 	var n int64
-	err := db.tx(ctx, func(tx *gorm.DB) error {
-		res := tx.Model(&orderRow{}).
+	err := db.jobWrite(ctx, JobCancelUnpaid, func(tx *Tx) error {
+		res := tx.g.Model(&orderRow{}).
 			Where("status = ? AND (expires_at <= ? OR created_at <= ?)", string(billing.OrderPending), utc(now), utc(now.Add(-ttl))).
 			Updates(map[string]any{"status": string(billing.OrderCancelled), "cancelled_at": utc(now), "updated_at": utc(now)})
 		n = res.RowsAffected
 		return res.Error
 	})
+	if errors.Is(err, errJobBusy) {
+		return 0, nil
+	}
 	if err != nil {
 		return 0, fmt.Errorf("cancel stale orders: %w", err)
 	}
@@ -161,8 +165,8 @@ func (db *DB) CancelStaleOrders(ctx context.Context, now time.Time, ttl time.Dur
 
 // cancelPendingOrders cancels the unpaid orders ownerID placed for vin,
 // inside tx (an ownership transfer).
-func cancelPendingOrders(tx *gorm.DB, vin billing.VIN, ownerID string, now time.Time) error {
-	err := tx.Model(&orderRow{}).
+func cancelPendingOrders(tx *Tx, vin billing.VIN, ownerID string, now time.Time) error {
+	err := tx.g.Model(&orderRow{}).
 		Where("vin = ? AND owner_id = ? AND status = ?", string(vin), ownerID, string(billing.OrderPending)).
 		Updates(map[string]any{"status": string(billing.OrderCancelled), "cancelled_at": utc(now), "updated_at": utc(now)}).Error
 	if err != nil {

@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"entitlements/billing"
-
-	"gorm.io/gorm"
 )
 
 // Delivery of the outbox (SPEC "Notices") is at least once: a notice is
@@ -44,25 +42,25 @@ func (db *DB) ClaimNotices(ctx context.Context, now time.Time, limit int, lease 
 	}
 	pending := string(billing.NoticePending)
 	var rows []noticeRow
-	err = db.jobTx(ctx, JobDeliver, func(tx *gorm.DB) error {
+	err = db.jobWrite(ctx, JobDeliver, func(tx *Tx) error {
 		var ids []string
-		if err := tx.Raw(pick, pending, utc(now), limit).Scan(&ids).Error; err != nil {
+		if err := tx.g.Raw(pick, pending, utc(now), limit).Scan(&ids).Error; err != nil {
 			return fmt.Errorf("pick due notices: %w", err)
 		}
 		if len(ids) == 0 {
 			return nil
 		}
-		res := tx.Exec(supersedeSQL, string(billing.NoticeSuperseded), utc(now), ids, pending, string(billing.NoticeExpiring))
+		res := tx.g.Exec(supersedeSQL, string(billing.NoticeSuperseded), utc(now), ids, pending, string(billing.NoticeExpiring))
 		if res.Error != nil {
 			return fmt.Errorf("supersede notices: %w", res.Error)
 		}
 		superseded = int(res.RowsAffected)
-		err := tx.Exec(`UPDATE notices SET next_attempt_at = ?, attempts = attempts + 1, updated_at = ? WHERE id IN ? AND status = ?`,
+		err := tx.g.Exec(`UPDATE notices SET next_attempt_at = ?, attempts = attempts + 1, updated_at = ? WHERE id IN ? AND status = ?`,
 			utc(now.Add(lease)), utc(now), ids, pending).Error
 		if err != nil {
 			return fmt.Errorf("claim notices: %w", err)
 		}
-		return tx.Where("id IN ? AND status = ?", ids, pending).Order("next_attempt_at, id").Find(&rows).Error
+		return tx.g.Where("id IN ? AND status = ?", ids, pending).Order("next_attempt_at, id").Find(&rows).Error
 	})
 	if errors.Is(err, errJobBusy) {
 		return nil, 0, nil
@@ -85,8 +83,8 @@ func (db *DB) ClaimNotices(ctx context.Context, now time.Time, limit int, lease 
 // that succeeded is the truth whatever happened to the notice meanwhile
 // (superseded, or failed by a slower claim), so only "sent" is final here.
 func (db *DB) MarkNoticeSent(ctx context.Context, id string, now time.Time) error {
-	err := db.tx(ctx, func(tx *gorm.DB) error {
-		return tx.Model(&noticeRow{}).Where("id = ? AND status <> ?", id, string(billing.NoticeSent)).
+	err := db.write(ctx, nil, func(tx *Tx) error {
+		return tx.g.Model(&noticeRow{}).Where("id = ? AND status <> ?", id, string(billing.NoticeSent)).
 			Updates(map[string]any{
 				"status":     string(billing.NoticeSent),
 				"sent_at":    utc(now),
@@ -114,8 +112,8 @@ func (db *DB) MarkNoticeFailed(ctx context.Context, id string, attempts int, now
 	} else {
 		set["next_attempt_at"] = utc(next)
 	}
-	err := db.tx(ctx, func(tx *gorm.DB) error {
-		return tx.Model(&noticeRow{}).Where("id = ? AND status = ? AND attempts = ?", id, string(billing.NoticePending), attempts).
+	err := db.write(ctx, nil, func(tx *Tx) error {
+		return tx.g.Model(&noticeRow{}).Where("id = ? AND status = ? AND attempts = ?", id, string(billing.NoticePending), attempts).
 			Updates(set).Error
 	})
 	if err != nil {

@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"entitlements/billing"
-
-	"gorm.io/gorm"
 )
 
 // paymentRow is one payment notification as received, with what was done
@@ -45,18 +43,18 @@ func (db *DB) ApplyPayment(ctx context.Context, p billing.Payment, loc *time.Loc
 		o       billing.Order
 		refused error
 	)
-	err := db.groupTx(ctx, func(tx *gorm.DB) error {
+	err := db.write(ctx, nil, func(tx *Tx) error {
 		refused = nil
 		var err error
-		if o, err = db.order(db.inTx(tx), p.OrderID); err != nil {
+		if o, err = db.order(tx.query, p.OrderID); err != nil {
 			return err
 		}
-		v, err := db.vehicle(db.inTx(tx), o.VIN, true) // an order never changes vehicle
+		v, err := db.vehicle(tx.query, o.VIN, true) // an order never changes vehicle
 		if err != nil {
 			return err
 		}
 		if db.dialect == Postgres { // read again under the vehicle's lock
-			if o, err = db.order(db.inTx(tx), p.OrderID); err != nil {
+			if o, err = db.order(tx.query, p.OrderID); err != nil {
 				return err
 			}
 		}
@@ -67,11 +65,11 @@ func (db *DB) ApplyPayment(ctx context.Context, p billing.Payment, loc *time.Loc
 		}
 		if !claimed {
 			var prev paymentRow
-			if err := tx.Where("event_id = ?", p.EventID).Take(&prev).Error; err != nil {
+			if err := tx.g.Where("event_id = ?", p.EventID).Take(&prev).Error; err != nil {
 				return fmt.Errorf("read payment %s: %w", p.EventID, err)
 			}
 			if prev.OrderID != o.ID {
-				if o, err = db.order(db.inTx(tx), prev.OrderID); err != nil {
+				if o, err = db.order(tx.query, prev.OrderID); err != nil {
 					return err
 				}
 			}
@@ -91,9 +89,6 @@ func (db *DB) ApplyPayment(ctx context.Context, p billing.Payment, loc *time.Loc
 		}
 		return nil
 	})
-	if o.VIN != "" {
-		db.forget(o.VIN)
-	}
 	if err != nil {
 		return billing.Order{}, err
 	}
@@ -113,8 +108,8 @@ func paymentOutcome(p billing.Payment, o billing.Order) billing.PaymentOutcome {
 }
 
 // markPaid makes o paid by p and adds its period; tx holds the vehicle lock.
-func (db *DB) markPaid(tx *gorm.DB, v billing.Vehicle, o billing.Order, p billing.Payment, loc *time.Location, now time.Time) (billing.Order, error) {
-	tl, err := db.timeline(db.inTx(tx), o.VIN)
+func (db *DB) markPaid(tx *Tx, v billing.Vehicle, o billing.Order, p billing.Payment, loc *time.Location, now time.Time) (billing.Order, error) {
+	tl, err := db.timeline(tx.query, o.VIN)
 	if err != nil {
 		return o, err
 	}
@@ -135,10 +130,10 @@ func (db *DB) markPaid(tx *gorm.DB, v billing.Vehicle, o billing.Order, p billin
 	if err := savePeriodTimes(tx, moved, now); err != nil {
 		return o, err
 	}
-	if _, err := db.txExec(tx, db.coverageEndStmt(), db.timeArg(tl.End()), db.timeArg(now), string(o.VIN)); err != nil {
+	if _, err := tx.exec(db.coverageEndStmt(), db.timeArg(tl.End()), db.timeArg(now), string(o.VIN)); err != nil {
 		return o, fmt.Errorf("set coverage end of %s: %w", o.VIN, err)
 	}
-	_, err = db.txExec(tx, db.orderPaidStmt(), string(billing.OrderPaid), db.timeArg(paidAt), p.TransactionID, db.timeArg(now), o.ID)
+	_, err = tx.exec(db.orderPaidStmt(), string(billing.OrderPaid), db.timeArg(paidAt), p.TransactionID, db.timeArg(now), o.ID)
 	if err != nil {
 		return o, fmt.Errorf("mark order %s paid: %w", o.ID, err)
 	}

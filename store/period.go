@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"entitlements/billing"
-
-	"gorm.io/gorm"
 )
 
 // periodRow is the stored form of billing.Period.
@@ -68,9 +66,10 @@ func (db *DB) Timeline(ctx context.Context, vin billing.VIN) (billing.Timeline, 
 }
 
 // savePeriodTimes writes new start and end times of laid-out periods.
-func savePeriodTimes(tx *gorm.DB, ps []billing.Period, now time.Time) error {
+func savePeriodTimes(tx *Tx, ps []billing.Period, now time.Time) error {
 	for _, p := range ps {
-		err := tx.Model(&periodRow{}).Where("id = ?", p.ID).Updates(map[string]any{
+		tx.touch(p.VIN)
+		err := tx.g.Model(&periodRow{}).Where("id = ?", p.ID).Updates(map[string]any{
 			"starts_at":  utc(p.StartsAt),
 			"ends_at":    utc(p.EndsAt),
 			"updated_at": utc(now),
@@ -84,8 +83,9 @@ func savePeriodTimes(tx *gorm.DB, ps []billing.Period, now time.Time) error {
 
 // setCoverageEnd keeps vehicles.coverage_ends_at equal to the end of the
 // vehicle's last non-refunded period; set-based jobs (reminders) query it.
-func setCoverageEnd(tx *gorm.DB, vin billing.VIN, tl billing.Timeline, now time.Time) error {
-	return tx.Model(&vehicleRow{}).Where("vin = ?", string(vin)).Updates(map[string]any{
+func setCoverageEnd(tx *Tx, vin billing.VIN, tl billing.Timeline, now time.Time) error {
+	tx.touch(vin)
+	return tx.g.Model(&vehicleRow{}).Where("vin = ?", string(vin)).Updates(map[string]any{
 		"coverage_ends_at": utc(tl.End()),
 		"updated_at":       utc(now),
 	}).Error

@@ -51,9 +51,7 @@ func (r refundRow) refund() billing.Refund {
 func (db *DB) RefundOrder(ctx context.Context, orderID string, req billing.RefundRequest, operator string,
 	k billing.IdempotencyKey, render billing.Render[billing.Refund], loc *time.Location, now time.Time) (billing.StoredResponse, error) {
 	var out billing.StoredResponse
-	var vin billing.VIN
-	defer func() { db.forget(vin) }() // after the transaction, whatever its outcome
-	err := db.tx(ctx, func(tx *gorm.DB) error {
+	err := db.write(ctx, nil, func(tx *Tx) error {
 		replay, err := claimKey(tx, k, now)
 		if err != nil || replay != nil {
 			if replay != nil {
@@ -61,19 +59,19 @@ func (db *DB) RefundOrder(ctx context.Context, orderID string, req billing.Refun
 			}
 			return err
 		}
-		o, err := db.order(db.inTx(tx), orderID)
+		o, err := db.order(tx.query, orderID)
 		if err != nil {
 			return err
 		}
-		vin = o.VIN
-		v, err := db.vehicle(db.inTx(tx), o.VIN, true)
+		tx.touch(o.VIN)
+		v, err := db.vehicle(tx.query, o.VIN, true)
 		if err != nil {
 			return err
 		}
-		if o, err = db.order(db.inTx(tx), orderID); err != nil { // again, under the lock
+		if o, err = db.order(tx.query, orderID); err != nil { // again, under the lock
 			return err
 		}
-		tl, err := db.timeline(db.inTx(tx), o.VIN)
+		tl, err := db.timeline(tx.query, o.VIN)
 		if err != nil {
 			return err
 		}
@@ -108,7 +106,7 @@ func periodOf(tl billing.Timeline, orderID string) *billing.Period {
 
 // applyPeriodChanges cuts or removes the order's period as planned, lays
 // out the later periods again and keeps coverage_ends_at up to date.
-func applyPeriodChanges(tx *gorm.DB, tl *billing.Timeline, o billing.Order, plan billing.RefundPlan, loc *time.Location, now time.Time) error {
+func applyPeriodChanges(tx *Tx, tl *billing.Timeline, o billing.Order, plan billing.RefundPlan, loc *time.Location, now time.Time) error {
 	changed := tl.ApplyRefund(o.ID, plan.Action, loc, now)
 	if len(changed) == 0 {
 		return nil
@@ -119,7 +117,7 @@ func applyPeriodChanges(tx *gorm.DB, tl *billing.Timeline, o billing.Order, plan
 			moved = append(moved, p)
 			continue
 		}
-		err := tx.Model(&periodRow{}).Where("id = ?", p.ID).Updates(map[string]any{
+		err := tx.g.Model(&periodRow{}).Where("id = ?", p.ID).Updates(map[string]any{
 			"refunded_at": utc(*p.RefundedAt), "ends_at": utc(p.EndsAt), "updated_at": utc(now),
 		}).Error
 		if err != nil {
@@ -134,19 +132,19 @@ func applyPeriodChanges(tx *gorm.DB, tl *billing.Timeline, o billing.Order, plan
 
 // insertRefund appends the refund, adds it to the order and writes the
 // refund.issued notice for the payment system.
-func (db *DB) insertRefund(tx *gorm.DB, o billing.Order, v billing.Vehicle, req billing.RefundRequest, plan billing.RefundPlan, operator string, now time.Time) (billing.Refund, error) {
+func (db *DB) insertRefund(tx *Tx, o billing.Order, v billing.Vehicle, req billing.RefundRequest, plan billing.RefundPlan, operator string, now time.Time) (billing.Refund, error) {
 	row := refundRow{
 		ID: newID("rfd", now), OrderID: o.ID, VIN: string(o.VIN), AmountFen: plan.AmountFen, Currency: o.Currency,
 		Reason: string(req.Reason), Note: req.Note, EndAccess: plan.EndAccess, PeriodAction: string(plan.Action),
 		TransactionID: o.TransactionID, CreatedBy: operator, CreatedAt: utc(now),
 	}
-	if err := tx.Create(&row).Error; err != nil {
+	if err := tx.g.Create(&row).Error; err != nil {
 		return billing.Refund{}, fmt.Errorf("insert refund: %w", err)
 	}
 	total := o.RefundedFen + plan.AmountFen
 	// The guard in WHERE (and the CHECK on the column) make an over-refund
 	// impossible even if the lock were missing.
-	res := tx.Model(&orderRow{}).Where("id = ? AND refunded_fen + ? <= amount_fen", o.ID, plan.AmountFen).Updates(map[string]any{
+	res := tx.g.Model(&orderRow{}).Where("id = ? AND refunded_fen + ? <= amount_fen", o.ID, plan.AmountFen).Updates(map[string]any{
 		"refunded_fen": gorm.Expr("refunded_fen + ?", plan.AmountFen),
 		"status":       string(o.StatusAfterRefunds(total)),
 		"updated_at":   utc(now),

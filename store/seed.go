@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"entitlements/billing"
-
-	"gorm.io/gorm"
 )
 
 // SeedVIN returns the i-th synthetic VIN used by `seed` and the load
@@ -45,6 +43,10 @@ var DefaultSeedMix = SeedMix{LapsedPerMille: 200, PaidPerMille: 150, AheadPerMil
 // Vehicles that exist are skipped, but get the usage aggregates of months
 // they have none of (a run in a later month adds that month's usage).
 // Everything is derived from the index, so runs are repeatable.
+//
+// On SQLite the load trades the durability of each commit for speed (a
+// load can be redone): the writer runs with synchronous OFF and a 256 MiB
+// page cache meanwhile, and gets back the settings it had.
 func (db *DB) Seed(ctx context.Context, n int, mix SeedMix, cat billing.Catalog, loc *time.Location, now time.Time) error {
 	const chunk = 20_000
 	defer db.ForgetSnapshots()
@@ -53,103 +55,137 @@ func (db *DB) Seed(ctx context.Context, n int, mix SeedMix, cat billing.Catalog,
 	if !okm || !oky {
 		return fmt.Errorf("seed needs the monthly and yearly products in the catalog")
 	}
-	if db.dialect == SQLite {
-		// A bulk load that can be redone: trade durability of each commit
-		// for speed on the single writer connection, and restore it after.
-		db.write.Exec("PRAGMA synchronous = OFF")
-		db.write.Exec("PRAGMA cache_size = -262144") // 256 MiB
-		defer db.write.Exec("PRAGMA synchronous = NORMAL")
-		defer db.write.Exec("PRAGMA cache_size = -2000")
-	}
-	vcols := []string{"vin", "owner_id", "model", "activated_at", "coverage_ends_at", "created_at", "updated_at"}
-	pcols := []string{"id", "vin", "seq", "source", "order_id", "product", "days", "data_bytes_per_month", "paid_at", "starts_at", "ends_at", "created_at", "updated_at"}
-	ocols := []string{"id", "vin", "owner_id", "product", "amount_fen", "currency", "days", "data_bytes_per_month", "status", "created_at", "expires_at", "paid_at", "transaction_id", "updated_at"}
-	ucols := []string{"vin", "cycle", "entertainment_bytes", "basic_bytes", "records", "last_ended_at", "updated_at"}
-	cur := billing.CycleAt(now, loc)
-	prev := billing.CycleAt(cur.Start.Add(-time.Hour), loc)
-	for lo := 0; lo < n; lo += chunk {
-		hi := min(n, lo+chunk)
-		var vehicles, periods, orders, cycles [][]any
-		for i := lo; i < hi; i++ {
-			vin := SeedVIN(i)
-			owner := SeedOwner(i)
-			bucket := (i * 37) % 1000 // a deterministic spread of situations
-			back := time.Duration((i*7919)%(365*24*60)) * time.Minute
-			lapsed := bucket < mix.LapsedPerMille+mix.PaidPerMille
-			if lapsed {
-				back += 395 * 24 * time.Hour
+	f := seedFleet{mix: mix, monthly: monthly, yearly: yearly, trial: cat.Trial, loc: loc, now: now,
+		cur: billing.CycleAt(now, loc)}
+	f.prev = billing.CycleAt(f.cur.Start.Add(-time.Hour), loc)
+	bulk := []pragma{{"synchronous", 0}, {"cache_size", -256 << 10}}
+	return db.withWriterPragmas(ctx, bulk, func() error {
+		for lo := 0; lo < n; lo += chunk {
+			hi := min(n, lo+chunk)
+			var rows seedRows
+			for i := lo; i < hi; i++ {
+				f.add(&rows, i)
 			}
-			at := utc(now.Add(-back))
-			tp := cat.Trial.TrialPeriod(vin, at, loc)
-			tl := billing.NewTimeline([]billing.Period{tp})
-			periods = append(periods, []any{fmt.Sprintf("per_seed_%d", i), string(vin), 0, string(billing.SourceTrial), nil,
-				string(billing.SourceTrial), 0, tp.DataBytesPerMonth, nil, utc(tp.StartsAt), utc(tp.EndsAt), utc(now), utc(now)})
-			var paidAt time.Time
-			switch {
-			case bucket >= mix.LapsedPerMille && bucket < mix.LapsedPerMille+mix.PaidPerMille:
-				paidAt = utc(now.Add(-time.Duration(i%(20*24*60)) * time.Minute)) // within the last 20 days
-			case bucket >= mix.LapsedPerMille+mix.PaidPerMille && bucket < mix.LapsedPerMille+mix.PaidPerMille+mix.AheadPerMille:
-				paidAt = utc(now.Add(-time.Duration(i%(24*60)) * time.Minute))
-				if paidAt.Before(at) {
-					paidAt = at
-				}
-			}
-			if !paidAt.IsZero() {
-				prod := yearly
-				if (i*13)%1000 < mix.MonthlyPerMille {
-					prod = monthly
-				}
-				start := billing.PaidStart(paidAt, tp.EndsAt)
-				end := billing.PaidEnd(start, prod.Days, loc)
-				oid := fmt.Sprintf("ord_seed_%d", i)
-				orders = append(orders, []any{oid, string(vin), owner, prod.Code, prod.PriceFen, billing.Currency, prod.Days,
-					prod.DataBytesPerMonth, "paid", paidAt, paidAt.Add(30 * time.Minute), paidAt, "tx_seed_" + oid, utc(now)})
-				periods = append(periods, []any{fmt.Sprintf("per_seed_%d_1", i), string(vin), 1, string(billing.SourceOrder), oid,
-					prod.Code, prod.Days, prod.DataBytesPerMonth, paidAt, utc(start), utc(end), utc(now), utc(now)})
-				tl.Periods = append(tl.Periods, billing.Period{StartsAt: start, EndsAt: end, Seq: 1})
-			}
-			vehicles = append(vehicles, []any{string(vin), owner, "seed", at, utc(tl.End()), utc(now), utc(now)})
-			if (i*53)%1000 < mix.UsagePerMille {
-				for k, c := range []billing.Cycle{prev, cur} {
-					// Usage from the later of the activation and the
-					// cycle's start until some time before now.
-					from, to := maxTime(at, c.Start), minTime(c.End, now)
-					if !from.Before(to) {
-						continue
-					}
-					span := to.Sub(from)
-					ended := utc(from.Add(span / 1000 * time.Duration(500+(i*7+k*11)%500)))
-					ent := int64((i*97+k*31)%4000) << 20     // 0 to ~4 GB
-					basic := int64(1+(i*89+k*17)%1000) << 20 // 1 MB to ~1 GB
-					if !tl.End().After(from) {
-						ent = 0 // not covered: premium features go over a hotspot, if at all
-					}
-					cycles = append(cycles, []any{string(vin), c.Key(), ent, basic, 1 + (i+k)%200, ended, utc(now)})
-				}
+			if err := db.write(ctx, nil, rows.insert); err != nil {
+				return fmt.Errorf("seed vehicles %d-%d: %w", lo, hi, err)
 			}
 		}
-		err := db.tx(ctx, func(tx *gorm.DB) error {
-			if err := bulkInsert(tx, "vehicles", vcols, vehicles); err != nil {
-				return err
-			}
-			if err := bulkInsert(tx, "orders", ocols, orders); err != nil {
-				return err
-			}
-			if err := bulkInsert(tx, "usage_cycles", ucols, cycles); err != nil {
-				return err
-			}
-			return bulkInsert(tx, "periods", pcols, periods)
-		})
-		if err != nil {
-			return fmt.Errorf("seed vehicles %d-%d: %w", lo, hi, err)
+		return nil
+	})
+}
+
+// seedFleet derives the seeded vehicles from their index.
+type seedFleet struct {
+	mix             SeedMix
+	monthly, yearly billing.Product
+	trial           billing.TrialTerms
+	loc             *time.Location
+	now             time.Time
+	cur, prev       billing.Cycle
+}
+
+// seedRows are the rows of a chunk of seeded vehicles.
+type seedRows struct {
+	vehicles, periods, orders, cycles [][]any
+}
+
+var (
+	seedVehicleCols = []string{"vin", "owner_id", "model", "activated_at", "coverage_ends_at", "created_at", "updated_at"}
+	seedPeriodCols  = []string{"id", "vin", "seq", "source", "order_id", "product", "days", "data_bytes_per_month", "paid_at", "starts_at", "ends_at", "created_at", "updated_at"}
+	seedOrderCols   = []string{"id", "vin", "owner_id", "product", "amount_fen", "currency", "days", "data_bytes_per_month", "status", "created_at", "expires_at", "paid_at", "transaction_id", "updated_at"}
+	seedCycleCols   = []string{"vin", "cycle", "entertainment_bytes", "basic_bytes", "records", "last_ended_at", "updated_at"}
+)
+
+func (r *seedRows) insert(tx *Tx) error {
+	for _, t := range []struct {
+		table string
+		cols  []string
+		rows  [][]any
+	}{
+		{"vehicles", seedVehicleCols, r.vehicles},
+		{"orders", seedOrderCols, r.orders},
+		{"usage_cycles", seedCycleCols, r.cycles},
+		{"periods", seedPeriodCols, r.periods},
+	} {
+		if err := bulkInsert(tx, t.table, t.cols, t.rows); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
+// add appends the rows of the i-th vehicle.
+func (f *seedFleet) add(r *seedRows, i int) {
+	now, loc := utc(f.now), f.loc
+	vin := SeedVIN(i)
+	owner := SeedOwner(i)
+	bucket := (i * 37) % 1000 // a deterministic spread of situations
+	back := time.Duration((i*7919)%(365*24*60)) * time.Minute
+	if bucket < f.mix.LapsedPerMille+f.mix.PaidPerMille {
+		back += 395 * 24 * time.Hour
+	}
+	at := utc(f.now.Add(-back))
+	tp := f.trial.TrialPeriod(vin, at, loc)
+	tl := billing.NewTimeline([]billing.Period{tp})
+	r.periods = append(r.periods, []any{fmt.Sprintf("per_seed_%d", i), string(vin), 0, string(billing.SourceTrial), nil,
+		string(billing.SourceTrial), 0, tp.DataBytesPerMonth, nil, utc(tp.StartsAt), utc(tp.EndsAt), now, now})
+	if paidAt := f.paidAt(i, bucket, at); !paidAt.IsZero() {
+		prod := f.yearly
+		if (i*13)%1000 < f.mix.MonthlyPerMille {
+			prod = f.monthly
+		}
+		start := billing.PaidStart(paidAt, tp.EndsAt)
+		end := billing.PaidEnd(start, prod.Days, loc)
+		oid := fmt.Sprintf("ord_seed_%d", i)
+		r.orders = append(r.orders, []any{oid, string(vin), owner, prod.Code, prod.PriceFen, billing.Currency, prod.Days,
+			prod.DataBytesPerMonth, "paid", paidAt, paidAt.Add(30 * time.Minute), paidAt, "tx_seed_" + oid, now})
+		r.periods = append(r.periods, []any{fmt.Sprintf("per_seed_%d_1", i), string(vin), 1, string(billing.SourceOrder), oid,
+			prod.Code, prod.Days, prod.DataBytesPerMonth, paidAt, utc(start), utc(end), now, now})
+		tl.Periods = append(tl.Periods, billing.Period{StartsAt: start, EndsAt: end, Seq: 1})
+	}
+	r.vehicles = append(r.vehicles, []any{string(vin), owner, "seed", at, utc(tl.End()), now, now})
+	if (i*53)%1000 < f.mix.UsagePerMille {
+		r.cycles = append(r.cycles, f.usage(i, vin, at, tl.End())...)
+	}
+}
+
+// paidAt is when the i-th vehicle bought its package (zero: none).
+func (f *seedFleet) paidAt(i, bucket int, activated time.Time) time.Time {
+	m := f.mix
+	switch {
+	case bucket >= m.LapsedPerMille && bucket < m.LapsedPerMille+m.PaidPerMille:
+		return utc(f.now.Add(-time.Duration(i%(20*24*60)) * time.Minute)) // within the last 20 days
+	case bucket >= m.LapsedPerMille+m.PaidPerMille && bucket < m.LapsedPerMille+m.PaidPerMille+m.AheadPerMille:
+		return maxTime(utc(f.now.Add(-time.Duration(i%(24*60))*time.Minute)), activated)
+	}
+	return time.Time{}
+}
+
+// usage returns the usage aggregates of the i-th vehicle for the previous
+// and the current cycle: from the later of the activation and the cycle's
+// start until some time before now.
+func (f *seedFleet) usage(i int, vin billing.VIN, activated, coverageEnd time.Time) [][]any {
+	var out [][]any
+	for k, c := range []billing.Cycle{f.prev, f.cur} {
+		from, to := maxTime(activated, c.Start), minTime(c.End, f.now)
+		if !from.Before(to) {
+			continue
+		}
+		span := to.Sub(from)
+		ended := utc(from.Add(span / 1000 * time.Duration(500+(i*7+k*11)%500)))
+		ent := int64((i*97+k*31)%4000) << 20     // 0 to ~4 GB
+		basic := int64(1+(i*89+k*17)%1000) << 20 // 1 MB to ~1 GB
+		if !coverageEnd.After(from) {
+			ent = 0 // not covered: premium features go over a hotspot, if at all
+		}
+		out = append(out, []any{string(vin), c.Key(), ent, basic, 1 + (i+k)%200, ended, utc(f.now)})
+	}
+	return out
+}
+
 // bulkInsert writes rows with multi-row INSERT statements small enough for
 // both SQLite's and PostgreSQL's parameter limits, skipping conflicts.
-func bulkInsert(tx *gorm.DB, table string, cols []string, rows [][]any) error {
+func bulkInsert(tx *Tx, table string, cols []string, rows [][]any) error {
 	if len(rows) == 0 {
 		return nil
 	}
@@ -169,7 +205,7 @@ func bulkInsert(tx *gorm.DB, table string, cols []string, rows [][]any) error {
 			args = append(args, rows[i]...)
 		}
 		sb.WriteString(" ON CONFLICT DO NOTHING")
-		if err := tx.Exec(sb.String(), args...).Error; err != nil {
+		if err := tx.g.Exec(sb.String(), args...).Error; err != nil {
 			return fmt.Errorf("insert into %s: %w", table, err)
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"sync"
 	"time"
 
 	"entitlements/billing"
@@ -31,26 +30,10 @@ LEFT JOIN periods p ON p.vin = v.vin
 WHERE v.vin = $2
 ORDER BY p.seq`
 
-// readStmt is a statement prepared once on the reader pool (database/sql
-// prepares it again, transparently, on each connection that runs it).
-type readStmt struct {
-	once sync.Once
-	stmt *sql.Stmt
-	err  error
-}
-
-func (db *DB) snapshotStmt(ctx context.Context) (*sql.Stmt, error) {
-	rs := &db.snapshot
-	rs.once.Do(func() {
-		r, err := db.read.DB()
-		if err != nil {
-			rs.err = err
-			return
-		}
-		rs.stmt, rs.err = r.PrepareContext(ctx, snapshotQuery)
-	})
-	return rs.stmt, rs.err
-}
+// snapshotStmt is the snapshot read, prepared once on the reader pool
+// (database/sql prepares it again, transparently, on each connection that
+// runs it).
+var snapshotStmt = statement{key: "read/snapshot", query: func() string { return snapshotQuery }}
 
 // Snapshot returns what vin's entitlement in cycle is computed from, or
 // EVehicleNotFound. It is one indexed statement on the reader pool.
@@ -70,7 +53,7 @@ func (db *DB) Snapshot(ctx context.Context, vin billing.VIN, cycle billing.Cycle
 }
 
 func (db *DB) readSnapshot(ctx context.Context, vin billing.VIN, cycle billing.Cycle) (billing.Snapshot, error) {
-	stmt, err := db.snapshotStmt(ctx)
+	stmt, err := db.reads.onPool(ctx, snapshotStmt)
 	if err != nil {
 		return billing.Snapshot{}, fmt.Errorf("prepare snapshot: %w", err)
 	}

@@ -20,15 +20,11 @@ func TestWriterSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	var cache, auto, limit int
-	if err := db.Gorm().Raw(`PRAGMA cache_size`).Scan(&cache).Error; err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Gorm().Raw(`PRAGMA wal_autocheckpoint`).Scan(&auto).Error; err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Gorm().Raw(`PRAGMA journal_size_limit`).Scan(&limit).Error; err != nil {
-		t.Fatal(err)
+	var cache, auto, limit int64
+	for name, v := range map[string]*int64{"cache_size": &cache, "wal_autocheckpoint": &auto, "journal_size_limit": &limit} {
+		if *v, err = db.WriterPragma(name); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if cache != -32*1024 || auto != 0 || limit != 256<<20 {
 		t.Errorf("writer cache_size = %d, wal_autocheckpoint = %d, journal_size_limit = %d; want %d, 0 and %d",

@@ -7,18 +7,17 @@ import (
 	"time"
 
 	"entitlements/billing"
-
-	"gorm.io/gorm"
 )
 
 // The payment notification's transaction is the busiest write of the
 // service, and on SQLite it runs on the one writer: every microsecond it
-// holds the writer is a microsecond no other payment can use. Its reads
-// and writes are therefore statements prepared once (prepareWrites),
-// scanned by hand, instead of gorm's reflection, which cost as much as
-// SQLite's own work on this path. The reads of an order, a vehicle and a
-// timeline are the same functions in every transaction and on the
-// reader pool (a querier says where they run).
+// holds the writer is a microsecond no other payment can use
+// (BenchmarkApplyPayment). Its reads and writes are therefore statements
+// prepared once (stmtCache), scanned by hand, instead of gorm's
+// reflection, which cost as much as SQLite's own work on this path. The
+// reads of an order, a vehicle and a timeline are the same functions in
+// every transaction and on the reader pool (a querier says where they
+// run).
 
 // The columns read, instants through timeCol.
 func (db *DB) orderColumns() string {
@@ -94,50 +93,19 @@ func (db *DB) orderPaidStmt() statement {
 	}}
 }
 
-// preparePayments prepares the payment statements once (Migrate calls it).
-func (db *DB) preparePayments(ctx context.Context) error {
-	return db.prepareWrites(ctx, "payment", func() []statement {
-		return []statement{db.orderStmt(), db.vehicleStmt(false), db.vehicleStmt(true), db.timelineStmt(), db.claimEventStmt(),
-			db.insertPeriodStmt(), db.coverageEndStmt(), db.orderPaidStmt()}
-	})
-}
-
-// querier runs a read statement: in a transaction (inTx) or on the
+// querier runs a read statement: in a transaction (Tx.query) or on the
 // reader pool (onReader).
 type querier func(st statement, args ...any) (*sql.Rows, error)
-
-func (db *DB) inTx(tx *gorm.DB) querier {
-	return func(st statement, args ...any) (*sql.Rows, error) { return db.txQuery(tx, st, args...) }
-}
 
 // onReader runs statements prepared once on the reader pool.
 func (db *DB) onReader(ctx context.Context) querier {
 	return func(st statement, args ...any) (*sql.Rows, error) {
-		s, err := db.readerStmt(ctx, st)
+		s, err := db.reads.onPool(ctx, st)
 		if err != nil {
 			return nil, err
 		}
 		return s.QueryContext(ctx, args...)
 	}
-}
-
-func (db *DB) readerStmt(ctx context.Context, st statement) (*sql.Stmt, error) {
-	if s, ok := db.readStmts.Load(st.key); ok {
-		return s.(*sql.Stmt), nil
-	}
-	r, err := db.read.DB()
-	if err != nil {
-		return nil, err
-	}
-	s, err := r.PrepareContext(ctx, st.query())
-	if err != nil {
-		return nil, fmt.Errorf("prepare %s: %w", st.key, err)
-	}
-	if prev, loaded := db.readStmts.LoadOrStore(st.key, s); loaded {
-		s.Close() // another caller prepared it first
-		return prev.(*sql.Stmt), nil
-	}
-	return s, nil
 }
 
 // order reads order id, or EOrderNotFound.
@@ -221,12 +189,12 @@ func (db *DB) timeline(q querier, vin billing.VIN) (billing.Timeline, error) {
 
 // txClaimEvent records the notification unless its event_id was seen;
 // it reports whether this call recorded it.
-func (db *DB) txClaimEvent(tx *gorm.DB, p billing.Payment, outcome billing.PaymentOutcome, now time.Time) (bool, error) {
+func (db *DB) txClaimEvent(tx *Tx, p billing.Payment, outcome billing.PaymentOutcome, now time.Time) (bool, error) {
 	var paidAt any
 	if !p.PaidAt.IsZero() {
 		paidAt = db.timeArg(p.PaidAt)
 	}
-	res, err := db.txExec(tx, db.claimEventStmt(), p.EventID, p.OrderID, string(p.Status), string(outcome),
+	res, err := tx.exec(db.claimEventStmt(), p.EventID, p.OrderID, string(p.Status), string(outcome),
 		p.AmountFen, p.Currency, paidAt, p.TransactionID, db.timeArg(now))
 	if err != nil {
 		return false, fmt.Errorf("record payment %s: %w", p.EventID, err)
@@ -239,7 +207,8 @@ func (db *DB) txClaimEvent(tx *gorm.DB, p billing.Payment, outcome billing.Payme
 }
 
 // txInsertPeriod inserts the period row r.
-func (db *DB) txInsertPeriod(tx *gorm.DB, r periodRow) error {
+func (db *DB) txInsertPeriod(tx *Tx, r periodRow) error {
+	tx.touch(billing.VIN(r.VIN))
 	var orderID, paid, refunded any
 	if r.OrderID != nil {
 		orderID = *r.OrderID
@@ -250,7 +219,7 @@ func (db *DB) txInsertPeriod(tx *gorm.DB, r periodRow) error {
 	if r.RefundedAt != nil {
 		refunded = db.timeArg(*r.RefundedAt)
 	}
-	_, err := db.txExec(tx, db.insertPeriodStmt(), r.ID, r.VIN, r.Seq, r.Source, orderID, r.Product, r.Days, r.DataBytesPerMonth,
+	_, err := tx.exec(db.insertPeriodStmt(), r.ID, r.VIN, r.Seq, r.Source, orderID, r.Product, r.Days, r.DataBytesPerMonth,
 		paid, db.timeArg(r.StartsAt), db.timeArg(r.EndsAt), refunded, db.timeArg(r.CreatedAt), db.timeArg(r.UpdatedAt))
 	return err
 }

@@ -5,24 +5,27 @@ import (
 	"database/sql"
 	"fmt"
 	"sync"
-
-	"gorm.io/gorm"
 )
 
-// stmtCache holds statements prepared on the writer's *sql.DB, for the
-// bulk paths whose statements are large (multi-row INSERTs of thousands of
-// variables) and costly to compile. Statements are named by a short key.
+// stmtCache is the store's one statement cache: statements prepared once
+// on a pool (the writer's, or the readers'), by a short key. Every
+// statement the store sends by hand goes through one: SQLite compiles a
+// statement in about as long as a payment's writes take to run, and the
+// bulk statements of usage ingest hold thousands of variables.
 //
-// gorm's PrepareStmt cache does not help inside transactions: a statement
-// it first prepares in a transaction belongs to that transaction, and
-// database/sql's Tx.Stmt prepares it again in every later transaction. A
-// statement prepared on the *sql.DB instead is reused by Tx.Stmt on every
-// connection where it was prepared once. The set of keys is fixed (see
-// chunkSizes), so the cache is bounded.
+// A statement is prepared on the pool, not in a transaction: database/sql
+// binds a statement prepared in a transaction to it, and prepares it again
+// in every later one, while Tx.Stmt reuses a pool's statement on every
+// connection where it was prepared once. A statement first used inside a
+// transaction is prepared in it and remembered (pending), and promote
+// prepares it on the pool once that transaction has ended: on SQLite the
+// writer pool has one connection, which the transaction holds. The set of
+// keys is fixed (see chunkSizes), so the cache is bounded.
 type stmtCache struct {
-	mu     sync.Mutex // protects the following fields
-	stmts  map[string]*sql.Stmt
-	groups map[string]bool
+	pool    *sql.DB
+	mu      sync.Mutex // protects the following fields
+	stmts   map[string]*sql.Stmt
+	pending map[string]func() string
 }
 
 // statement is a query to prepare under a key; query builds its text,
@@ -32,32 +35,8 @@ type statement struct {
 	query func() string
 }
 
-// prepareWrites prepares the group's statements on the writer pool once,
-// for txStmt. It must run outside a transaction: on SQLite the writer pool
-// has one connection, which a transaction holds.
-func (db *DB) prepareWrites(ctx context.Context, group string, build func() []statement) error {
-	c := &db.stmts
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.groups[group] {
-		return nil
-	}
-	w, err := db.write.DB()
-	if err != nil {
-		return err
-	}
-	if c.stmts == nil {
-		c.stmts, c.groups = map[string]*sql.Stmt{}, map[string]bool{}
-	}
-	for _, st := range build() {
-		s, err := w.PrepareContext(ctx, st.query())
-		if err != nil {
-			return fmt.Errorf("prepare %s: %w", st.key, err)
-		}
-		c.stmts[st.key] = s
-	}
-	c.groups[group] = true
-	return nil
+func newStmtCache(pool *sql.DB) *stmtCache {
+	return &stmtCache{pool: pool, stmts: map[string]*sql.Stmt{}}
 }
 
 func (c *stmtCache) get(key string) *sql.Stmt {
@@ -66,48 +45,66 @@ func (c *stmtCache) get(key string) *sql.Stmt {
 	return c.stmts[key]
 }
 
-// sqlTx returns the *sql.Tx under a gorm transaction.
-func sqlTx(tx *gorm.DB) (*sql.Tx, error) {
-	switch p := tx.Statement.ConnPool.(type) {
-	case *sql.Tx:
-		return p, nil
-	case *gorm.PreparedStmtTX:
-		if t, ok := p.Tx.(*sql.Tx); ok {
-			return t, nil
-		}
+// onPool returns st prepared on the pool, preparing it the first time.
+// The caller must not hold a transaction of a pool with one connection.
+func (c *stmtCache) onPool(ctx context.Context, st statement) (*sql.Stmt, error) {
+	if s := c.get(st.key); s != nil {
+		return s, nil
 	}
-	return nil, fmt.Errorf("not in a database/sql transaction (%T)", tx.Statement.ConnPool)
+	s, err := c.pool.PrepareContext(ctx, st.query())
+	if err != nil {
+		return nil, fmt.Errorf("prepare %s: %w", st.key, err)
+	}
+	return c.keep(st.key, s), nil
 }
 
-// txStmt returns the statement st for use in tx: the one prepareWrites
-// prepared under its key (compiled once per connection), or else one
-// prepared in tx.
-func (db *DB) txStmt(tx *gorm.DB, st statement) (*sql.Stmt, error) {
-	t, err := sqlTx(tx)
-	if err != nil {
-		return nil, err
+// keep stores s under key unless another caller prepared it first, and
+// returns the statement kept.
+func (c *stmtCache) keep(key string, s *sql.Stmt) *sql.Stmt {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if prev := c.stmts[key]; prev != nil {
+		s.Close()
+		return prev
 	}
-	ctx := tx.Statement.Context
-	if s := db.stmts.get(st.key); s != nil {
+	c.stmts[key] = s
+	return s
+}
+
+// inTx returns st for use in t: the pool's statement bound to t, or one
+// prepared in t, which promote prepares on the pool afterwards.
+func (c *stmtCache) inTx(ctx context.Context, t *sql.Tx, st statement) (*sql.Stmt, error) {
+	c.mu.Lock()
+	s := c.stmts[st.key]
+	if s == nil {
+		if c.pending == nil {
+			c.pending = map[string]func() string{}
+		}
+		c.pending[st.key] = st.query
+	}
+	c.mu.Unlock()
+	if s != nil {
 		return t.StmtContext(ctx, s), nil
 	}
-	return t.PrepareContext(ctx, st.query())
+	s, err := t.PrepareContext(ctx, st.query())
+	if err != nil {
+		return nil, fmt.Errorf("prepare %s: %w", st.key, err)
+	}
+	return s, nil
 }
 
-// txQuery runs st with args in tx through txStmt.
-func (db *DB) txQuery(tx *gorm.DB, st statement, args ...any) (*sql.Rows, error) {
-	s, err := db.txStmt(tx, st)
-	if err != nil {
-		return nil, err
+// promote prepares on the pool the statements first used in a
+// transaction. The caller holds no transaction of the pool. A statement
+// that fails to prepare (a table a later migration creates) stays
+// unprepared until it is used again.
+func (c *stmtCache) promote(ctx context.Context) {
+	c.mu.Lock()
+	pending := c.pending
+	c.pending = nil
+	c.mu.Unlock()
+	for key, query := range pending {
+		if s, err := c.pool.PrepareContext(ctx, query()); err == nil {
+			c.keep(key, s)
+		}
 	}
-	return s.QueryContext(tx.Statement.Context, args...)
-}
-
-// txExec runs st with args in tx through txStmt.
-func (db *DB) txExec(tx *gorm.DB, st statement, args ...any) (sql.Result, error) {
-	s, err := db.txStmt(tx, st)
-	if err != nil {
-		return nil, err
-	}
-	return s.ExecContext(tx.Statement.Context, args...)
 }

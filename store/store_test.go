@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -146,26 +147,44 @@ func TestOpenRejectsUnknownDriver(t *testing.T) {
 
 // TestJobLocksAreSchemaScoped: on PostgreSQL a job's lock is taken per
 // schema. Another replica of the same schema skips the run while it is
-// held; a deployment in another schema of the same database does not.
+// held; a deployment in another schema of the same database does not, nor
+// does another job.
 func TestJobLocksAreSchemaScoped(t *testing.T) {
 	t.Run("postgres", func(t *testing.T) {
 		a, sameSchema := storetest.OpenPair(t, store.Postgres)
 		otherSchema := storetest.Open(t, store.Postgres)
 		ctx := context.Background()
-		ran, err := a.Exclusive(ctx, store.JobRemind, func(ctx context.Context) error {
-			if ran, err := sameSchema.Exclusive(ctx, store.JobRemind, func(context.Context) error { return nil }); err != nil || ran {
-				t.Errorf("same schema while held: ran = %v, %v; want skipped", ran, err)
+		created := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+		now := created.Add(2 * time.Hour)
+		stale := func(db *store.DB, n int) {
+			t.Helper()
+			vin := billing.VIN(billing.FixCheckDigit(fmt.Sprintf("LSVAX4E10P20%05d", n)))
+			if _, _, err := db.Activate(ctx, vin, billing.Activation{ActivatedAt: created, OwnerID: "o1"}, trial, shanghai, created); err != nil {
+				t.Fatal(err)
 			}
-			if ran, err := otherSchema.Exclusive(ctx, store.JobRemind, func(context.Context) error { return nil }); err != nil || !ran {
-				t.Errorf("other schema while held: ran = %v, %v; want run", ran, err)
+			o := billing.NewOrder(vin, "o1", benchMonthly, created, time.Hour)
+			if _, err := db.CreateOrder(ctx, o, billing.IdempotencyKey{Scope: "o1", Key: string(vin), RequestHash: "h"}, renderOrder); err != nil {
+				t.Fatal(err)
 			}
-			if ran, err := sameSchema.Exclusive(ctx, store.JobExpire, func(context.Context) error { return nil }); err != nil || !ran {
-				t.Errorf("another job, same schema: ran = %v, %v; want run", ran, err)
+		}
+		stale(a, 1)
+		stale(otherSchema, 2)
+		cancel := func(db *store.DB, want int, what string) {
+			t.Helper()
+			if n, err := db.CancelStaleOrders(ctx, now, time.Hour); err != nil || n != want {
+				t.Errorf("%s: CancelStaleOrders = %d, %v; want %d", what, n, err, want)
 			}
-			return nil
-		})
-		if err != nil || !ran {
-			t.Fatalf("first holder: ran = %v, %v", ran, err)
+		}
+		release := a.HoldJobLock(ctx, store.JobCancelUnpaid)
+		cancel(sameSchema, 0, "same schema while held")
+		cancel(otherSchema, 1, "other schema while held")
+		if err := release(); err != nil {
+			t.Fatal(err)
+		}
+		release = a.HoldJobLock(ctx, store.JobRemind)
+		cancel(sameSchema, 1, "same schema while another job's lock is held")
+		if err := release(); err != nil {
+			t.Fatal(err)
 		}
 	})
 }

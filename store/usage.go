@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"entitlements/billing"
-
-	"gorm.io/gorm"
 )
 
 // usageMigration stores the carrier's usage feed and its aggregates.
@@ -88,17 +86,7 @@ func usageSchema(recordsOpts string) []string {
 // is created for each threshold the cycle's entertainment usage crosses,
 // in the same transaction.
 func (db *DB) IngestUsage(ctx context.Context, recs []billing.UsageRecord, thresholds []int, loc *time.Location, now time.Time) (billing.IngestResult, error) {
-	if err := db.prepareWrites(ctx, "usage", db.usageStatements); err != nil {
-		return billing.IngestResult{}, fmt.Errorf("ingest usage: %w", err)
-	}
 	var res billing.IngestResult
-	defer func() {
-		if db.cache != nil {
-			for _, r := range recs {
-				db.cache.forget(r.VIN)
-			}
-		}
-	}()
 	// Vehicles are never deleted, so a VIN found here is still there when
 	// the transaction runs; a vehicle activated in between is rejected as
 	// it would have been a moment earlier. The lookup reads only the VIN
@@ -107,7 +95,7 @@ func (db *DB) IngestUsage(ctx context.Context, recs []billing.UsageRecord, thres
 	if err != nil {
 		return billing.IngestResult{}, fmt.Errorf("ingest usage: %w", err)
 	}
-	err = db.tx(ctx, func(tx *gorm.DB) error {
+	err = db.write(ctx, nil, func(tx *Tx) error {
 		res = billing.IngestResult{}
 		keep := make([]int, 0, len(recs)) // indexes into recs, one per distinct id
 		seen := make(map[string]struct{}, len(recs))
@@ -211,7 +199,7 @@ func aggregateUsage(recs []billing.UsageRecord, inserted []int, cycles []string)
 // quotaNotices creates a quota.threshold notice for every threshold that a
 // cycle's entertainment usage crossed in this batch. The allowance is the
 // one of the period covering the cycle's AllowanceInstant.
-func (db *DB) quotaNotices(tx *gorm.DB, aggs []*usageAgg, thresholds []int, loc *time.Location, now time.Time) error {
+func (db *DB) quotaNotices(tx *Tx, aggs []*usageAgg, thresholds []int, loc *time.Location, now time.Time) error {
 	if len(thresholds) == 0 {
 		return nil
 	}
@@ -310,8 +298,8 @@ func (db *DB) quotaNotices(tx *gorm.DB, aggs []*usageAgg, thresholds []int, loc 
 // how many it deleted. Aggregates are kept.
 func (db *DB) DeleteUsageBefore(ctx context.Context, cutoff time.Time, limit int) (int64, error) {
 	var n int64
-	err := db.tx(ctx, func(tx *gorm.DB) error {
-		res := tx.Exec(`DELETE FROM usage_records WHERE id IN (
+	err := db.write(ctx, nil, func(tx *Tx) error {
+		res := tx.g.Exec(`DELETE FROM usage_records WHERE id IN (
 			SELECT id FROM usage_records WHERE started_at < ? ORDER BY started_at LIMIT ?)`, utc(cutoff), limit)
 		n = res.RowsAffected
 		return res.Error
@@ -333,8 +321,8 @@ var usageAllowanceMigration = migration{Version: 41, Name: "periods: allowance i
 // allowanceFloor returns the smallest positive monthly allowance of any
 // period (refunded, ended or future ones included: a floor may be lower
 // than needed, never higher), or 0 when there is none.
-func (db *DB) allowanceFloor(tx *gorm.DB) (int64, error) {
-	rows, err := db.txQuery(tx, allowanceFloorStmt)
+func (db *DB) allowanceFloor(tx *Tx) (int64, error) {
+	rows, err := tx.query(allowanceFloorStmt)
 	if err != nil {
 		return 0, fmt.Errorf("smallest allowance: %w", err)
 	}

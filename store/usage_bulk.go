@@ -3,19 +3,18 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
 
 	"entitlements/billing"
-
-	"gorm.io/gorm"
 )
 
 // The bulk statements of usage ingestion. They go past gorm's SQL builder
 // and row scanning (which cost more than the database on a 10 000-record
-// batch) to statements prepared once per connection (see stmtCache), in
-// the dialect's own placeholder syntax.
+// batch, BenchmarkIngestUsage) to statements prepared once per connection
+// (see stmtCache), in the dialect's own placeholder syntax.
 
 // usageRowsPerStatement is the largest multi-row statement: 7 columns ×
 // 1024 rows = 7168 variables, under SQLite's 32766 and PostgreSQL's 65535.
@@ -26,17 +25,6 @@ const (
 	recordCols = 7 // and received_at, one variable shared by every row
 	cycleCols  = 6 // and updated_at, shared
 )
-
-// usageStatements lists every bulk statement of ingestion, one per
-// statement size chunkSizes can produce, for prepareWrites.
-func (db *DB) usageStatements() []statement {
-	var qs []statement
-	for n := usageRowsPerStatement; n > 0; n /= 2 {
-		qs = append(qs, db.insertRecordsSQL(n, false), db.insertRecordsSQL(n, true),
-			db.upsertCyclesSQL(n), db.ownersSQL(n), db.periodsSQL(n))
-	}
-	return append(qs, allowanceFloorStmt)
-}
 
 // knownVINs returns the records' VINs that an activated vehicle has, read
 // on the reader pool from the VIN index alone (not the vehicle rows, which
@@ -90,9 +78,9 @@ func (db *DB) knownSQL(n int) statement {
 
 // vehicleOwners returns the owner of each of vins (distinct) in tx: one
 // query per 1024.
-func (db *DB) vehicleOwners(tx *gorm.DB, vins []any) (map[billing.VIN]string, error) {
+func (db *DB) vehicleOwners(tx *Tx, vins []any) (map[billing.VIN]string, error) {
 	owners := make(map[billing.VIN]string, len(vins))
-	err := queryChunks(db.inTx(tx), db.ownersSQL, nil, vins, func(rows *sql.Rows) error {
+	err := queryChunks(tx.query, db.ownersSQL, nil, vins, func(rows *sql.Rows) error {
 		var vin, owner string
 		if err := rows.Scan(&vin, &owner); err != nil {
 			return err
@@ -122,7 +110,7 @@ func (db *DB) ownersSQL(n int) statement {
 // savepoint and run again with RETURNING id, which names the rows it
 // inserts. RETURNING is not used always because reading 10 000 returned
 // rows back costs more, on SQLite, than the insert itself.
-func (db *DB) insertUsageRecords(tx *gorm.DB, recs []billing.UsageRecord, keep []int, cycles []string, now time.Time) ([]int, error) {
+func (db *DB) insertUsageRecords(tx *Tx, recs []billing.UsageRecord, keep []int, cycles []string, now time.Time) ([]int, error) {
 	inserted := make([]int, 0, len(keep))
 	args := make([]any, 0, 1+recordCols*usageRowsPerStatement)
 	for _, n := range chunkSizes(len(keep), usageRowsPerStatement) {
@@ -143,35 +131,39 @@ func (db *DB) insertUsageRecords(tx *gorm.DB, recs []billing.UsageRecord, keep [
 	return inserted, nil
 }
 
-func (db *DB) insertRecordChunk(tx *gorm.DB, recs []billing.UsageRecord, part []int, args []any) ([]int, error) {
-	t, err := sqlTx(tx)
+// errSomeExisted rolls a chunk back to its savepoint when some of its ids
+// were there already.
+var errSomeExisted = errors.New("some usage records existed")
+
+func (db *DB) insertRecordChunk(tx *Tx, recs []billing.UsageRecord, part []int, args []any) ([]int, error) {
+	some, err := tx.savepoint("usage_chunk", func() error {
+		res, err := tx.exec(db.insertRecordsSQL(len(part), false), args...)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if int(n) != len(part) {
+			return errSomeExisted
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	ctx := tx.Statement.Context
-	if _, err := t.ExecContext(ctx, `SAVEPOINT usage_chunk`); err != nil {
-		return nil, err
+	if some == nil {
+		return part, nil
 	}
-	res, err := db.txExec(tx, db.insertRecordsSQL(len(part), false), args...)
+	if !errors.Is(some, errSomeExisted) {
+		return nil, some
+	}
+	rows, err := tx.query(db.insertRecordsSQL(len(part), true), args...)
 	if err != nil {
 		return nil, err
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return nil, err
-	}
-	if int(n) == len(part) {
-		_, err := t.ExecContext(ctx, `RELEASE SAVEPOINT usage_chunk`)
-		return part, err
-	}
-	if _, err := t.ExecContext(ctx, `ROLLBACK TO SAVEPOINT usage_chunk`); err != nil {
-		return nil, err
-	}
-	rows, err := db.txQuery(tx, db.insertRecordsSQL(len(part), true), args...)
-	if err != nil {
-		return nil, err
-	}
-	ids := make(map[string]struct{}, n)
+	ids := make(map[string]struct{}, len(part))
 	err = eachRow(rows, func() error {
 		var id string
 		if err := rows.Scan(&id); err != nil {
@@ -181,9 +173,6 @@ func (db *DB) insertRecordChunk(tx *gorm.DB, recs []billing.UsageRecord, part []
 		return nil
 	})
 	if err != nil {
-		return nil, err
-	}
-	if _, err := t.ExecContext(ctx, `RELEASE SAVEPOINT usage_chunk`); err != nil {
 		return nil, err
 	}
 	var got []int
@@ -209,7 +198,7 @@ func (db *DB) insertRecordsSQL(rows int, returning bool) statement {
 // addUsage adds the batch's aggregates to usage_cycles, learning each
 // cycle's new entertainment total from RETURNING. The vehicle's as_of
 // moves with its cycles' last_ended_at (see usageMigration).
-func (db *DB) addUsage(tx *gorm.DB, aggs []*usageAgg, now time.Time) error {
+func (db *DB) addUsage(tx *Tx, aggs []*usageAgg, now time.Time) error {
 	ts := db.timeArg(now)
 	args := make([]any, 0, 1+cycleCols*usageRowsPerStatement)
 	rest := aggs
@@ -221,8 +210,9 @@ func (db *DB) addUsage(tx *gorm.DB, aggs []*usageAgg, now time.Time) error {
 		for _, a := range part {
 			args = append(args, string(a.vin), a.cycle, a.entertainment, a.basic, a.records, db.timeArg(a.lastEndedAt))
 			byKey[string(a.vin)+"/"+a.cycle] = a
+			tx.touch(a.vin)
 		}
-		rows, err := db.txQuery(tx, db.upsertCyclesSQL(n), args...)
+		rows, err := tx.query(db.upsertCyclesSQL(n), args...)
 		if err != nil {
 			return fmt.Errorf("add usage to cycles: %w", err)
 		}
@@ -276,10 +266,10 @@ func (db *DB) greatest() string {
 // timelinesAround loads the timelines of vins with the periods that may
 // contain an instant in [from, to] and whose monthly allowance is between
 // 1 and maxAllowance bytes.
-func (db *DB) timelinesAround(tx *gorm.DB, vins []any, from, to time.Time, maxAllowance int64) (map[billing.VIN]billing.Timeline, error) {
+func (db *DB) timelinesAround(tx *Tx, vins []any, from, to time.Time, maxAllowance int64) (map[billing.VIN]billing.Timeline, error) {
 	byVIN := make(map[billing.VIN][]billing.Period, len(vins))
 	lead := []any{utc(from), utc(to), maxAllowance}
-	err := queryChunks(db.inTx(tx), db.periodsSQL, lead, vins, func(rows *sql.Rows) error {
+	err := queryChunks(tx.query, db.periodsSQL, lead, vins, func(rows *sql.Rows) error {
 		var p billing.Period
 		var vin string
 		var refunded sql.NullTime

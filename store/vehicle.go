@@ -7,7 +7,6 @@ import (
 
 	"entitlements/billing"
 
-	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 )
 
@@ -45,8 +44,7 @@ func (db *DB) Vehicle(ctx context.Context, vin billing.VIN) (billing.Vehicle, er
 // activated_at is EAlreadyActivated. Concurrent calls for one VIN create
 // the vehicle once.
 func (db *DB) Activate(ctx context.Context, vin billing.VIN, a billing.Activation, trial billing.TrialTerms, loc *time.Location, now time.Time) (v billing.Vehicle, created bool, err error) {
-	defer db.forget(vin)
-	err = db.tx(ctx, func(tx *gorm.DB) error {
+	err = db.write(ctx, []billing.VIN{vin}, func(tx *Tx) error {
 		tp := trial.TrialPeriod(vin, a.ActivatedAt, loc)
 		row := vehicleRow{
 			VIN:            string(vin),
@@ -57,12 +55,12 @@ func (db *DB) Activate(ctx context.Context, vin billing.VIN, a billing.Activatio
 			CreatedAt:      utc(now),
 			UpdatedAt:      utc(now),
 		}
-		res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&row)
+		res := tx.g.Clauses(clause.OnConflict{DoNothing: true}).Create(&row)
 		if res.Error != nil {
 			return fmt.Errorf("insert vehicle: %w", res.Error)
 		}
 		if res.RowsAffected == 0 {
-			existing, err := db.vehicle(db.inTx(tx), vin, false)
+			existing, err := db.vehicle(tx.query, vin, false)
 			if err != nil {
 				return err
 			}
@@ -73,7 +71,7 @@ func (db *DB) Activate(ctx context.Context, vin billing.VIN, a billing.Activatio
 			return nil
 		}
 		pr := newPeriodRow(tp, now)
-		if err := tx.Create(&pr).Error; err != nil {
+		if err := tx.g.Create(&pr).Error; err != nil {
 			return fmt.Errorf("insert trial period: %w", err)
 		}
 		v, created = row.vehicle(), true
@@ -88,10 +86,9 @@ func (db *DB) Activate(ctx context.Context, vin billing.VIN, a billing.Activatio
 // its order paid: the money was taken). Transferring to the current owner
 // is a no-op.
 func (db *DB) TransferOwner(ctx context.Context, vin billing.VIN, ownerID string, now time.Time) (billing.Vehicle, error) {
-	defer db.forget(vin)
 	var v billing.Vehicle
-	err := db.tx(ctx, func(tx *gorm.DB) error {
-		cur, err := db.vehicle(db.inTx(tx), vin, true)
+	err := db.write(ctx, []billing.VIN{vin}, func(tx *Tx) error {
+		cur, err := db.vehicle(tx.query, vin, true)
 		if err != nil {
 			return err
 		}
@@ -99,7 +96,7 @@ func (db *DB) TransferOwner(ctx context.Context, vin billing.VIN, ownerID string
 		if cur.OwnerID == ownerID {
 			return nil
 		}
-		err = tx.Model(&vehicleRow{}).Where("vin = ?", string(vin)).
+		err = tx.g.Model(&vehicleRow{}).Where("vin = ?", string(vin)).
 			Updates(map[string]any{"owner_id": ownerID, "updated_at": utc(now)}).Error
 		if err != nil {
 			return fmt.Errorf("transfer %s: %w", vin, err)

@@ -1,0 +1,301 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"entitlements/billing"
+
+	"gorm.io/gorm"
+)
+
+// The write path. Every change the store makes goes through DB.write, and
+// this file is the only one that reaches the writer pool or begins a
+// transaction (TestOneWritePath checks it). write:
+//
+//   - takes the SQLite writer slot (one write transaction at a time, which
+//     the checkpointer also takes to hold writers off), or on PostgreSQL
+//     runs a transaction of its own;
+//   - on SQLite, commits the writes waiting for the slot at the same
+//     moment together (group commit, below);
+//   - after the transaction has ended, invalidates the cached snapshots of
+//     the VINs it was given and of those the write touched (Tx.touch: the
+//     helpers that write vehicles, periods and usage aggregates call it),
+//     committed or not;
+//   - prepares on the pool the statements the transaction was the first
+//     to use (stmtCache.promote), once no transaction holds a connection.
+
+// writer is the writer pool and what guards it.
+type writer struct {
+	writerPool *gorm.DB      // one connection on SQLite (transactions begin IMMEDIATE); the PostgreSQL pool
+	slot       chan struct{} // holds one token while an SQLite write transaction runs
+	stmts      *stmtCache    // statements prepared on pool
+	mu         sync.Mutex    // protects queue
+	queue      []*groupReq   // SQLite writes waiting for a group commit
+}
+
+func newWriter(pool *gorm.DB) (*writer, error) {
+	s, err := pool.DB()
+	if err != nil {
+		return nil, err
+	}
+	return &writer{writerPool: pool, slot: make(chan struct{}, 1), stmts: newStmtCache(s)}, nil
+}
+
+// sqlDB is the writer pool's database/sql handle, for Ping and Close.
+func (w *writer) sqlDB() (*sql.DB, error) { return w.writerPool.DB() }
+
+// Tx is one write's transaction. Its statements run under ctx (on SQLite
+// without cancellation: see uninterrupted).
+type Tx struct {
+	g    *gorm.DB // gorm over the same transaction, for cold paths
+	sql  *sql.Tx
+	ctx  context.Context
+	stmt *stmtCache
+	vins []billing.VIN // snapshots to invalidate once the transaction has ended
+}
+
+// touch marks vins' snapshots to be invalidated after the transaction.
+func (tx *Tx) touch(vins ...billing.VIN) { tx.vins = append(tx.vins, vins...) }
+
+// query runs st in the transaction (a querier).
+func (tx *Tx) query(st statement, args ...any) (*sql.Rows, error) {
+	s, err := tx.stmt.inTx(tx.ctx, tx.sql, st)
+	if err != nil {
+		return nil, err
+	}
+	return s.QueryContext(tx.ctx, args...)
+}
+
+// exec runs st in the transaction.
+func (tx *Tx) exec(st statement, args ...any) (sql.Result, error) {
+	s, err := tx.stmt.inTx(tx.ctx, tx.sql, st)
+	if err != nil {
+		return nil, err
+	}
+	return s.ExecContext(tx.ctx, args...)
+}
+
+// savepoint runs fn inside a savepoint named name. When fn fails, what it
+// did is rolled back and the transaction goes on: fnErr is its error, and
+// err is a failure of the savepoint statements themselves (which leaves
+// the transaction unusable).
+func (tx *Tx) savepoint(name string, fn func() error) (fnErr, err error) {
+	if err := tx.raw(`SAVEPOINT ` + name); err != nil {
+		return nil, err
+	}
+	if fnErr = fn(); fnErr != nil {
+		if err := tx.raw(`ROLLBACK TO SAVEPOINT ` + name); err != nil {
+			return fnErr, err
+		}
+	}
+	return fnErr, tx.raw(`RELEASE SAVEPOINT ` + name)
+}
+
+// raw runs a statement without arguments that is not worth preparing.
+func (tx *Tx) raw(q string) error {
+	if _, err := tx.sql.ExecContext(tx.ctx, q); err != nil {
+		return fmt.Errorf("%s: %w", q, err)
+	}
+	return nil
+}
+
+// write runs fn in a write transaction and then invalidates the cached
+// snapshots of vins and of the VINs fn touched. fn must do its database
+// work through tx alone; on SQLite it may run on another caller's
+// goroutine, in a transaction shared with other writes (group commit), and
+// an error or a panic in it undoes its own work only.
+func (db *DB) write(ctx context.Context, vins []billing.VIN, fn func(tx *Tx) error) error {
+	if db.dialect == SQLite {
+		return db.groupWrite(ctx, vins, fn)
+	}
+	tx := &Tx{ctx: ctx, stmt: db.wr.stmts, vins: slices.Clone(vins)}
+	err := db.wr.writerPool.WithContext(ctx).Transaction(func(g *gorm.DB) error {
+		if err := tx.bind(g); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
+	db.wr.stmts.promote(ctx)
+	db.forget(tx.vins...)
+	return err
+}
+
+func (tx *Tx) bind(g *gorm.DB) error {
+	t, err := sqlTx(g)
+	if err != nil {
+		return err
+	}
+	tx.g, tx.sql = g, t
+	return nil
+}
+
+// sqlTx returns the *sql.Tx under a gorm transaction.
+func sqlTx(g *gorm.DB) (*sql.Tx, error) {
+	switch p := g.Statement.ConnPool.(type) {
+	case *sql.Tx:
+		return p, nil
+	case *gorm.PreparedStmtTX:
+		if t, ok := p.Tx.(*sql.Tx); ok {
+			return t, nil
+		}
+	}
+	return nil, fmt.Errorf("not in a database/sql transaction (%T)", g.Statement.ConnPool)
+}
+
+// Group commit. On SQLite every write transaction queues for the one
+// writer, and a payment's commit cost as much as all its statements
+// (writing its pages to the WAL; BenchmarkApplyPayment). The writes that
+// wait at the same moment therefore share one transaction: the caller
+// that gets the write slot runs every queued write, each in a savepoint of
+// its own, and commits them together. Each write still succeeds or fails
+// on its own (a failing one is rolled back to its savepoint and gets its
+// error), and none returns before the commit that makes it durable; if
+// that commit fails, every write of the group gets the error and nothing
+// of the group is applied. The writes of a group see each other as if run
+// one after the other, which they are.
+
+// maxGroup bounds the writes of one group, and so how long the writer is
+// held at a time. The statements of a group do not run under the context
+// of any one caller: SQLite rolls back the whole transaction when a
+// statement in it is interrupted, so one caller going away must not
+// cancel its neighbours' writes (see uninterrupted).
+const maxGroup = 64
+
+type groupState = int32
+
+const (
+	groupQueued groupState = iota
+	groupTaken
+	groupCancelled
+)
+
+type groupReq struct {
+	fn    func(tx *Tx) error
+	vins  []billing.VIN
+	state atomic.Int32
+	done  chan error // buffered: the runner never blocks on a caller
+}
+
+func (db *DB) groupWrite(ctx context.Context, vins []billing.VIN, fn func(tx *Tx) error) error {
+	w := db.wr
+	req := &groupReq{fn: fn, vins: slices.Clone(vins), done: make(chan error, 1)}
+	w.mu.Lock()
+	w.queue = append(w.queue, req)
+	w.mu.Unlock()
+	for {
+		select {
+		case err := <-req.done: // a group (perhaps run by this caller) included fn
+			return err
+		case w.slot <- struct{}{}:
+			// The slot is ours: run the oldest queued writes. fn is among
+			// them unless more than maxGroup were queued before it; then
+			// this caller waits, or runs the next group, like any other.
+			db.runGroup()
+			<-w.slot
+		case <-ctx.Done():
+			if req.state.CompareAndSwap(groupQueued, groupCancelled) {
+				return ctx.Err()
+			}
+			return <-req.done // taken already: its outcome is the truth
+		}
+	}
+}
+
+// runGroup runs the queued writes in one transaction; the caller holds
+// the slot.
+func (db *DB) runGroup() {
+	w := db.wr
+	w.mu.Lock()
+	n := min(len(w.queue), maxGroup)
+	batch := make([]*groupReq, 0, n)
+	for _, r := range w.queue[:n] {
+		if r.state.CompareAndSwap(groupQueued, groupTaken) {
+			batch = append(batch, r)
+		}
+	}
+	w.queue = append(w.queue[:0], w.queue[n:]...)
+	w.mu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	ctx := context.Background() // see uninterrupted
+	errs := make([]error, len(batch))
+	err := w.writerPool.WithContext(ctx).Transaction(func(g *gorm.DB) error {
+		for i, r := range batch {
+			tx := &Tx{ctx: ctx, stmt: w.stmts, vins: r.vins}
+			if err := tx.bind(g); err != nil {
+				return err
+			}
+			ferr, err := tx.savepoint("grp", func() error { return runSafely(r.fn, tx) })
+			errs[i], r.vins = ferr, tx.vins
+			if err != nil {
+				return fmt.Errorf("group commit: %w", err)
+			}
+		}
+		return nil
+	})
+	w.stmts.promote(ctx)
+	for i, r := range batch {
+		db.forget(r.vins...)
+		if err != nil && errs[i] == nil {
+			errs[i] = err
+		}
+		r.done <- errs[i]
+	}
+}
+
+// runSafely runs fn, turning a panic into an error: it runs on another
+// caller's goroutine, whose request must not die of it, and the rest of
+// the group must still be answered.
+func runSafely(fn func(tx *Tx) error, tx *Tx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic in a grouped write: %v\n%s", p, debug.Stack())
+		}
+	}()
+	return fn(tx)
+}
+
+// withWriterPragmas runs fn with the SQLite writer connection's PRAGMAs
+// set as given (name to value), and sets them back to the values they had
+// before, also when fn fails. Meant for bulk loads; a no-op wrapper on
+// PostgreSQL.
+func (db *DB) withWriterPragmas(ctx context.Context, set []pragma, fn func() error) (err error) {
+	if db.dialect != SQLite || len(set) == 0 {
+		return fn()
+	}
+	g := db.wr.writerPool.WithContext(ctx)
+	prev := make([]pragma, 0, len(set))
+	defer func() {
+		for _, p := range slices.Backward(prev) {
+			if e := g.Exec("PRAGMA " + p.name + " = " + strconv.FormatInt(p.value, 10)).Error; e != nil {
+				err = errors.Join(err, fmt.Errorf("restore PRAGMA %s: %w", p.name, e))
+			}
+		}
+	}()
+	for _, p := range set {
+		var old int64
+		if err := g.Raw("PRAGMA " + p.name).Row().Scan(&old); err != nil {
+			return fmt.Errorf("read PRAGMA %s: %w", p.name, err)
+		}
+		if err := g.Exec("PRAGMA " + p.name + " = " + strconv.FormatInt(p.value, 10)).Error; err != nil {
+			return fmt.Errorf("set PRAGMA %s: %w", p.name, err)
+		}
+		prev = append(prev, pragma{p.name, old})
+	}
+	return fn()
+}
+
+// pragma is an integer SQLite setting.
+type pragma struct {
+	name  string
+	value int64
+}
