@@ -45,4 +45,4 @@ func CycleAt(t time.Time, loc *time.Location) Cycle {
 }
 
 // Key returns the cycle as "YYYY-MM", the form stored with aggregates.
-func (c Cycle) Key() string { return c.Start.Format("2006-01") }
+func (c Cycle) Key() string { return monthKey(c.Start) }

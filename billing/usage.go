@@ -133,9 +133,22 @@ func (r UsageRecord) Validate(t UsageTerms, now time.Time) (code, detail string)
 }
 
 // CycleKey returns the key ("YYYY-MM") of the local calendar month of loc
-// in which the record counts: the month of its start.
+// in which the record counts: the month of its start. Ingest computes it
+// for every record (BenchmarkIngestUsage): it builds no Cycle.
 func (r UsageRecord) CycleKey(loc *time.Location) string {
-	return CycleAt(r.StartedAt, loc).Key()
+	return monthKey(r.StartedAt.In(loc))
+}
+
+// monthKey is t's year and month as "YYYY-MM", like
+// t.Format("2006-01") without the general formatter.
+func monthKey(t time.Time) string {
+	y, m, _ := t.Date()
+	if y < 0 || y > 9999 {
+		return t.Format("2006-01")
+	}
+	b := [7]byte{byte('0' + y/1000), byte('0' + y/100%10), byte('0' + y/10%10), byte('0' + y%10), '-',
+		byte('0' + m/10), byte('0' + m%10)}
+	return string(b[:])
 }
 
 // ParseCycleKey returns the cycle of loc named by a "YYYY-MM" key.

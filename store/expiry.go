@@ -23,9 +23,10 @@ type coverageCandidate struct {
 // and returns how many notices it created.
 func (db *DB) CreateExpiredNotices(ctx context.Context, now time.Time, maxAge time.Duration, loc *time.Location, batch int) (int, error) {
 	args := []any{string(billing.NoticeExpired)}
-	return db.createCoverageNotices(ctx, JobExpire, now, batch, now.Add(-maxAge), now, db.expiredWhere(), args, func(c coverageCandidate) billing.Notice {
-		return billing.ExpiredNotice(billing.VIN(c.VIN), c.OwnerID, c.CoverageEndsAt, loc)
-	})
+	return db.createCoverageNotices(ctx, JobExpire, now, batch, now.Add(-maxAge), now, db.expiredWhere(), args, nil,
+		func(c coverageCandidate) billing.Notice {
+			return billing.ExpiredNotice(billing.VIN(c.VIN), c.OwnerID, c.CoverageEndsAt, loc)
+		})
 }
 
 // expiredWhere keeps the vehicles without a coverage.expired notice (the
@@ -58,13 +59,14 @@ func (db *DB) coverageQuery(where string, next bool) string {
 
 // createCoverageNotices selects the vehicles whose coverage_ends_at is in
 // (lower, upper] and that match where (over vehicles v; args are its
-// parameters) in (coverage_ends_at, vin) order,
-// batch at a time, and inserts a notice built for each, one job
-// transaction per batch. Each batch starts after the last vehicle of the
+// parameters) in (coverage_ends_at, vin) order, batch at a time, keeps
+// those keep accepts (all when keep is nil) and inserts a notice built
+// for each, one job transaction per batch. Each batch starts after the last vehicle of the
 // previous one (keyset), so a run reads the range once however many
 // batches it takes.
 func (db *DB) createCoverageNotices(ctx context.Context, job string, now time.Time, batch int, lower, upper time.Time,
-	where string, args []any, build func(coverageCandidate) billing.Notice) (int, error) {
+	where string, args []any, keep func(tx *Tx, cs []coverageCandidate) ([]coverageCandidate, error),
+	build func(coverageCandidate) billing.Notice) (int, error) {
 	total := 0
 	var after *coverageCandidate
 	for {
@@ -81,8 +83,14 @@ func (db *DB) createCoverageNotices(ctx context.Context, job string, now time.Ti
 			if cs, err = coverageCandidates(tx, q, qargs); err != nil {
 				return err
 			}
-			ns := make([]billing.Notice, len(cs))
-			for i, c := range cs {
+			kept := cs
+			if keep != nil && len(cs) > 0 {
+				if kept, err = keep(tx, cs); err != nil {
+					return err
+				}
+			}
+			ns := make([]billing.Notice, len(kept))
+			for i, c := range kept {
 				ns[i] = build(c)
 			}
 			created, err = db.insertNotices(tx, ns, now)

@@ -25,16 +25,12 @@ type paymentRow struct {
 
 func (paymentRow) TableName() string { return "payments" }
 
-// ApplyPayment records the notification p and applies it, in one
-// transaction with the vehicle locked:
-//   - a succeeded payment of the order's amount and currency makes the
-//     order paid (even if it had been cancelled as stale: the money was
-//     taken), appends its period to the timeline at
-//     max(paid_at, end of the coverage before it), keeps
-//     vehicles.coverage_ends_at up to date and writes the order.paid notice;
-//   - a failed payment is recorded and the order stays as it was;
-//   - a payment of an order already paid (another event) changes nothing;
-//   - a wrong amount or currency is recorded and refused: EAmountMismatch.
+// ApplyPayment records the notification p and applies it as
+// billing.PayOrder decides, in one transaction with the vehicle locked:
+// the payment row with its outcome and, for an applied payment, the new
+// period (and any period the layout moved), vehicles.coverage_ends_at,
+// the paid order and the order.paid notice. A refused payment is recorded
+// and returns EAmountMismatch.
 //
 // The event_id makes it idempotent: a repeat returns the order and the
 // error of the first delivery and changes nothing. Returns EOrderNotFound.
@@ -43,8 +39,8 @@ func (db *DB) ApplyPayment(ctx context.Context, p billing.Payment, loc *time.Loc
 		o       billing.Order
 		refused error
 	)
+	now, p.PaidAt = utc(now), utc(p.PaidAt) // what is stored is what the plan is computed from
 	err := db.write(ctx, nil, func(tx *Tx) error {
-		refused = nil
 		var err error
 		if o, err = db.order(tx.query, p.OrderID); err != nil {
 			return err
@@ -58,36 +54,25 @@ func (db *DB) ApplyPayment(ctx context.Context, p billing.Payment, loc *time.Loc
 				return err
 			}
 		}
-		outcome := paymentOutcome(p, o)
-		claimed, err := db.txClaimEvent(tx, p, outcome, now)
+		tl, err := db.timeline(tx.query, o.VIN)
+		if err != nil {
+			return err
+		}
+		plan := billing.PayOrder(o, p, tl, v.OwnerID, newID("per", now), loc, now)
+		claimed, err := db.txClaimEvent(tx, p, plan.Outcome, now)
 		if err != nil {
 			return err
 		}
 		if !claimed {
-			var prev paymentRow
-			if err := tx.g.Where("event_id = ?", p.EventID).Take(&prev).Error; err != nil {
-				return fmt.Errorf("read payment %s: %w", p.EventID, err)
-			}
-			if prev.OrderID != o.ID {
-				if o, err = db.order(tx.query, prev.OrderID); err != nil {
-					return err
-				}
-			}
-			outcome = billing.PaymentOutcome(prev.Outcome)
-			if outcome == billing.OutcomeAmountMismatch {
-				refused = billing.Errorf(billing.EAmountMismatch, "payment event %s was refused: amount or currency did not match order %s", p.EventID, o.ID)
-			}
-			return nil
-		}
-		switch outcome {
-		case billing.OutcomeAmountMismatch:
-			refused = p.Check(o)
-			return nil
-		case billing.OutcomeApplied:
-			o, err = db.markPaid(tx, v, o, p, loc, now)
+			o, refused, err = db.replayPayment(tx, p, o)
 			return err
 		}
-		return nil
+		refused = plan.Refused
+		if plan.Outcome != billing.OutcomeApplied {
+			return nil
+		}
+		o = plan.Order
+		return db.txApplyPayment(tx, plan, now)
 	})
 	if err != nil {
 		return billing.Order{}, err
@@ -95,60 +80,44 @@ func (db *DB) ApplyPayment(ctx context.Context, p billing.Payment, loc *time.Loc
 	return o, refused
 }
 
-func paymentOutcome(p billing.Payment, o billing.Order) billing.PaymentOutcome {
-	switch {
-	case p.Check(o) != nil:
-		return billing.OutcomeAmountMismatch
-	case p.Status == billing.PaymentFailed:
-		return billing.OutcomeFailed
-	case o.Paid():
-		return billing.OutcomeAlreadyPaid
+// replayPayment answers a repeated notification as the first delivery
+// was answered: with its order and, when it was refused, EAmountMismatch.
+func (db *DB) replayPayment(tx *Tx, p billing.Payment, o billing.Order) (billing.Order, error, error) {
+	var prev paymentRow
+	if err := tx.g.Where("event_id = ?", p.EventID).Take(&prev).Error; err != nil {
+		return o, nil, fmt.Errorf("read payment %s: %w", p.EventID, err)
 	}
-	return billing.OutcomeApplied
-}
-
-// markPaid makes o paid by p and adds its period; tx holds the vehicle lock.
-func (db *DB) markPaid(tx *Tx, v billing.Vehicle, o billing.Order, p billing.Payment, loc *time.Location, now time.Time) (billing.Order, error) {
-	tl, err := db.timeline(tx.query, o.VIN)
-	if err != nil {
-		return o, err
-	}
-	paidAt := utc(p.EffectivePaidAt(o, now))
-	np := o.PaidPeriod(paidAt, tl.NextSeq())
-	np.ID = newID("per", now)
-	tl.Periods = append(tl.Periods, np)
-	var moved []billing.Period
-	for _, c := range tl.Layout(loc) {
-		if c.ID != np.ID {
-			moved = append(moved, c) // none unless the stored layout was stale
+	if prev.OrderID != o.ID {
+		var err error
+		if o, err = db.order(tx.query, prev.OrderID); err != nil {
+			return o, nil, err
 		}
 	}
-	np = tl.Periods[len(tl.Periods)-1]
-	if err := db.txInsertPeriod(tx, newPeriodRow(np, now)); err != nil {
-		return o, fmt.Errorf("insert period of order %s: %w", o.ID, err)
+	if billing.PaymentOutcome(prev.Outcome) == billing.OutcomeAmountMismatch {
+		return o, billing.Errorf(billing.EAmountMismatch, "payment event %s was refused: amount or currency did not match order %s", p.EventID, o.ID), nil
 	}
-	if err := savePeriodTimes(tx, moved, now); err != nil {
-		return o, err
+	return o, nil, nil
+}
+
+// txApplyPayment carries out an applied payment's plan; tx holds the
+// vehicle lock.
+func (db *DB) txApplyPayment(tx *Tx, plan billing.PaymentPlan, now time.Time) error {
+	o := plan.Order
+	if err := db.txInsertPeriod(tx, newPeriodRow(plan.Period, now)); err != nil {
+		return fmt.Errorf("insert period of order %s: %w", o.ID, err)
 	}
-	if _, err := tx.exec(db.coverageEndStmt(), db.timeArg(tl.End()), db.timeArg(now), string(o.VIN)); err != nil {
-		return o, fmt.Errorf("set coverage end of %s: %w", o.VIN, err)
+	if err := savePeriodTimes(tx, plan.Moved, now); err != nil {
+		return err
 	}
-	_, err = tx.exec(db.orderPaidStmt(), string(billing.OrderPaid), db.timeArg(paidAt), p.TransactionID, db.timeArg(now), o.ID)
+	if _, err := tx.exec(db.coverageEndStmt(), db.timeArg(plan.CoverageEnd), db.timeArg(now), string(o.VIN)); err != nil {
+		return fmt.Errorf("set coverage end of %s: %w", o.VIN, err)
+	}
+	_, err := tx.exec(db.orderPaidStmt(), string(billing.OrderPaid), db.timeArg(*o.PaidAt), o.TransactionID, db.timeArg(now), o.ID)
 	if err != nil {
-		return o, fmt.Errorf("mark order %s paid: %w", o.ID, err)
+		return fmt.Errorf("mark order %s paid: %w", o.ID, err)
 	}
-	o.Status, o.PaidAt, o.TransactionID = billing.OrderPaid, &paidAt, p.TransactionID
-	_, err = db.insertNotice(tx, billing.Notice{
-		VIN: o.VIN, OwnerID: v.OwnerID, Kind: billing.NoticeOrderPaid,
-		DedupeKey: "order.paid:" + o.ID,
-		Data: map[string]any{
-			"order_id": o.ID, "amount_fen": o.AmountFen, "currency": o.Currency, "product": o.Product,
-			"days": o.Days, "period_id": np.ID, "paid_at": paidAt.Format(time.RFC3339Nano),
-			"starts_at": np.StartsAt.Format(time.RFC3339Nano), "ends_at": np.EndsAt.Format(time.RFC3339Nano),
-			"transaction_id": p.TransactionID, "covered_until": tl.At(now).CoveredUntil.Format(time.RFC3339Nano),
-		},
-	}, now)
-	return o, err
+	_, err = db.insertNotice(tx, plan.Notice, now)
+	return err
 }
 
 // PaymentEvents returns the notifications recorded for an order, oldest

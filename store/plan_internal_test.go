@@ -48,7 +48,7 @@ func TestJobQueryPlans(t *testing.T) {
 		args  []any
 	}{
 		{"expire", db.expiredWhere(), []any{"coverage.expired"}},
-		{"remind", db.remindWhere(), []any{"coverage.expiring", 7, now, now}},
+		{"remind", db.remindWhere(), []any{"coverage.expiring", 7}},
 	} {
 		for _, next := range []bool{false, true} {
 			lower := []any{now}

@@ -156,14 +156,7 @@ func (db *DB) insertRefund(tx *Tx, o billing.Order, v billing.Vehicle, req billi
 		return billing.Refund{}, billing.Errorf(billing.ERefundExceedsBalance, "refund would exceed what was paid for order %s", o.ID)
 	}
 	r := row.refund()
-	_, err := db.insertNotice(tx, billing.Notice{
-		VIN: o.VIN, OwnerID: v.OwnerID, Kind: billing.NoticeRefundIssued, DedupeKey: "refund.issued:" + r.ID,
-		Data: map[string]any{
-			"refund_id": r.ID, "order_id": o.ID, "transaction_id": o.TransactionID, "amount_fen": r.AmountFen,
-			"currency": r.Currency, "reason": string(r.Reason), "end_access": r.EndAccess,
-			"order_refunded_fen": total, "order_amount_fen": o.AmountFen,
-		},
-	}, now)
+	_, err := db.insertNotice(tx, billing.RefundIssuedNotice(r, o, v.OwnerID), now)
 	return r, err
 }
 

@@ -2,32 +2,52 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"fmt"
+	"strconv"
 	"time"
 
 	"entitlements/billing"
 )
 
-// CreateReminders creates, for every vehicle covered at now whose coverage
-// ends within the largest reminder stage, the coverage.expiring notice of
-// the nearest due stage, once per stage and coverage end (SPEC "Notices").
+// CreateReminders creates, for every vehicle whose coverage ends within
+// the largest reminder stage and that billing.Remind accepts at now, the
+// coverage.expiring notice of the nearest due stage, once per stage and
+// coverage end (SPEC "Notices").
 //
 // It is set-based: per stage window one query selects, by the indexed
 // coverage_ends_at range, the vehicles not yet notified for that stage (or
-// a nearer one) of their current coverage end; notices are inserted in
-// batches with ON CONFLICT DO NOTHING on the dedupe key. A vehicle counts
-// as covered when a non-refunded period contains now: coverage_ends_at
-// alone is not enough, since a vehicle that lapsed and whose next period
-// starts later (a payment stamped ahead of the clock, an activation a few
-// minutes in the future) is not covered yet and gets no reminder until it
-// is. Reminders are keyed on coverage_ends_at, the final end of coverage.
+// a nearer one) of their current coverage end; the timelines of those
+// candidates are read in the same transaction for billing to decide, and
+// notices are inserted in batches with ON CONFLICT DO NOTHING on the
+// dedupe key. Reminders are keyed on coverage_ends_at, the final end of
+// coverage.
 func (db *DB) CreateReminders(ctx context.Context, now time.Time, stages []int, loc *time.Location, batch int) (int, error) {
 	where := db.remindWhere()
+	covered := func(tx *Tx, cs []coverageCandidate) ([]coverageCandidate, error) {
+		vins := make([]any, len(cs))
+		for i, c := range cs {
+			vins[i] = c.VIN
+		}
+		tls, err := db.timelines(tx, vins)
+		if err != nil {
+			return nil, err
+		}
+		kept := cs[:0:0]
+		for _, c := range cs {
+			if billing.Remind(tls[billing.VIN(c.VIN)], now) {
+				kept = append(kept, c)
+			}
+		}
+		return kept, nil
+	}
 	total := 0
 	for _, w := range billing.ReminderWindows(stages) {
-		args := []any{string(billing.NoticeExpiring), w.Stage, utc(now), utc(now)}
-		n, err := db.createCoverageNotices(ctx, JobRemind, now, batch, now.Add(w.After), now.Add(w.Until), where, args, func(c coverageCandidate) billing.Notice {
-			return billing.ExpiringNotice(billing.VIN(c.VIN), c.OwnerID, w.Stage, c.CoverageEndsAt, loc)
-		})
+		args := []any{string(billing.NoticeExpiring), w.Stage}
+		n, err := db.createCoverageNotices(ctx, JobRemind, now, batch, now.Add(w.After), now.Add(w.Until), where, args, covered,
+			func(c coverageCandidate) billing.Notice {
+				return billing.ExpiringNotice(billing.VIN(c.VIN), c.OwnerID, w.Stage, c.CoverageEndsAt, loc)
+			})
 		total += n
 		if err != nil {
 			return total, err
@@ -37,14 +57,37 @@ func (db *DB) CreateReminders(ctx context.Context, now time.Time, stages []int, 
 }
 
 // remindWhere keeps the vehicles that have no notice of a kind (its first
-// parameter) for their coverage end at a stage up to the second, and that
-// are covered at an instant (the third and fourth). The notice probe comes
-// first: it reads one index in the order of the walk, while the period
-// probe reads rows at random, and in a regular run most vehicles in a
-// window were notified already.
+// parameter) for their coverage end at a stage up to the second: one
+// probe of the notices' coverage index, in the order of the walk.
 func (db *DB) remindWhere() string {
 	return `NOT EXISTS (SELECT 1 FROM notices n
-			WHERE n.vin = v.vin AND n.kind = ? AND n.covered_until = v.coverage_ends_at AND n.stage <= ?` + db.fence() + `)
-		AND EXISTS (SELECT 1 FROM periods p
-			WHERE p.vin = v.vin AND p.refunded_at IS NULL AND p.starts_at <= ? AND p.ends_at > ?` + db.fence() + `)`
+			WHERE n.vin = v.vin AND n.kind = ? AND n.covered_until = v.coverage_ends_at AND n.stage <= ?` + db.fence() + `)`
+}
+
+// timelines reads the timelines of vins (distinct) in tx: one query per
+// 1024.
+func (db *DB) timelines(tx *Tx, vins []any) (map[billing.VIN]billing.Timeline, error) {
+	byVIN := make(map[billing.VIN][]billing.Period, len(vins))
+	err := queryChunks(tx.query, db.timelinesSQL, nil, vins, func(rows *sql.Rows) error {
+		p, err := scanPeriod(rows, true)
+		if err != nil {
+			return err
+		}
+		byVIN[p.VIN] = append(byVIN[p.VIN], p)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load timelines: %w", err)
+	}
+	out := make(map[billing.VIN]billing.Timeline, len(byVIN))
+	for vin, ps := range byVIN {
+		out[vin] = billing.NewTimeline(ps)
+	}
+	return out, nil
+}
+
+func (db *DB) timelinesSQL(n int) statement {
+	return statement{"read/timelines/" + strconv.Itoa(n), func() string {
+		return `SELECT vin, ` + db.timelineColumns() + ` FROM periods WHERE vin IN (` + db.params(1, n) + `)`
+	}}
 }

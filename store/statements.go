@@ -167,24 +167,35 @@ func (db *DB) timeline(q querier, vin billing.VIN) (billing.Timeline, error) {
 	}
 	var ps []billing.Period
 	err = eachRow(rows, func() error {
-		var (
-			p                            billing.Period
-			orderID                      sql.NullString
-			paid, starts, ends, refunded dbTime
-		)
-		if err := rows.Scan(&p.ID, &p.Seq, &p.Source, &orderID, &p.Product, &p.Days, &p.DataBytesPerMonth,
-			&paid, &starts, &ends, &refunded); err != nil {
-			return err
-		}
-		p.VIN, p.OrderID = vin, orderID.String
-		p.PaidAt, p.StartsAt, p.EndsAt, p.RefundedAt = paid.T, starts.T, ends.T, refunded.ptr()
+		p, err := scanPeriod(rows, false)
+		p.VIN = vin
 		ps = append(ps, p)
-		return nil
+		return err
 	})
 	if err != nil {
 		return billing.Timeline{}, fmt.Errorf("load timeline %s: %w", vin, err)
 	}
 	return billing.NewTimeline(ps), nil
+}
+
+// scanPeriod scans timelineColumns, after the VIN when withVIN.
+func scanPeriod(rows *sql.Rows, withVIN bool) (billing.Period, error) {
+	var (
+		p                            billing.Period
+		vin, orderID                 sql.NullString
+		paid, starts, ends, refunded dbTime
+	)
+	dest := []any{&p.ID, &p.Seq, &p.Source, &orderID, &p.Product, &p.Days, &p.DataBytesPerMonth,
+		&paid, &starts, &ends, &refunded}
+	if withVIN {
+		dest = append([]any{&vin}, dest...)
+	}
+	if err := rows.Scan(dest...); err != nil {
+		return p, err
+	}
+	p.VIN, p.OrderID = billing.VIN(vin.String), orderID.String
+	p.PaidAt, p.StartsAt, p.EndsAt, p.RefundedAt = paid.T, starts.T, ends.T, refunded.ptr()
+	return p, nil
 }
 
 // txClaimEvent records the notification unless its event_id was seen;

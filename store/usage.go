@@ -7,7 +7,6 @@ import (
 	"math"
 	"slices"
 	"sort"
-	"strconv"
 	"time"
 
 	"entitlements/billing"
@@ -116,7 +115,7 @@ func (db *DB) IngestUsage(ctx context.Context, recs []billing.UsageRecord, thres
 		sort.Slice(keep, func(a, b int) bool { return recs[keep[a]].ID < recs[keep[b]].ID })
 		cycles := make([]string, len(recs))
 		for _, i := range keep {
-			cycles[i] = cycleKey(recs[i].StartedAt, loc)
+			cycles[i] = recs[i].CycleKey(loc)
 		}
 		inserted, err := db.insertUsageRecords(tx, recs, keep, cycles, now)
 		if err != nil {
@@ -137,15 +136,6 @@ func (db *DB) IngestUsage(ctx context.Context, recs []billing.UsageRecord, thres
 		return billing.IngestResult{}, fmt.Errorf("ingest usage: %w", err)
 	}
 	return res, nil
-}
-
-// cycleKey is billing.CycleAt(t, loc).Key() without building the cycle.
-func cycleKey(t time.Time, loc *time.Location) string {
-	y, m, _ := t.In(loc).Date()
-	b := make([]byte, 0, 7)
-	b = strconv.AppendInt(b, int64(y), 10)
-	b = append(b, '-', byte('0'+m/10), byte('0'+m%10))
-	return string(b)
 }
 
 // usageAgg is what one batch adds to one vehicle's cycle.
