@@ -98,7 +98,10 @@ func TestTwoProcessesOnPostgresShareTheWork(t *testing.T) {
 	for (rcv.distinct() < 2*cars || unsent() > 0) && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
 	}
-	time.Sleep(2 * time.Second) // a few more ticks of both schedulers: nothing new may appear
+	// Two more completed runs of every job in both processes, counted by
+	// their own metrics rather than guessed from the clock: nothing new
+	// may appear.
+	waitJobRuns(t, addrs, []string{store.JobExpire, store.JobRemind, store.JobDeliver}, 2)
 	var rows []struct{ ID, VIN, Kind, Status string }
 	db.Gorm().Raw(`SELECT id, vin, kind, status FROM notices`).Scan(&rows)
 	perKind := map[string]int{}
@@ -115,6 +118,41 @@ func TestTwoProcessesOnPostgresShareTheWork(t *testing.T) {
 	}
 	if len(rcv.perID) != len(rows) || rcv.badSig != 0 {
 		t.Errorf("receiver saw %d ids (%d bad signatures), want %d", len(rcv.perID), rcv.badSig, len(rows))
+	}
+}
+
+// waitJobRuns waits until each job has completed more more runs in every
+// service at addrs, as their scheduler_job_runs_total counters say.
+func waitJobRuns(t *testing.T, addrs, jobs []string, more float64) {
+	t.Helper()
+	runs := func(addr, job string) float64 {
+		res, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var buf bytes.Buffer
+		buf.ReadFrom(res.Body)
+		prefix := `scheduler_job_runs_total{job="` + job + `"} `
+		for _, line := range strings.Split(buf.String(), "\n") {
+			if v, ok := strings.CutPrefix(line, prefix); ok {
+				var n float64
+				fmt.Sscan(v, &n)
+				return n
+			}
+		}
+		return 0
+	}
+	for _, addr := range addrs {
+		for _, job := range jobs {
+			want := runs(addr, job) + more
+			for i := 0; runs(addr, job) < want; i++ {
+				if i == 600 {
+					t.Fatalf("%s: job %s did not run %v more times", addr, job, more)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
 	}
 }
 

@@ -28,9 +28,12 @@ func TestTwoReplicasNotifyOncePerStage(t *testing.T) {
 		}
 		rcv := newReceiver(t, always(http.StatusOK))
 		rcv.delay = 5 * time.Millisecond
+		var regs []*prometheus.Registry
 		replica := func(db *store.DB) *scheduler.Scheduler {
 			d := newDeliver(t, db, rcv.srv.URL, func(o *scheduler.DeliverOptions) { o.Parallel = 2 })
-			return newScheduler(t, prometheus.NewRegistry(), func() time.Time { return t0 },
+			reg := prometheus.NewRegistry()
+			regs = append(regs, reg)
+			return newScheduler(t, reg, func() time.Time { return t0 },
 				scheduler.Entry{Name: "expire", Spec: "@every 1s", Job: scheduler.Expire{Store: db, MaxAge: maxAge, Location: shanghai, Batch: 3}},
 				scheduler.Entry{Name: "remind", Spec: "@every 1s", Job: scheduler.Remind{Store: db, Stages: stages, Location: shanghai, Batch: 3}},
 				scheduler.Entry{Name: "deliver", Spec: "@every 1s", Job: d},
@@ -43,7 +46,19 @@ func TestTwoReplicasNotifyOncePerStage(t *testing.T) {
 		for len(rcv.deliveries()) < 2*cars && time.Now().Before(deadline) {
 			time.Sleep(50 * time.Millisecond)
 		}
-		time.Sleep(2200 * time.Millisecond) // more ticks of both replicas
+		// Two more completed runs of every job in both replicas, as their
+		// metrics count them: nothing new may be sent.
+		for _, reg := range regs {
+			for _, job := range []string{"expire", "remind", "deliver"} {
+				want := counterValue(t, reg, "scheduler_job_runs_total", job) + 2
+				for i := 0; counterValue(t, reg, "scheduler_job_runs_total", job) < want; i++ {
+					if i == 600 {
+						t.Fatalf("job %s did not run twice more", job)
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+			}
+		}
 		stop(t, ra)
 		stop(t, rb)
 

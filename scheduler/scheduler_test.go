@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"entitlements/scheduler"
@@ -42,65 +43,71 @@ func TestSchedulerRejectsBadSchedules(t *testing.T) {
 	}
 }
 
+// The tests below run the real cron in a synctest bubble: its timers and
+// the jobs' sleeps run on the bubble's clock, which moves only when every
+// goroutine of the bubble is blocked, so seconds of schedule take no time
+// and the outcome does not depend on the machine's load.
+
 // A job that panics on every run keeps being run (Recover sits inside
 // SkipIfStillRunning, so the panic does not leave the job marked running),
 // and every job runs once at start-up with the injected clock.
 func TestSchedulerRecoversPanicsAndRunsAtStart(t *testing.T) {
 	t.Parallel()
-	reg := prometheus.NewRegistry()
-	var panics, runs atomic.Int32
-	var seen atomic.Value
-	s := newScheduler(t, reg, func() time.Time { return t0 },
-		scheduler.Entry{Name: "boom", Spec: "@every 1s", Job: scheduler.JobFunc(func(context.Context, time.Time) error {
-			panics.Add(1)
-			panic("boom")
-		})},
-		scheduler.Entry{Name: "count", Spec: "@every 1h", Job: scheduler.JobFunc(func(_ context.Context, now time.Time) error {
-			runs.Add(1)
-			seen.Store(now)
-			return nil
-		})},
-	)
-	s.Start()
-	deadline := time.Now().Add(500 * time.Millisecond)
-	for runs.Load() == 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if runs.Load() != 1 {
-		t.Fatalf("hourly job ran %d times in the first half second, want once at start-up", runs.Load())
-	}
-	if now, _ := seen.Load().(time.Time); !now.Equal(t0) {
-		t.Errorf("job saw now = %s, want the injected %s", now, t0)
-	}
-	time.Sleep(2300 * time.Millisecond)
-	stop(t, s)
-	if n := panics.Load(); n < 3 {
-		t.Errorf("panicking job ran %d times in 2.3s at @every 1s, want at least 3 (start-up and ticks)", n)
-	}
-	if got, want := counterValue(t, reg, "scheduler_job_failures_total", "boom"), float64(panics.Load()); got != want {
-		t.Errorf("scheduler_job_failures_total{job=boom} = %v, want %v", got, want)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		reg := prometheus.NewRegistry()
+		var panics, runs atomic.Int32
+		var seen atomic.Value
+		s := newScheduler(t, reg, func() time.Time { return t0 },
+			scheduler.Entry{Name: "boom", Spec: "@every 1s", Job: scheduler.JobFunc(func(context.Context, time.Time) error {
+				panics.Add(1)
+				panic("boom")
+			})},
+			scheduler.Entry{Name: "count", Spec: "@every 1h", Job: scheduler.JobFunc(func(_ context.Context, now time.Time) error {
+				runs.Add(1)
+				seen.Store(now)
+				return nil
+			})},
+		)
+		s.Start()
+		synctest.Wait() // the start-up runs are done; cron waits for its next tick
+		if runs.Load() != 1 || panics.Load() != 1 {
+			t.Fatalf("at start-up: hourly job ran %d times, panicking job %d; want once each", runs.Load(), panics.Load())
+		}
+		if now, _ := seen.Load().(time.Time); !now.Equal(t0) {
+			t.Errorf("job saw now = %s, want the injected %s", now, t0)
+		}
+		time.Sleep(3500 * time.Millisecond)
+		stop(t, s)
+		if n := panics.Load(); n != 4 {
+			t.Errorf("panicking job ran %d times in 3.5 s at @every 1s, want 4 (start-up and 3 ticks)", n)
+		}
+		if got, want := counterValue(t, reg, "scheduler_job_failures_total", "boom"), float64(panics.Load()); got != want {
+			t.Errorf("scheduler_job_failures_total{job=boom} = %v, want %v", got, want)
+		}
+	})
 }
 
 func TestSchedulerNeverOverlapsARun(t *testing.T) {
 	t.Parallel()
-	var running, most, runs atomic.Int32
-	s := newScheduler(t, nil, nil, scheduler.Entry{Name: "slow", Spec: "@every 1s",
-		Job: scheduler.JobFunc(func(context.Context, time.Time) error {
-			n := running.Add(1)
-			defer running.Add(-1)
-			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
-			}
-			runs.Add(1)
-			time.Sleep(1500 * time.Millisecond)
-			return nil
-		})})
-	s.Start()
-	time.Sleep(3500 * time.Millisecond)
-	stop(t, s)
-	if most.Load() != 1 || runs.Load() < 2 {
-		t.Errorf("%d runs, at most %d at once; want at least 2, never more than 1 at once", runs.Load(), most.Load())
-	}
+	synctest.Test(t, func(t *testing.T) {
+		var running, most, runs atomic.Int32
+		s := newScheduler(t, nil, nil, scheduler.Entry{Name: "slow", Spec: "@every 1s",
+			Job: scheduler.JobFunc(func(context.Context, time.Time) error {
+				n := running.Add(1)
+				defer running.Add(-1)
+				for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+				}
+				runs.Add(1)
+				time.Sleep(1500 * time.Millisecond)
+				return nil
+			})})
+		s.Start()
+		time.Sleep(3500 * time.Millisecond)
+		stop(t, s)
+		if most.Load() != 1 || runs.Load() < 2 {
+			t.Errorf("%d runs, at most %d at once; want at least 2, never more than 1 at once", runs.Load(), most.Load())
+		}
+	})
 }
 
 func TestSchedulerStopWaitsThenCancels(t *testing.T) {
@@ -117,34 +124,36 @@ func TestSchedulerStopWaitsThenCancels(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			var mu sync.Mutex
-			state := ""
-			started := make(chan struct{})
-			s := newScheduler(t, nil, nil, scheduler.Entry{Name: "work", Spec: "@every 1h",
-				Job: scheduler.JobFunc(func(ctx context.Context, _ time.Time) error {
-					close(started)
-					select {
-					case <-time.After(time.Second):
-						mu.Lock()
-						state = "finished"
-						mu.Unlock()
-					case <-ctx.Done():
-						mu.Lock()
-						state = "cancelled"
-						mu.Unlock()
-					}
-					return nil
-				})})
-			s.Start()
-			<-started
-			ctx, cancel := context.WithTimeout(context.Background(), c.grace)
-			defer cancel()
-			err := s.Stop(ctx)
-			mu.Lock()
-			defer mu.Unlock()
-			if (err != nil) != c.wantErr || state != c.wantState {
-				t.Errorf("Stop = %v with the run %q; want error %v, run %q", err, state, c.wantErr, c.wantState)
-			}
+			synctest.Test(t, func(t *testing.T) {
+				var mu sync.Mutex
+				state := ""
+				started := make(chan struct{})
+				s := newScheduler(t, nil, nil, scheduler.Entry{Name: "work", Spec: "@every 1h",
+					Job: scheduler.JobFunc(func(ctx context.Context, _ time.Time) error {
+						close(started)
+						select {
+						case <-time.After(time.Second):
+							mu.Lock()
+							state = "finished"
+							mu.Unlock()
+						case <-ctx.Done():
+							mu.Lock()
+							state = "cancelled"
+							mu.Unlock()
+						}
+						return nil
+					})})
+				s.Start()
+				<-started
+				ctx, cancel := context.WithTimeout(context.Background(), c.grace)
+				defer cancel()
+				err := s.Stop(ctx)
+				mu.Lock()
+				defer mu.Unlock()
+				if (err != nil) != c.wantErr || state != c.wantState {
+					t.Errorf("Stop = %v with the run %q; want error %v, run %q", err, state, c.wantErr, c.wantState)
+				}
+			})
 		})
 	}
 }

@@ -36,6 +36,11 @@ func TestSnapshotCacheNeverServesAReplacedSnapshot(t *testing.T) {
 	var written atomic.Int64 // the last owner number whose transfer has returned
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	// The readers stop when the test ends, however it ends (t.Fatal
+	// included): none is left running against a closed database.
+	var once sync.Once
+	halt := func() { once.Do(func() { close(stop) }); wg.Wait() }
+	defer halt()
 	var stale atomic.Int64
 	for r := 0; r < 4; r++ {
 		wg.Add(1)
@@ -67,8 +72,7 @@ func TestSnapshotCacheNeverServesAReplacedSnapshot(t *testing.T) {
 		}
 		written.Store(i)
 	}
-	close(stop)
-	wg.Wait()
+	halt()
 	if n := stale.Load(); n > 0 {
 		t.Errorf("%d reads saw an owner older than a transfer that had returned", n)
 	}
