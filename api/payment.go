@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"time"
@@ -90,7 +91,7 @@ func appendFields(err error, fields []billing.FieldError) error {
 	if err == nil {
 		return billing.Invalid("payment notification is not valid", fields...)
 	}
-	if be, ok := err.(*billing.Error); ok {
+	if be := (*billing.Error)(nil); errors.As(err, &be) {
 		be.Fields = append(be.Fields, fields...)
 	}
 	return err

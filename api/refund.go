@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/csv"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -116,7 +117,7 @@ func refundQuery(c *gin.Context) (billing.RefundQuery, error) {
 		fields = append(fields, billing.FieldError{Field: "format", Code: "invalid"})
 	}
 	limit, cur, err := pageParams(c)
-	if be, ok := err.(*billing.Error); ok {
+	if be := (*billing.Error)(nil); errors.As(err, &be) {
 		fields = append(fields, be.Fields...)
 	}
 	q.Limit, q.After = limit, cur

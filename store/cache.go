@@ -52,8 +52,8 @@ func cost(s billing.Snapshot) int64 {
 
 // evict drops about a tenth of the entries, in map order (random enough
 // for a cache), until the cache is within both bounds.
-func (c *snapshotCache) evict(room int64) {
-	for len(c.entries) >= c.max || c.bytes+room > c.budget {
+func (c *snapshotCache) evict() {
+	for len(c.entries) >= c.max || c.bytes > c.budget {
 		n := len(c.entries)/10 + 1
 		for k, e := range c.entries {
 			c.drop(k, e)
@@ -85,7 +85,7 @@ func (c *snapshotCache) lookup(vin billing.VIN, cycle string) (billing.Snapshot,
 	if old := c.entries[vin]; old != nil {
 		c.drop(vin, old) // another cycle's
 	}
-	c.evict(0)
+	c.evict()
 	e := &cacheEntry{cycle: cycle}
 	c.entries[vin] = e
 	return billing.Snapshot{}, e, false
@@ -101,7 +101,7 @@ func (c *snapshotCache) fill(vin billing.VIN, e *cacheEntry, snap billing.Snapsh
 		e.snap, e.ready, e.cost = snap, true, cost(snap)
 		c.bytes += e.cost
 		if c.bytes > c.budget {
-			c.evict(0)
+			c.evict()
 		}
 	}
 }

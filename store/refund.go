@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -198,7 +197,7 @@ func (db *DB) RefundedFen(ctx context.Context, orderID string) (int64, error) {
 	var sum *int64
 	err := db.read.WithContext(ctx).Model(&refundRow{}).Where("order_id = ?", orderID).
 		Select("SUM(amount_fen)").Row().Scan(&sum)
-	if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
+	if err != nil {
 		return 0, fmt.Errorf("sum refunds of %s: %w", orderID, err)
 	}
 	if sum == nil {

@@ -77,3 +77,31 @@ func TestSeedLoadsARealisticRepeatableFleet(t *testing.T) {
 		}
 	})
 }
+
+// TestSeedRestoresTheWriterSettings: the bulk load's PRAGMAs last as long
+// as the load, and the writer gets back the values it had before (the
+// durability the service was configured with), not defaults.
+func TestSeedRestoresTheWriterSettings(t *testing.T) {
+	db := storetest.Open(t, store.SQLite)
+	before := map[string]int64{}
+	for _, p := range []string{"synchronous", "cache_size"} {
+		v, err := db.WriterPragma(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before[p] = v
+	}
+	cat := billing.Catalog{Trial: trial, Products: []billing.Product{
+		{Code: "monthly", Name: "m", PriceFen: 1990, Days: 31}, {Code: "yearly", Name: "y", PriceFen: 19900, Days: 365}}}
+	if err := db.Seed(context.Background(), 10, store.DefaultSeedMix, cat, shanghai, time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range before {
+		if got, err := db.WriterPragma(p); err != nil || got != want {
+			t.Errorf("after Seed: PRAGMA %s = %d, %v; want %d as before", p, got, err, want)
+		}
+	}
+	if before["cache_size"] == -2000 {
+		t.Errorf("the writer's cache_size was SQLite's default before Seed; the test needs the store's own")
+	}
+}

@@ -202,38 +202,9 @@ func (db *DB) quotaNotices(tx *Tx, aggs []*usageAgg, thresholds []int, loc *time
 	if err != nil {
 		return err
 	}
-	type grew struct {
-		a     *usageAgg
-		cycle billing.Cycle
-		at    time.Time
-	}
-	var gs []grew
-	var vins []any
-	var from, to time.Time
-	var maxTotal int64
-	for _, a := range aggs {
-		if a.entertainment == 0 || !billing.MayCross(a.total, floor, thresholds) {
-			continue
-		}
-		c, err := billing.ParseCycleKey(a.cycle, loc)
-		if err != nil {
-			return err
-		}
-		at := c.AllowanceInstant(now)
-		gs = append(gs, grew{a, c, at})
-		if len(vins) == 0 || string(a.vin) != vins[len(vins)-1] {
-			vins = append(vins, string(a.vin))
-		}
-		if from.IsZero() || at.Before(from) {
-			from = at
-		}
-		if at.After(to) {
-			to = at
-		}
-		maxTotal = max(maxTotal, a.total)
-	}
-	if len(gs) == 0 {
-		return nil
+	g, err := grownCycles(aggs, floor, thresholds, loc, now)
+	if err != nil || len(g.cycles) == 0 {
+		return err
 	}
 	// Of the periods above the floor, only one whose allowance the largest
 	// total can reach matters: reaching pct percent of allowance A takes
@@ -241,30 +212,14 @@ func (db *DB) quotaNotices(tx *Tx, aggs []*usageAgg, thresholds []int, loc *time
 	// then finds no period (or a refunded one, which it skips) and Quota
 	// crosses nothing, which is what those periods would give too.
 	bound := int64(math.MaxInt64)
-	if maxTotal < math.MaxInt64/100 {
-		bound = maxTotal * 100 / int64(slices.Min(thresholds))
+	if g.maxTotal < math.MaxInt64/100 {
+		bound = g.maxTotal * 100 / int64(slices.Min(thresholds))
 	}
-	timelines, err := db.timelinesAround(tx, vins, from, to, bound)
+	timelines, err := db.timelinesAround(tx, g.vins, g.from, g.to, bound)
 	if err != nil {
 		return err
 	}
-	type crossing struct {
-		g   grew
-		ds  billing.DataStatus
-		pct int
-	}
-	var cs []crossing
-	var noticed []any // VINs of cs, for their owners
-	for _, g := range gs {
-		tl := timelines[g.a.vin]
-		ds := billing.Quota(tl.At(g.at), g.cycle, billing.Usage{EntertainmentBytes: g.a.total})
-		for _, pct := range ds.Crossed(g.a.total-g.a.entertainment, thresholds) {
-			if len(noticed) == 0 || noticed[len(noticed)-1] != string(g.a.vin) {
-				noticed = append(noticed, string(g.a.vin))
-			}
-			cs = append(cs, crossing{g, ds, pct})
-		}
-	}
+	cs, noticed := crossings(g.cycles, timelines, thresholds)
 	if len(cs) == 0 {
 		return nil
 	}
@@ -281,6 +236,78 @@ func (db *DB) quotaNotices(tx *Tx, aggs []*usageAgg, thresholds []int, loc *time
 		}
 	}
 	return nil
+}
+
+// grew is a cycle whose entertainment usage may have crossed a threshold,
+// and the instant whose coverage sets its allowance.
+type grew struct {
+	a     *usageAgg
+	cycle billing.Cycle
+	at    time.Time
+}
+
+// grown is what grownCycles found: the cycles, their VINs (distinct, in
+// order), the range of their allowance instants and the largest total.
+type grown struct {
+	cycles   []grew
+	vins     []any
+	from, to time.Time
+	maxTotal int64
+}
+
+// grownCycles keeps the aggregates (ordered by VIN) whose entertainment
+// usage grew and may have crossed a threshold of an allowance of at least
+// floor (billing.MayCross).
+func grownCycles(aggs []*usageAgg, floor int64, thresholds []int, loc *time.Location, now time.Time) (grown, error) {
+	var g grown
+	for _, a := range aggs {
+		if a.entertainment == 0 || !billing.MayCross(a.total, floor, thresholds) {
+			continue
+		}
+		c, err := billing.ParseCycleKey(a.cycle, loc)
+		if err != nil {
+			return grown{}, err
+		}
+		at := c.AllowanceInstant(now)
+		g.cycles = append(g.cycles, grew{a, c, at})
+		if len(g.vins) == 0 || string(a.vin) != g.vins[len(g.vins)-1] {
+			g.vins = append(g.vins, string(a.vin))
+		}
+		if g.from.IsZero() || at.Before(g.from) {
+			g.from = at
+		}
+		if at.After(g.to) {
+			g.to = at
+		}
+		g.maxTotal = max(g.maxTotal, a.total)
+	}
+	return g, nil
+}
+
+// crossing is a threshold a cycle crossed.
+type crossing struct {
+	g   grew
+	ds  billing.DataStatus
+	pct int
+}
+
+// crossings returns the thresholds each cycle crossed with this batch,
+// by billing.Quota on the vehicle's timeline, and the VINs (distinct) of
+// the vehicles that crossed one.
+func crossings(gs []grew, timelines map[billing.VIN]billing.Timeline, thresholds []int) ([]crossing, []any) {
+	var cs []crossing
+	var noticed []any
+	for _, g := range gs {
+		tl := timelines[g.a.vin]
+		ds := billing.Quota(tl.At(g.at), g.cycle, billing.Usage{EntertainmentBytes: g.a.total})
+		for _, pct := range ds.Crossed(g.a.total-g.a.entertainment, thresholds) {
+			if len(noticed) == 0 || noticed[len(noticed)-1] != string(g.a.vin) {
+				noticed = append(noticed, string(g.a.vin))
+			}
+			cs = append(cs, crossing{g, ds, pct})
+		}
+	}
+	return cs, noticed
 }
 
 // DeleteUsageBefore deletes at most limit raw usage records that started
