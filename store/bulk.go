@@ -51,61 +51,100 @@ func chunks(args []any, max int) [][]any {
 	return out
 }
 
-// param is the i-th (from 1) placeholder in the driver's syntax.
-func (db *DB) param(i int) string {
-	if db.dialect == Postgres {
-		return "$" + strconv.Itoa(i)
+// Statements are written in SQLite's placeholder syntax: ? for the next
+// variable, ?N for the N-th. rebind, applied once where a statement is
+// prepared (stmtCache), turns them into PostgreSQL's $N.
+
+// placeholders is n comma-separated ? placeholders.
+func placeholders(n int) string {
+	if n <= 0 {
+		return ""
 	}
-	return "?"
+	return strings.Repeat("?,", n-1) + "?"
 }
 
-// params is n comma-separated placeholders starting at the first-th.
-func (db *DB) params(first, n int) string {
+// rebind returns q with its placeholders in the dialect's syntax:
+// unchanged on SQLite; on PostgreSQL ? becomes $N (numbered from 1, in
+// order) and ?N becomes $N. Quoted strings are left alone.
+func rebind(dialect, q string) string {
+	if dialect != Postgres || !strings.Contains(q, "?") {
+		return q
+	}
 	var b strings.Builder
-	for i := 0; i < n; i++ {
-		if i > 0 {
-			b.WriteByte(',')
+	b.Grow(len(q) + len(q)/8)
+	n := 0
+	quoted := false
+	for i := 0; i < len(q); i++ {
+		c := q[i]
+		switch {
+		case c == '\'':
+			quoted = !quoted
+		case c == '?' && !quoted:
+			j := i + 1
+			for j < len(q) && q[j] >= '0' && q[j] <= '9' {
+				j++
+			}
+			b.WriteByte('$')
+			if j > i+1 {
+				b.WriteString(q[i+1 : j])
+				i = j - 1
+			} else {
+				n++
+				b.WriteString(strconv.Itoa(n))
+			}
+			continue
 		}
-		b.WriteString(db.param(first + i))
+		b.WriteByte(c)
 	}
 	return b.String()
 }
 
-// valuesList returns "(?2,?3,?1),(?4,?5,?1)..." for rows × cols in the
-// driver's placeholder syntax (?N on SQLite, $N on PostgreSQL): each row
-// has cols variables of its own, after shared variables 1..shared that
-// every row repeats at its end.
-func (db *DB) valuesList(rows, cols, shared int) string {
+// insertSQL is a multi-row INSERT of rows rows into table, followed by
+// tail (an ON CONFLICT clause, RETURNING): the store's one bulk-insert
+// builder. Each row has len(cols) variables of its own, after variables
+// 1..len(shared) that every row repeats at its end (a timestamp common to
+// the batch, say). Statement sizes come from chunkSizes, so that the
+// statement cache holds a bounded number of shapes.
+func insertSQL(table string, cols, shared []string, rows int, tail string) string {
 	var b strings.Builder
-	b.Grow(rows * (cols + shared) * 7)
-	n := shared
+	b.Grow(64 + rows*(len(cols)+len(shared))*7)
+	b.WriteString("INSERT INTO " + table + " (" + strings.Join(append(append([]string(nil), cols...), shared...), ", ") + ") VALUES ")
+	n := len(shared)
 	for r := 0; r < rows; r++ {
 		if r > 0 {
 			b.WriteByte(',')
 		}
 		b.WriteByte('(')
-		for c := 0; c < cols; c++ {
+		for c := range cols {
 			if c > 0 {
 				b.WriteByte(',')
 			}
 			n++
-			b.WriteString(db.numbered(n))
+			b.WriteString("?" + strconv.Itoa(n))
 		}
-		for i := 1; i <= shared; i++ {
-			b.WriteByte(',')
-			b.WriteString(db.numbered(i))
+		for i := 1; i <= len(shared); i++ {
+			b.WriteString(",?" + strconv.Itoa(i))
 		}
 		b.WriteByte(')')
+	}
+	if tail != "" {
+		b.WriteString(" " + tail)
 	}
 	return b.String()
 }
 
-// numbered is the i-th (from 1) variable, numbered explicitly.
-func (db *DB) numbered(i int) string {
-	if db.dialect == Postgres {
-		return "$" + strconv.Itoa(i)
+// maxVariables bounds the variables of one statement: under SQLite's
+// 32766 and PostgreSQL's 65535.
+const maxVariables = 30000
+
+// rowsPerInsert is the largest power of two of rows of cols variables
+// (and shared ones) that fits maxVariables, at most 1024.
+func rowsPerInsert(cols, shared int) int {
+	n := 1024
+	for n > 1 && shared+n*cols > maxVariables {
+		n /= 2
 	}
-	return "?" + strconv.Itoa(i)
+	return n
 }
 
 // timeArg is an instant as a statement argument, stored as utc() does. On

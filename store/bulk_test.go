@@ -56,18 +56,35 @@ func TestChunkSizes(t *testing.T) {
 	}
 }
 
-func TestValuesList(t *testing.T) {
-	tests := []struct {
-		dialect string
-		want    string
-	}{
-		{SQLite, "(?2,?3,?1),(?4,?5,?1)"},
-		{Postgres, "($2,$3,$1),($4,$5,$1)"},
+func TestInsertSQL(t *testing.T) {
+	got := insertSQL("t", []string{"a", "b"}, []string{"at"}, 2, "ON CONFLICT DO NOTHING")
+	want := "INSERT INTO t (a, b, at) VALUES (?2,?3,?1),(?4,?5,?1) ON CONFLICT DO NOTHING"
+	if got != want {
+		t.Errorf("insertSQL() = %q, want %q", got, want)
 	}
-	for _, tc := range tests {
-		db := &DB{dialect: tc.dialect}
-		if got := db.valuesList(2, 2, 1); got != tc.want {
-			t.Errorf("%s valuesList(2, 2, 1) = %q, want %q", tc.dialect, got, tc.want)
+	if got := rebind(Postgres, want); got != "INSERT INTO t (a, b, at) VALUES ($2,$3,$1),($4,$5,$1) ON CONFLICT DO NOTHING" {
+		t.Errorf("rebind(postgres) = %q", got)
+	}
+	if n := rowsPerInsert(14, 0); n != 1024 {
+		t.Errorf("rowsPerInsert(14, 0) = %d, want 1024", n)
+	}
+	if n := rowsPerInsert(40, 4); n*40+4 > maxVariables || n*2*40+4 <= maxVariables {
+		t.Errorf("rowsPerInsert(40, 4) = %d: not the largest power of two under %d variables", n, maxVariables)
+	}
+}
+
+func TestRebind(t *testing.T) {
+	for _, tc := range []struct{ in, sqlite, postgres string }{
+		{"SELECT a FROM t WHERE a = ? AND b IN (?,?)", "SELECT a FROM t WHERE a = ? AND b IN (?,?)", "SELECT a FROM t WHERE a = $1 AND b IN ($2,$3)"},
+		{"WHERE c = ?2 AND v = ?1", "WHERE c = ?2 AND v = ?1", "WHERE c = $2 AND v = $1"},
+		{"WHERE s = '?' AND t = ?", "WHERE s = '?' AND t = ?", "WHERE s = '?' AND t = $1"},
+		{"SELECT 1", "SELECT 1", "SELECT 1"},
+	} {
+		if got := rebind(SQLite, tc.in); got != tc.sqlite {
+			t.Errorf("rebind(sqlite, %q) = %q, want %q", tc.in, got, tc.sqlite)
+		}
+		if got := rebind(Postgres, tc.in); got != tc.postgres {
+			t.Errorf("rebind(postgres, %q) = %q, want %q", tc.in, got, tc.postgres)
 		}
 	}
 }

@@ -98,7 +98,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite reader: %w", err)
 		}
-		if db.wr, err = newWriter(w); err != nil {
+		if db.wr, err = newWriter(w, cfg.Driver); err != nil {
 			return nil, err
 		}
 		db.read = r
@@ -125,7 +125,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		if err := pool(g, or(cfg.MaxOpenConns, 20), or(cfg.MaxIdleConns, 10), or(cfg.ConnMaxLifetime, 30*time.Minute)); err != nil {
 			return nil, err
 		}
-		if db.wr, err = newWriter(g); err != nil {
+		if db.wr, err = newWriter(g, cfg.Driver); err != nil {
 			return nil, err
 		}
 		db.read = g
@@ -136,7 +136,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	db.reads = newStmtCache(r)
+	db.reads = newStmtCache(r, cfg.Driver)
 	if err := db.Ping(ctx); err != nil {
 		db.Close()
 		return nil, err

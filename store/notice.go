@@ -79,7 +79,7 @@ func (db *DB) insertNotices(tx *Tx, ns []billing.Notice, now time.Time) (int, er
 	if len(ns) == 0 {
 		return 0, nil
 	}
-	args := make([]any, 0, noticeShared+len(ns)*noticeCols)
+	args := make([]any, 0, len(noticeShared)+len(ns)*noticeCols)
 	at := db.timeArg(now)
 	args = append(args, string(billing.NoticePending), at, at, at)
 	for _, n := range ns {
@@ -97,12 +97,12 @@ func (db *DB) insertNotices(tx *Tx, ns []billing.Notice, now time.Time) (int, er
 		}
 		args = append(args, id, string(n.VIN), n.OwnerID, string(n.Kind), n.DedupeKey, n.Stage, covered, string(data))
 	}
-	shared, rows := args[:noticeShared], args[noticeShared:]
+	shared, rows := args[:len(noticeShared)], args[len(noticeShared):]
 	created := 0
 	for _, size := range chunkSizes(len(ns), noticeRowsPerStatement) {
-		part := append(append(make([]any, 0, noticeShared+size*noticeCols), shared...), rows[:size*noticeCols]...)
+		part := append(append(make([]any, 0, len(noticeShared)+size*noticeCols), shared...), rows[:size*noticeCols]...)
 		rows = rows[size*noticeCols:]
-		res, err := tx.exec(db.insertNoticesSQL(size), part...)
+		res, err := tx.exec(insertNoticesSQL(size), part...)
 		if err != nil {
 			return created, fmt.Errorf("insert notices (%s, ...): %w", ns[0].DedupeKey, err)
 		}
@@ -115,18 +115,18 @@ func (db *DB) insertNotices(tx *Tx, ns []billing.Notice, now time.Time) (int, er
 	return created, nil
 }
 
-const (
-	noticeRowsPerStatement = 256
-	noticeCols             = 8 // id, vin, owner_id, kind, dedupe_key, stage, covered_until, data
-	noticeShared           = 4 // status, next_attempt_at, created_at, updated_at: the same for every row
+const noticeRowsPerStatement = 256
+
+var (
+	noticeColumns = []string{"id", "vin", "owner_id", "kind", "dedupe_key", "stage", "covered_until", "data"}
+	noticeShared  = []string{"status", "next_attempt_at", "created_at", "updated_at"} // the same for every row
+	noticeCols    = len(noticeColumns)
 )
 
 // insertNoticesSQL inserts rows notices; the shared variables come first.
-func (db *DB) insertNoticesSQL(rows int) statement {
+func insertNoticesSQL(rows int) statement {
 	return statement{key: "notices/insert/" + strconv.Itoa(rows), query: func() string {
-		return `INSERT INTO notices (id, vin, owner_id, kind, dedupe_key, stage, covered_until, data,
-			status, next_attempt_at, created_at, updated_at) VALUES ` + db.valuesList(rows, noticeCols, noticeShared) +
-			` ON CONFLICT DO NOTHING`
+		return insertSQL("notices", noticeColumns, noticeShared, rows, `ON CONFLICT DO NOTHING`)
 	}}
 }
 

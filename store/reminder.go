@@ -88,6 +88,6 @@ func (db *DB) timelines(tx *Tx, vins []any) (map[billing.VIN]billing.Timeline, e
 
 func (db *DB) timelinesSQL(n int) statement {
 	return statement{"read/timelines/" + strconv.Itoa(n), func() string {
-		return `SELECT vin, ` + db.timelineColumns() + ` FROM periods WHERE vin IN (` + db.params(1, n) + `)`
+		return `SELECT vin, ` + db.timelineColumns() + ` FROM periods WHERE vin IN (` + placeholders(n) + `)`
 	}}
 }

@@ -3,7 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
-	"strings"
+	"strconv"
 	"time"
 
 	"entitlements/billing"
@@ -183,29 +183,20 @@ func (f *seedFleet) usage(i int, vin billing.VIN, activated, coverageEnd time.Ti
 	return out
 }
 
-// bulkInsert writes rows with multi-row INSERT statements small enough for
-// both SQLite's and PostgreSQL's parameter limits, skipping conflicts.
+// bulkInsert writes rows with multi-row INSERT statements (insertSQL)
+// small enough for both databases' variable limits, skipping conflicts.
 func bulkInsert(tx *Tx, table string, cols []string, rows [][]any) error {
-	if len(rows) == 0 {
-		return nil
-	}
-	per := max(1, 30000/len(cols))
-	rowPH := "(" + strings.TrimSuffix(strings.Repeat("?,", len(cols)), ",") + ")"
-	head := "INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES "
-	for lo := 0; lo < len(rows); lo += per {
-		hi := min(len(rows), lo+per)
-		var sb strings.Builder
-		sb.WriteString(head)
-		args := make([]any, 0, (hi-lo)*len(cols))
-		for i := lo; i < hi; i++ {
-			if i > lo {
-				sb.WriteByte(',')
-			}
-			sb.WriteString(rowPH)
-			args = append(args, rows[i]...)
+	for _, n := range chunkSizes(len(rows), rowsPerInsert(len(cols), 0)) {
+		part := rows[:n]
+		rows = rows[n:]
+		args := make([]any, 0, n*len(cols))
+		for _, r := range part {
+			args = append(args, r...)
 		}
-		sb.WriteString(" ON CONFLICT DO NOTHING")
-		if err := tx.g.Exec(sb.String(), args...).Error; err != nil {
+		st := statement{"seed/" + table + "/" + strconv.Itoa(n), func() string {
+			return insertSQL(table, cols, nil, n, "ON CONFLICT DO NOTHING")
+		}}
+		if _, err := tx.exec(st, args...); err != nil {
 			return fmt.Errorf("insert into %s: %w", table, err)
 		}
 	}

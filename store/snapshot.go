@@ -25,9 +25,9 @@ const snapshotQuery = `SELECT v.owner_id, v.model, v.activated_at, v.created_at,
 	p.id, p.seq, p.source, p.order_id, p.product, p.days, p.data_bytes_per_month,
 	p.paid_at, p.starts_at, p.ends_at, p.refunded_at
 FROM vehicles v
-LEFT JOIN usage_cycles uc ON uc.vin = v.vin AND uc.cycle = $1
+LEFT JOIN usage_cycles uc ON uc.vin = v.vin AND uc.cycle = ?1
 LEFT JOIN periods p ON p.vin = v.vin
-WHERE v.vin = $2
+WHERE v.vin = ?2
 ORDER BY p.seq`
 
 // snapshotStmt is the snapshot read, prepared once on the reader pool

@@ -43,7 +43,7 @@ const periodColumns = `id, vin, seq, source, order_id, product, days, data_bytes
 
 func (db *DB) orderStmt() statement {
 	return statement{key: "read/order", query: func() string {
-		return `SELECT ` + db.orderColumns() + ` FROM orders WHERE id = ` + db.numbered(1)
+		return `SELECT ` + db.orderColumns() + ` FROM orders WHERE id = ?`
 	}}
 }
 
@@ -52,44 +52,42 @@ func (db *DB) orderStmt() statement {
 func (db *DB) vehicleStmt(lock bool) statement {
 	if lock && db.dialect == Postgres {
 		return statement{key: "read/vehicle-lock", query: func() string {
-			return `SELECT ` + db.vehicleColumns() + ` FROM vehicles WHERE vin = ` + db.numbered(1) + ` FOR UPDATE`
+			return `SELECT ` + db.vehicleColumns() + ` FROM vehicles WHERE vin = ? FOR UPDATE`
 		}}
 	}
 	return statement{key: "read/vehicle", query: func() string {
-		return `SELECT ` + db.vehicleColumns() + ` FROM vehicles WHERE vin = ` + db.numbered(1)
+		return `SELECT ` + db.vehicleColumns() + ` FROM vehicles WHERE vin = ?`
 	}}
 }
 
 func (db *DB) timelineStmt() statement {
 	return statement{key: "read/timeline", query: func() string {
-		return `SELECT ` + db.timelineColumns() + ` FROM periods WHERE vin = ` + db.numbered(1) + ` ORDER BY seq`
+		return `SELECT ` + db.timelineColumns() + ` FROM periods WHERE vin = ? ORDER BY seq`
 	}}
 }
 
 func (db *DB) claimEventStmt() statement {
 	return statement{key: "pay/claim", query: func() string {
 		return `INSERT INTO payments (event_id, order_id, status, outcome, amount_fen, currency, paid_at, transaction_id, received_at)
-			VALUES (` + db.params(1, 9) + `) ON CONFLICT DO NOTHING`
+			VALUES (` + placeholders(9) + `) ON CONFLICT DO NOTHING`
 	}}
 }
 
 func (db *DB) insertPeriodStmt() statement {
 	return statement{key: "pay/period", query: func() string {
-		return `INSERT INTO periods (` + periodColumns + `) VALUES (` + db.params(1, 14) + `)`
+		return `INSERT INTO periods (` + periodColumns + `) VALUES (` + placeholders(14) + `)`
 	}}
 }
 
 func (db *DB) coverageEndStmt() statement {
 	return statement{key: "pay/coverage", query: func() string {
-		return `UPDATE vehicles SET coverage_ends_at = ` + db.numbered(1) + `, updated_at = ` + db.numbered(2) +
-			` WHERE vin = ` + db.numbered(3)
+		return `UPDATE vehicles SET coverage_ends_at = ?, updated_at = ? WHERE vin = ?`
 	}}
 }
 
 func (db *DB) orderPaidStmt() statement {
 	return statement{key: "pay/paid", query: func() string {
-		return `UPDATE orders SET status = ` + db.numbered(1) + `, paid_at = ` + db.numbered(2) +
-			`, transaction_id = ` + db.numbered(3) + `, updated_at = ` + db.numbered(4) + ` WHERE id = ` + db.numbered(5)
+		return `UPDATE orders SET status = ?, paid_at = ?, transaction_id = ?, updated_at = ? WHERE id = ?`
 	}}
 }
 

@@ -23,6 +23,7 @@ import (
 // keys is fixed (see chunkSizes), so the cache is bounded.
 type stmtCache struct {
 	pool    *sql.DB
+	dialect string     // statements are rebound to it
 	mu      sync.Mutex // protects the following fields
 	stmts   map[string]*sql.Stmt
 	pending map[string]func() string
@@ -35,9 +36,12 @@ type statement struct {
 	query func() string
 }
 
-func newStmtCache(pool *sql.DB) *stmtCache {
-	return &stmtCache{pool: pool, stmts: map[string]*sql.Stmt{}}
+func newStmtCache(pool *sql.DB, dialect string) *stmtCache {
+	return &stmtCache{pool: pool, dialect: dialect, stmts: map[string]*sql.Stmt{}}
 }
+
+// text is st's SQL in the dialect's placeholders.
+func (c *stmtCache) text(st statement) string { return rebind(c.dialect, st.query()) }
 
 func (c *stmtCache) get(key string) *sql.Stmt {
 	c.mu.Lock()
@@ -51,7 +55,7 @@ func (c *stmtCache) onPool(ctx context.Context, st statement) (*sql.Stmt, error)
 	if s := c.get(st.key); s != nil {
 		return s, nil
 	}
-	s, err := c.pool.PrepareContext(ctx, st.query())
+	s, err := c.pool.PrepareContext(ctx, c.text(st))
 	if err != nil {
 		return nil, fmt.Errorf("prepare %s: %w", st.key, err)
 	}
@@ -86,7 +90,7 @@ func (c *stmtCache) inTx(ctx context.Context, t *sql.Tx, st statement) (*sql.Stm
 	if s != nil {
 		return t.StmtContext(ctx, s), nil
 	}
-	s, err := t.PrepareContext(ctx, st.query())
+	s, err := t.PrepareContext(ctx, c.text(st))
 	if err != nil {
 		return nil, fmt.Errorf("prepare %s: %w", st.key, err)
 	}
@@ -103,7 +107,7 @@ func (c *stmtCache) promote(ctx context.Context) {
 	c.pending = nil
 	c.mu.Unlock()
 	for key, query := range pending {
-		if s, err := c.pool.PrepareContext(ctx, query()); err == nil {
+		if s, err := c.pool.PrepareContext(ctx, rebind(c.dialect, query())); err == nil {
 			c.keep(key, s)
 		}
 	}

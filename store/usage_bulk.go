@@ -20,10 +20,11 @@ import (
 // 1024 rows = 7168 variables, under SQLite's 32766 and PostgreSQL's 65535.
 const usageRowsPerStatement = 1024
 
-// Column counts of the bulk statements.
-const (
-	recordCols = 7 // and received_at, one variable shared by every row
-	cycleCols  = 6 // and updated_at, shared
+// The columns of the bulk statements, each row's own (a shared
+// timestamp follows).
+var (
+	recordColumns = []string{"id", "vin", "category", "bytes", "started_at", "ended_at", "cycle"}
+	cycleColumns  = []string{"vin", "cycle", "entertainment_bytes", "basic_bytes", "records", "last_ended_at"}
 )
 
 // knownVINs returns the records' VINs that an activated vehicle has, read
@@ -72,7 +73,7 @@ func queryChunks(q querier, st func(n int) statement, lead, args []any, row func
 
 func (db *DB) knownSQL(n int) statement {
 	return statement{"usage/known/" + strconv.Itoa(n), func() string {
-		return `SELECT vin FROM vehicles WHERE vin IN (` + db.params(1, n) + `)`
+		return `SELECT vin FROM vehicles WHERE vin IN (` + placeholders(n) + `)`
 	}}
 }
 
@@ -96,7 +97,7 @@ func (db *DB) vehicleOwners(tx *Tx, vins []any) (map[billing.VIN]string, error) 
 
 func (db *DB) ownersSQL(n int) statement {
 	return statement{"usage/owners/" + strconv.Itoa(n), func() string {
-		return `SELECT vin, owner_id FROM vehicles WHERE vin IN (` + db.params(1, n) + `)`
+		return `SELECT vin, owner_id FROM vehicles WHERE vin IN (` + placeholders(n) + `)`
 	}}
 }
 
@@ -112,7 +113,7 @@ func (db *DB) ownersSQL(n int) statement {
 // rows back costs more, on SQLite, than the insert itself.
 func (db *DB) insertUsageRecords(tx *Tx, recs []billing.UsageRecord, keep []int, cycles []string, now time.Time) ([]int, error) {
 	inserted := make([]int, 0, len(keep))
-	args := make([]any, 0, 1+recordCols*usageRowsPerStatement)
+	args := make([]any, 0, 1+len(recordColumns)*usageRowsPerStatement)
 	for _, n := range chunkSizes(len(keep), usageRowsPerStatement) {
 		part := keep[:n]
 		keep = keep[n:]
@@ -186,12 +187,11 @@ func (db *DB) insertRecordChunk(tx *Tx, recs []billing.UsageRecord, part []int, 
 
 func (db *DB) insertRecordsSQL(rows int, returning bool) statement {
 	return statement{"usage/records/" + strconv.Itoa(rows) + "/" + strconv.FormatBool(returning), func() string {
-		q := `INSERT INTO usage_records (id, vin, category, bytes, started_at, ended_at, cycle, received_at) VALUES ` +
-			db.valuesList(rows, recordCols, 1) + ` ON CONFLICT (id) DO NOTHING`
+		tail := `ON CONFLICT (id) DO NOTHING`
 		if returning {
-			q += ` RETURNING id`
+			tail += ` RETURNING id`
 		}
-		return q
+		return insertSQL("usage_records", recordColumns, []string{"received_at"}, rows, tail)
 	}}
 }
 
@@ -200,7 +200,7 @@ func (db *DB) insertRecordsSQL(rows int, returning bool) statement {
 // moves with its cycles' last_ended_at (see usageMigration).
 func (db *DB) addUsage(tx *Tx, aggs []*usageAgg, now time.Time) error {
 	ts := db.timeArg(now)
-	args := make([]any, 0, 1+cycleCols*usageRowsPerStatement)
+	args := make([]any, 0, 1+len(cycleColumns)*usageRowsPerStatement)
 	rest := aggs
 	for _, n := range chunkSizes(len(aggs), usageRowsPerStatement) {
 		part := rest[:n]
@@ -244,14 +244,13 @@ func (db *DB) addUsage(tx *Tx, aggs []*usageAgg, now time.Time) error {
 
 func (db *DB) upsertCyclesSQL(rows int) statement {
 	return statement{"usage/cycles/" + strconv.Itoa(rows), func() string {
-		return `INSERT INTO usage_cycles (vin, cycle, entertainment_bytes, basic_bytes, records, last_ended_at, updated_at) VALUES ` +
-			db.valuesList(rows, cycleCols, 1) + ` ON CONFLICT (vin, cycle) DO UPDATE SET
+		return insertSQL("usage_cycles", cycleColumns, []string{"updated_at"}, rows, `ON CONFLICT (vin, cycle) DO UPDATE SET
 		entertainment_bytes = usage_cycles.entertainment_bytes + excluded.entertainment_bytes,
 		basic_bytes = usage_cycles.basic_bytes + excluded.basic_bytes,
 		records = usage_cycles.records + excluded.records,
-		last_ended_at = ` + db.greatest() + `(usage_cycles.last_ended_at, excluded.last_ended_at),
+		last_ended_at = `+db.greatest()+`(usage_cycles.last_ended_at, excluded.last_ended_at),
 		updated_at = excluded.updated_at
-		RETURNING vin, cycle, entertainment_bytes`
+		RETURNING vin, cycle, entertainment_bytes`)
 	}}
 }
 
@@ -297,8 +296,7 @@ func (db *DB) timelinesAround(tx *Tx, vins []any, from, to time.Time, maxAllowan
 func (db *DB) periodsSQL(n int) statement {
 	return statement{"usage/periods/" + strconv.Itoa(n), func() string {
 		return `SELECT id, vin, seq, source, product, data_bytes_per_month, starts_at, ends_at, refunded_at
-		FROM periods WHERE ends_at > ` + db.param(1) + ` AND starts_at <= ` + db.param(2) +
-			` AND data_bytes_per_month > 0 AND data_bytes_per_month <= ` + db.param(3) +
-			` AND vin IN (` + db.params(4, n) + `)`
+		FROM periods WHERE ends_at > ? AND starts_at <= ?
+		AND data_bytes_per_month > 0 AND data_bytes_per_month <= ? AND vin IN (` + placeholders(n) + `)`
 	}}
 }

@@ -41,12 +41,12 @@ type writer struct {
 	queue      []*groupReq   // SQLite writes waiting for a group commit
 }
 
-func newWriter(pool *gorm.DB) (*writer, error) {
+func newWriter(pool *gorm.DB, dialect string) (*writer, error) {
 	s, err := pool.DB()
 	if err != nil {
 		return nil, err
 	}
-	return &writer{writerPool: pool, slot: make(chan struct{}, 1), stmts: newStmtCache(s)}, nil
+	return &writer{writerPool: pool, slot: make(chan struct{}, 1), stmts: newStmtCache(s, dialect)}, nil
 }
 
 // sqlDB is the writer pool's database/sql handle, for Ping and Close.
