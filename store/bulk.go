@@ -159,6 +159,14 @@ func (db *DB) timeArg(t time.Time) any {
 	return sqliteTime(t)
 }
 
+// timePtr is timeArg of *t, or NULL.
+func (db *DB) timePtr(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return db.timeArg(*t)
+}
+
 // sqliteTime formats a UTC instant like
 // t.Format("2006-01-02 15:04:05.999999999-07:00").
 func sqliteTime(t time.Time) string {

@@ -77,7 +77,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		return &gorm.Config{
 			Logger:                 logger.Discard,
 			SkipDefaultTransaction: true,
-			PrepareStmt:            true,
+			PrepareStmt:            false, // the store prepares its own statements (stmtCache); gorm serves cold paths
 			NowFunc:                func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"entitlements/billing"
@@ -70,12 +71,13 @@ func (db *DB) createCoverageNotices(ctx context.Context, job string, now time.Ti
 	total := 0
 	var after *coverageCandidate
 	for {
-		q := db.coverageQuery(where, after != nil)
-		qargs := []any{utc(lower)}
-		if after != nil {
-			qargs = []any{utc(after.CoverageEndsAt), after.VIN}
+		next := after != nil
+		q := statement{"jobs/" + job + "/" + strconv.FormatBool(next), func() string { return db.coverageQuery(where, next) }}
+		qargs := []any{db.timeArg(lower)}
+		if next {
+			qargs = []any{db.timeArg(after.CoverageEndsAt), after.VIN}
 		}
-		qargs = append(append(append(qargs, utc(upper)), args...), batch)
+		qargs = append(append(append(qargs, db.timeArg(upper)), args...), batch)
 		var cs []coverageCandidate
 		var created int
 		err := db.jobWrite(ctx, job, func(tx *Tx) error {
@@ -113,8 +115,8 @@ func (db *DB) createCoverageNotices(ctx context.Context, job string, now time.Ti
 // coverageCandidates runs q, which selects (vin, owner_id,
 // coverage_ends_at), and scans its rows by hand: a job reads them by the
 // hundred thousand.
-func coverageCandidates(tx *Tx, q string, args []any) ([]coverageCandidate, error) {
-	rows, err := tx.g.Raw(q, args...).Rows()
+func coverageCandidates(tx *Tx, q statement, args []any) ([]coverageCandidate, error) {
+	rows, err := tx.query(q, args...)
 	if err != nil {
 		return nil, err
 	}

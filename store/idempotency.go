@@ -2,14 +2,11 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"entitlements/billing"
 
-	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 )
 
 type idempotencyRow struct {
@@ -30,21 +27,20 @@ func (idempotencyRow) TableName() string { return "idempotency_keys" }
 // (another request). On PostgreSQL a concurrent claim of the same key
 // waits for the first transaction and then sees its result.
 func claimKey(tx *Tx, k billing.IdempotencyKey, now time.Time) (*billing.StoredResponse, error) {
-	row := idempotencyRow{Scope: k.Scope, IdemKey: k.Key, RequestHash: k.RequestHash, CreatedAt: utc(now)}
-	res := tx.g.Clauses(clause.OnConflict{DoNothing: true}).Create(&row)
-	if res.Error != nil {
-		return nil, fmt.Errorf("claim idempotency key: %w", res.Error)
+	n, err := tx.update(claimKeyStmt, k.Scope, k.Key, k.RequestHash, tx.db.timeArg(now))
+	if err != nil {
+		return nil, fmt.Errorf("claim idempotency key: %w", err)
 	}
-	if res.RowsAffected == 1 {
+	if n == 1 {
 		return nil, nil
 	}
 	var got idempotencyRow
-	err := tx.g.Where("scope = ? AND idem_key = ?", k.Scope, k.Key).Take(&got).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil, billing.Errorf(billing.EIdempotencyInFlight, "a request with this Idempotency-Key is in progress; retry")
-	}
+	found, err := tx.queryRow(findKeyStmt, []any{k.Scope, k.Key}, &got.RequestHash, &got.Status, &got.Body)
 	if err != nil {
 		return nil, fmt.Errorf("read idempotency key: %w", err)
+	}
+	if !found {
+		return nil, billing.Errorf(billing.EIdempotencyInFlight, "a request with this Idempotency-Key is in progress; retry")
 	}
 	if got.RequestHash != k.RequestHash {
 		return nil, billing.Errorf(billing.EIdempotencyKeyReused, "this Idempotency-Key was used for another request")
@@ -55,15 +51,26 @@ func claimKey(tx *Tx, k billing.IdempotencyKey, now time.Time) (*billing.StoredR
 	return &billing.StoredResponse{Status: got.Status, Body: []byte(got.Body), Replayed: true}, nil
 }
 
+var (
+	claimKeyStmt = statement{"idem/claim", func() string {
+		return `INSERT INTO idempotency_keys (scope, idem_key, request_hash, status, body, created_at)
+			VALUES (?, ?, ?, 0, '', ?) ON CONFLICT DO NOTHING`
+	}}
+	findKeyStmt = statement{"idem/find", func() string {
+		return `SELECT request_hash, status, body FROM idempotency_keys WHERE scope = ? AND idem_key = ?`
+	}}
+	storeResponseStmt = statement{"idem/store", func() string {
+		return `UPDATE idempotency_keys SET status = ?, body = ? WHERE scope = ? AND idem_key = ?`
+	}}
+)
+
 // storeResponse records the response of the request that claimed k.
 func storeResponse[T any](tx *Tx, k billing.IdempotencyKey, v T, render billing.Render[T]) (billing.StoredResponse, error) {
 	status, body, err := render(v)
 	if err != nil {
 		return billing.StoredResponse{}, err
 	}
-	err = tx.g.Model(&idempotencyRow{}).Where("scope = ? AND idem_key = ?", k.Scope, k.Key).
-		Updates(map[string]any{"status": status, "body": string(body)}).Error
-	if err != nil {
+	if _, err := tx.exec(storeResponseStmt, status, string(body), k.Scope, k.Key); err != nil {
 		return billing.StoredResponse{}, fmt.Errorf("store idempotent response: %w", err)
 	}
 	return billing.StoredResponse{Status: status, Body: body}, nil

@@ -64,7 +64,7 @@ func (db *DB) tryJobLock(tx *Tx, job string) error {
 		return nil // the IMMEDIATE transaction is the lock
 	}
 	var ok bool
-	if err := tx.g.Raw(`SELECT pg_try_advisory_xact_lock(hashtext(current_schema()), ?)`, jobLockKey(job)).Scan(&ok).Error; err != nil {
+	if _, err := tx.queryRow(jobLockStmt, []any{jobLockKey(job)}, &ok); err != nil {
 		return fmt.Errorf("lock job %s: %w", job, err)
 	}
 	if !ok {
@@ -72,3 +72,7 @@ func (db *DB) tryJobLock(tx *Tx, job string) error {
 	}
 	return nil
 }
+
+var jobLockStmt = statement{"jobs/lock", func() string {
+	return `SELECT pg_try_advisory_xact_lock(hashtext(current_schema()), ?)`
+}}

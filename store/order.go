@@ -98,7 +98,7 @@ func (db *DB) CreateOrder(ctx context.Context, o billing.Order, k billing.Idempo
 		}
 		o.ID = newID("ord", o.CreatedAt)
 		row := newOrderRow(o, o.CreatedAt)
-		if err := tx.g.Create(&row).Error; err != nil {
+		if err := db.txInsertOrder(tx, row); err != nil {
 			return fmt.Errorf("insert order: %w", err)
 		}
 		out, err = storeResponse(tx, k, row.order(), render)
@@ -148,11 +148,11 @@ func (db *DB) Orders(ctx context.Context, q billing.OrderQuery) ([]billing.Order
 func (db *DB) CancelStaleOrders(ctx context.Context, now time.Time, ttl time.Duration) (int, error) {
 	var n int64
 	err := db.jobWrite(ctx, JobCancelUnpaid, func(tx *Tx) error {
-		res := tx.g.Model(&orderRow{}).
-			Where("status = ? AND (expires_at <= ? OR created_at <= ?)", string(billing.OrderPending), utc(now), utc(now.Add(-ttl))).
-			Updates(map[string]any{"status": string(billing.OrderCancelled), "cancelled_at": utc(now), "updated_at": utc(now)})
-		n = res.RowsAffected
-		return res.Error
+		at := db.timeArg(now)
+		var err error
+		n, err = tx.update(cancelStaleStmt, string(billing.OrderCancelled), at, at,
+			string(billing.OrderPending), at, db.timeArg(now.Add(-ttl)))
+		return err
 	})
 	if errors.Is(err, errJobBusy) {
 		return 0, nil
@@ -166,11 +166,33 @@ func (db *DB) CancelStaleOrders(ctx context.Context, now time.Time, ttl time.Dur
 // cancelPendingOrders cancels the unpaid orders ownerID placed for vin,
 // inside tx (an ownership transfer).
 func cancelPendingOrders(tx *Tx, vin billing.VIN, ownerID string, now time.Time) error {
-	err := tx.g.Model(&orderRow{}).
-		Where("vin = ? AND owner_id = ? AND status = ?", string(vin), ownerID, string(billing.OrderPending)).
-		Updates(map[string]any{"status": string(billing.OrderCancelled), "cancelled_at": utc(now), "updated_at": utc(now)}).Error
+	at := tx.db.timeArg(now)
+	_, err := tx.exec(cancelOwnersOrdersStmt, string(billing.OrderCancelled), at, at, string(vin), ownerID, string(billing.OrderPending))
 	if err != nil {
 		return fmt.Errorf("cancel orders of %s on %s: %w", ownerID, vin, err)
 	}
 	return nil
+}
+
+var (
+	cancelOwnersOrdersStmt = statement{"order/cancel-owners", func() string {
+		return `UPDATE orders SET status = ?, cancelled_at = ?, updated_at = ? WHERE vin = ? AND owner_id = ? AND status = ?`
+	}}
+	cancelStaleStmt = statement{"order/cancel-stale", func() string {
+		return `UPDATE orders SET status = ?, cancelled_at = ?, updated_at = ?
+			WHERE status = ? AND (expires_at <= ? OR created_at <= ?)`
+	}}
+	insertOrderStmt = statement{"order/insert", func() string {
+		return `INSERT INTO orders (id, vin, owner_id, product, amount_fen, currency, days, data_bytes_per_month, status,
+			created_at, expires_at, paid_at, cancelled_at, refunded_fen, transaction_id, updated_at)
+			VALUES (` + placeholders(16) + `)`
+	}}
+)
+
+// txInsertOrder inserts the order row r.
+func (db *DB) txInsertOrder(tx *Tx, r orderRow) error {
+	_, err := tx.exec(insertOrderStmt, r.ID, r.VIN, r.OwnerID, r.Product, r.AmountFen, r.Currency, r.Days, r.DataBytesPerMonth,
+		r.Status, db.timeArg(r.CreatedAt), db.timeArg(r.ExpiresAt), db.timePtr(r.PaidAt), db.timePtr(r.CancelledAt),
+		r.RefundedFen, r.TransactionID, db.timeArg(r.UpdatedAt))
+	return err
 }

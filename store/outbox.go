@@ -84,13 +84,9 @@ func (db *DB) ClaimNotices(ctx context.Context, now time.Time, limit int, lease 
 // (superseded, or failed by a slower claim), so only "sent" is final here.
 func (db *DB) MarkNoticeSent(ctx context.Context, id string, now time.Time) error {
 	err := db.write(ctx, nil, func(tx *Tx) error {
-		return tx.g.Model(&noticeRow{}).Where("id = ? AND status <> ?", id, string(billing.NoticeSent)).
-			Updates(map[string]any{
-				"status":     string(billing.NoticeSent),
-				"sent_at":    utc(now),
-				"last_error": "",
-				"updated_at": utc(now),
-			}).Error
+		at := db.timeArg(now)
+		_, err := tx.exec(noticeSentStmt, string(billing.NoticeSent), at, at, id, string(billing.NoticeSent))
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("mark notice %s sent: %w", id, err)
@@ -106,21 +102,30 @@ func (db *DB) MarkNoticeFailed(ctx context.Context, id string, attempts int, now
 	if len(reason) > 500 {
 		reason = reason[:500]
 	}
-	set := map[string]any{"last_error": reason, "updated_at": utc(now)}
+	status, nextAt := billing.NoticePending, db.timeArg(next)
 	if dead {
-		set["status"] = string(billing.NoticeDead)
-	} else {
-		set["next_attempt_at"] = utc(next)
+		status, nextAt = billing.NoticeDead, nil // next_attempt_at stays
 	}
 	err := db.write(ctx, nil, func(tx *Tx) error {
-		return tx.g.Model(&noticeRow{}).Where("id = ? AND status = ? AND attempts = ?", id, string(billing.NoticePending), attempts).
-			Updates(set).Error
+		_, err := tx.exec(noticeFailedStmt, reason, db.timeArg(now), string(status), nextAt,
+			id, string(billing.NoticePending), attempts)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("mark notice %s failed: %w", id, err)
 	}
 	return nil
 }
+
+var (
+	noticeSentStmt = statement{"notice/sent", func() string {
+		return `UPDATE notices SET status = ?, sent_at = ?, last_error = '', updated_at = ? WHERE id = ? AND status <> ?`
+	}}
+	noticeFailedStmt = statement{"notice/failed", func() string {
+		return `UPDATE notices SET last_error = ?, updated_at = ?, status = ?, next_attempt_at = COALESCE(?, next_attempt_at)
+			WHERE id = ? AND status = ? AND attempts = ?`
+	}}
+)
 
 // NoticeBacklog counts the notices still waiting (pending) and given up
 // (dead), by status.

@@ -84,7 +84,7 @@ func (db *DB) ApplyPayment(ctx context.Context, p billing.Payment, loc *time.Loc
 // was answered: with its order and, when it was refused, EAmountMismatch.
 func (db *DB) replayPayment(tx *Tx, p billing.Payment, o billing.Order) (billing.Order, error, error) {
 	var prev paymentRow
-	if err := tx.g.Where("event_id = ?", p.EventID).Take(&prev).Error; err != nil {
+	if _, err := tx.queryRow(findPaymentStmt, []any{p.EventID}, &prev.OrderID, &prev.Outcome); err != nil {
 		return o, nil, fmt.Errorf("read payment %s: %w", p.EventID, err)
 	}
 	if prev.OrderID != o.ID {
@@ -99,6 +99,10 @@ func (db *DB) replayPayment(tx *Tx, p billing.Payment, o billing.Order) (billing
 	return o, nil, nil
 }
 
+var findPaymentStmt = statement{"pay/find", func() string {
+	return `SELECT order_id, outcome FROM payments WHERE event_id = ?`
+}}
+
 // txApplyPayment carries out an applied payment's plan; tx holds the
 // vehicle lock.
 func (db *DB) txApplyPayment(tx *Tx, plan billing.PaymentPlan, now time.Time) error {
@@ -109,7 +113,7 @@ func (db *DB) txApplyPayment(tx *Tx, plan billing.PaymentPlan, now time.Time) er
 	if err := savePeriodTimes(tx, plan.Moved, now); err != nil {
 		return err
 	}
-	if _, err := tx.exec(db.coverageEndStmt(), db.timeArg(plan.CoverageEnd), db.timeArg(now), string(o.VIN)); err != nil {
+	if err := setCoverageEnd(tx, o.VIN, plan.CoverageEnd, now); err != nil {
 		return fmt.Errorf("set coverage end of %s: %w", o.VIN, err)
 	}
 	_, err := tx.exec(db.orderPaidStmt(), string(billing.OrderPaid), db.timeArg(*o.PaidAt), o.TransactionID, db.timeArg(now), o.ID)

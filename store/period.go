@@ -69,11 +69,7 @@ func (db *DB) Timeline(ctx context.Context, vin billing.VIN) (billing.Timeline, 
 func savePeriodTimes(tx *Tx, ps []billing.Period, now time.Time) error {
 	for _, p := range ps {
 		tx.touch(p.VIN)
-		err := tx.g.Model(&periodRow{}).Where("id = ?", p.ID).Updates(map[string]any{
-			"starts_at":  utc(p.StartsAt),
-			"ends_at":    utc(p.EndsAt),
-			"updated_at": utc(now),
-		}).Error
+		_, err := tx.exec(periodTimesStmt, tx.db.timeArg(p.StartsAt), tx.db.timeArg(p.EndsAt), tx.db.timeArg(now), p.ID)
 		if err != nil {
 			return fmt.Errorf("save period %s: %w", p.ID, err)
 		}
@@ -83,13 +79,15 @@ func savePeriodTimes(tx *Tx, ps []billing.Period, now time.Time) error {
 
 // setCoverageEnd keeps vehicles.coverage_ends_at equal to the end of the
 // vehicle's last non-refunded period; set-based jobs (reminders) query it.
-func setCoverageEnd(tx *Tx, vin billing.VIN, tl billing.Timeline, now time.Time) error {
+func setCoverageEnd(tx *Tx, vin billing.VIN, end, now time.Time) error {
 	tx.touch(vin)
-	return tx.g.Model(&vehicleRow{}).Where("vin = ?", string(vin)).Updates(map[string]any{
-		"coverage_ends_at": utc(tl.End()),
-		"updated_at":       utc(now),
-	}).Error
+	_, err := tx.exec(coverageEndStmt, tx.db.timeArg(end), tx.db.timeArg(now), string(vin))
+	return err
 }
+
+var periodTimesStmt = statement{"period/times", func() string {
+	return `UPDATE periods SET starts_at = ?, ends_at = ?, updated_at = ? WHERE id = ?`
+}}
 
 // newID returns a unique, roughly time-ordered identifier such as
 // "ord_0192f0c1a2b3c4d5e6f7a8b9c0d1e2f3": a prefix, 48 bits of

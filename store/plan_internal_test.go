@@ -78,7 +78,7 @@ func TestJobQueryPlans(t *testing.T) {
 	}
 	// The entitlement read: every table by an index seek on the VIN, as_of
 	// from the vehicle's own cycles (see usageMigration), no scan anywhere.
-	if p := plan(snapshotQuery, "2026-02", "LSVAX4E10P2000300"); strings.Contains(p, "SCAN") ||
+	if p := plan(db.snapshotQuery(), "2026-02", "LSVAX4E10P2000300"); strings.Contains(p, "SCAN") ||
 		!strings.Contains(p, "SEARCH ua USING INDEX sqlite_autoindex_usage_cycles_1 (vin=?)") {
 		t.Errorf("the snapshot read scans or does not seek the cycles by VIN:\n%s", p)
 	}

@@ -7,7 +7,6 @@ import (
 
 	"entitlements/billing"
 
-	"gorm.io/gorm"
 )
 
 // refundRow is the stored form of billing.Refund; the table is
@@ -116,9 +115,8 @@ func applyPeriodChanges(tx *Tx, tl *billing.Timeline, o billing.Order, plan bill
 			moved = append(moved, p)
 			continue
 		}
-		err := tx.g.Model(&periodRow{}).Where("id = ?", p.ID).Updates(map[string]any{
-			"refunded_at": utc(*p.RefundedAt), "ends_at": utc(p.EndsAt), "updated_at": utc(now),
-		}).Error
+		tx.touch(p.VIN)
+		_, err := tx.exec(refundPeriodStmt, tx.db.timeArg(*p.RefundedAt), tx.db.timeArg(p.EndsAt), tx.db.timeArg(now), p.ID)
 		if err != nil {
 			return fmt.Errorf("refund period %s: %w", p.ID, err)
 		}
@@ -126,7 +124,7 @@ func applyPeriodChanges(tx *Tx, tl *billing.Timeline, o billing.Order, plan bill
 	if err := savePeriodTimes(tx, moved, now); err != nil {
 		return err
 	}
-	return setCoverageEnd(tx, o.VIN, *tl, now)
+	return setCoverageEnd(tx, o.VIN, tl.End(), now)
 }
 
 // insertRefund appends the refund, adds it to the order and writes the
@@ -137,27 +135,39 @@ func (db *DB) insertRefund(tx *Tx, o billing.Order, v billing.Vehicle, req billi
 		Reason: string(req.Reason), Note: req.Note, EndAccess: plan.EndAccess, PeriodAction: string(plan.Action),
 		TransactionID: o.TransactionID, CreatedBy: operator, CreatedAt: utc(now),
 	}
-	if err := tx.g.Create(&row).Error; err != nil {
+	_, err := tx.exec(insertRefundStmt, row.ID, row.OrderID, row.VIN, row.AmountFen, row.Currency, row.Reason, row.Note,
+		row.EndAccess, row.PeriodAction, row.TransactionID, row.CreatedBy, db.timeArg(row.CreatedAt))
+	if err != nil {
 		return billing.Refund{}, fmt.Errorf("insert refund: %w", err)
 	}
 	total := o.RefundedFen + plan.AmountFen
 	// The guard in WHERE (and the CHECK on the column) make an over-refund
 	// impossible even if the lock were missing.
-	res := tx.g.Model(&orderRow{}).Where("id = ? AND refunded_fen + ? <= amount_fen", o.ID, plan.AmountFen).Updates(map[string]any{
-		"refunded_fen": gorm.Expr("refunded_fen + ?", plan.AmountFen),
-		"status":       string(o.StatusAfterRefunds(total)),
-		"updated_at":   utc(now),
-	})
-	if res.Error != nil {
-		return billing.Refund{}, fmt.Errorf("add refund to order %s: %w", o.ID, res.Error)
+	n, err := tx.update(addRefundStmt, plan.AmountFen, string(o.StatusAfterRefunds(total)), db.timeArg(now), o.ID, plan.AmountFen)
+	if err != nil {
+		return billing.Refund{}, fmt.Errorf("add refund to order %s: %w", o.ID, err)
 	}
-	if res.RowsAffected != 1 {
+	if n != 1 {
 		return billing.Refund{}, billing.Errorf(billing.ERefundExceedsBalance, "refund would exceed what was paid for order %s", o.ID)
 	}
 	r := row.refund()
-	_, err := db.insertNotice(tx, billing.RefundIssuedNotice(r, o, v.OwnerID), now)
+	_, err = db.insertNotice(tx, billing.RefundIssuedNotice(r, o, v.OwnerID), now)
 	return r, err
 }
+
+var (
+	refundPeriodStmt = statement{"refund/period", func() string {
+		return `UPDATE periods SET refunded_at = ?, ends_at = ?, updated_at = ? WHERE id = ?`
+	}}
+	insertRefundStmt = statement{"refund/insert", func() string {
+		return `INSERT INTO refunds (id, order_id, vin, amount_fen, currency, reason, note, end_access, period_action,
+			transaction_id, created_by, created_at) VALUES (` + placeholders(12) + `)`
+	}}
+	addRefundStmt = statement{"refund/order", func() string {
+		return `UPDATE orders SET refunded_fen = refunded_fen + ?1, status = ?2, updated_at = ?3
+			WHERE id = ?4 AND refunded_fen + ?5 <= amount_fen`
+	}}
+)
 
 // Refunds returns a page of refunds matching q, oldest first, and the
 // cursor of the next page (nil on the last page).

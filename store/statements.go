@@ -79,11 +79,9 @@ func (db *DB) insertPeriodStmt() statement {
 	}}
 }
 
-func (db *DB) coverageEndStmt() statement {
-	return statement{key: "pay/coverage", query: func() string {
-		return `UPDATE vehicles SET coverage_ends_at = ?, updated_at = ? WHERE vin = ?`
-	}}
-}
+var coverageEndStmt = statement{key: "vehicle/coverage-end", query: func() string {
+	return `UPDATE vehicles SET coverage_ends_at = ?, updated_at = ? WHERE vin = ?`
+}}
 
 func (db *DB) orderPaidStmt() statement {
 	return statement{key: "pay/paid", query: func() string {

@@ -316,16 +316,20 @@ func crossings(gs []grew, timelines map[billing.VIN]billing.Timeline, thresholds
 func (db *DB) DeleteUsageBefore(ctx context.Context, cutoff time.Time, limit int) (int64, error) {
 	var n int64
 	err := db.write(ctx, nil, func(tx *Tx) error {
-		res := tx.g.Exec(`DELETE FROM usage_records WHERE id IN (
-			SELECT id FROM usage_records WHERE started_at < ? ORDER BY started_at LIMIT ?)`, utc(cutoff), limit)
-		n = res.RowsAffected
-		return res.Error
+		var err error
+		n, err = tx.update(pruneUsageStmt, db.timeArg(cutoff), limit)
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("prune usage records: %w", err)
 	}
 	return n, nil
 }
+
+var pruneUsageStmt = statement{"usage/prune", func() string {
+	return `DELETE FROM usage_records WHERE id IN (
+		SELECT id FROM usage_records WHERE started_at < ? ORDER BY started_at LIMIT ?)`
+}}
 
 // usageAllowanceMigration indexes the periods' monthly allowance, so that
 // usage ingest reads the smallest one in a single seek (allowanceFloor).

@@ -267,19 +267,15 @@ func (db *DB) greatest() string {
 // 1 and maxAllowance bytes.
 func (db *DB) timelinesAround(tx *Tx, vins []any, from, to time.Time, maxAllowance int64) (map[billing.VIN]billing.Timeline, error) {
 	byVIN := make(map[billing.VIN][]billing.Period, len(vins))
-	lead := []any{utc(from), utc(to), maxAllowance}
+	lead := []any{db.timeArg(from), db.timeArg(to), maxAllowance}
 	err := queryChunks(tx.query, db.periodsSQL, lead, vins, func(rows *sql.Rows) error {
 		var p billing.Period
 		var vin string
-		var refunded sql.NullTime
-		if err := rows.Scan(&p.ID, &vin, &p.Seq, &p.Source, &p.Product, &p.DataBytesPerMonth, &p.StartsAt, &p.EndsAt, &refunded); err != nil {
+		var starts, ends, refunded dbTime
+		if err := rows.Scan(&p.ID, &vin, &p.Seq, &p.Source, &p.Product, &p.DataBytesPerMonth, &starts, &ends, &refunded); err != nil {
 			return err
 		}
-		p.VIN, p.StartsAt, p.EndsAt = billing.VIN(vin), p.StartsAt.UTC(), p.EndsAt.UTC()
-		if refunded.Valid {
-			t := refunded.Time.UTC()
-			p.RefundedAt = &t
-		}
+		p.VIN, p.StartsAt, p.EndsAt, p.RefundedAt = billing.VIN(vin), starts.T, ends.T, refunded.ptr()
 		byVIN[p.VIN] = append(byVIN[p.VIN], p)
 		return nil
 	})

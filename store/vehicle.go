@@ -7,7 +7,6 @@ import (
 
 	"entitlements/billing"
 
-	"gorm.io/gorm/clause"
 )
 
 // vehicleRow is the stored form of billing.Vehicle.
@@ -55,11 +54,12 @@ func (db *DB) Activate(ctx context.Context, vin billing.VIN, a billing.Activatio
 			CreatedAt:      utc(now),
 			UpdatedAt:      utc(now),
 		}
-		res := tx.g.Clauses(clause.OnConflict{DoNothing: true}).Create(&row)
-		if res.Error != nil {
-			return fmt.Errorf("insert vehicle: %w", res.Error)
+		n, err := tx.update(insertVehicleStmt, row.VIN, row.OwnerID, row.Model, db.timeArg(row.ActivatedAt),
+			db.timeArg(row.CoverageEndsAt), db.timeArg(now), db.timeArg(now))
+		if err != nil {
+			return fmt.Errorf("insert vehicle: %w", err)
 		}
-		if res.RowsAffected == 0 {
+		if n == 0 {
 			existing, err := db.vehicle(tx.query, vin, false)
 			if err != nil {
 				return err
@@ -70,8 +70,7 @@ func (db *DB) Activate(ctx context.Context, vin billing.VIN, a billing.Activatio
 			v = existing
 			return nil
 		}
-		pr := newPeriodRow(tp, now)
-		if err := tx.g.Create(&pr).Error; err != nil {
+		if err := db.txInsertPeriod(tx, newPeriodRow(tp, now)); err != nil {
 			return fmt.Errorf("insert trial period: %w", err)
 		}
 		v, created = row.vehicle(), true
@@ -79,6 +78,16 @@ func (db *DB) Activate(ctx context.Context, vin billing.VIN, a billing.Activatio
 	})
 	return v, created, err
 }
+
+var (
+	insertVehicleStmt = statement{"vehicle/insert", func() string {
+		return `INSERT INTO vehicles (vin, owner_id, model, activated_at, coverage_ends_at, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
+	}}
+	transferStmt = statement{"vehicle/transfer", func() string {
+		return `UPDATE vehicles SET owner_id = ?, updated_at = ? WHERE vin = ?`
+	}}
+)
 
 // TransferOwner makes ownerID the vehicle's owner. Every period stays: the
 // benefit belongs to the car. The previous owner's unpaid orders for it are
@@ -96,9 +105,7 @@ func (db *DB) TransferOwner(ctx context.Context, vin billing.VIN, ownerID string
 		if cur.OwnerID == ownerID {
 			return nil
 		}
-		err = tx.g.Model(&vehicleRow{}).Where("vin = ?", string(vin)).
-			Updates(map[string]any{"owner_id": ownerID, "updated_at": utc(now)}).Error
-		if err != nil {
+		if _, err := tx.exec(transferStmt, ownerID, db.timeArg(now), string(vin)); err != nil {
 			return fmt.Errorf("transfer %s: %w", vin, err)
 		}
 		if err := cancelPendingOrders(tx, vin, cur.OwnerID, now); err != nil {

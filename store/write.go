@@ -55,6 +55,7 @@ func (w *writer) sqlDB() (*sql.DB, error) { return w.writerPool.DB() }
 // Tx is one write's transaction. Its statements run under ctx (on SQLite
 // without cancellation: see uninterrupted).
 type Tx struct {
+	db   *DB
 	g    *gorm.DB // gorm over the same transaction, for cold paths
 	sql  *sql.Tx
 	ctx  context.Context
@@ -81,6 +82,32 @@ func (tx *Tx) exec(st statement, args ...any) (sql.Result, error) {
 		return nil, err
 	}
 	return s.ExecContext(tx.ctx, args...)
+}
+
+// update runs st and returns how many rows it changed.
+func (tx *Tx) update(st statement, args ...any) (int64, error) {
+	res, err := tx.exec(st, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// queryRow runs st and scans its first row into dest; found is false
+// when there is none.
+func (tx *Tx) queryRow(st statement, args []any, dest ...any) (found bool, err error) {
+	rows, err := tx.query(st, args...)
+	if err != nil {
+		return false, err
+	}
+	err = eachRow(rows, func() error {
+		if found {
+			return nil
+		}
+		found = true
+		return rows.Scan(dest...)
+	})
+	return found, err
 }
 
 // savepoint runs fn inside a savepoint named name. When fn fails, what it
@@ -116,7 +143,7 @@ func (db *DB) write(ctx context.Context, vins []billing.VIN, fn func(tx *Tx) err
 	if db.dialect == SQLite {
 		return db.groupWrite(ctx, vins, fn)
 	}
-	tx := &Tx{ctx: ctx, stmt: db.wr.stmts, vins: slices.Clone(vins)}
+	tx := &Tx{db: db, ctx: ctx, stmt: db.wr.stmts, vins: slices.Clone(vins)}
 	err := db.wr.writerPool.WithContext(ctx).Transaction(func(g *gorm.DB) error {
 		if err := tx.bind(g); err != nil {
 			return err
@@ -137,15 +164,11 @@ func (tx *Tx) bind(g *gorm.DB) error {
 	return nil
 }
 
-// sqlTx returns the *sql.Tx under a gorm transaction.
+// sqlTx returns the *sql.Tx under a gorm transaction (gorm's own
+// statement cache is off: see Open).
 func sqlTx(g *gorm.DB) (*sql.Tx, error) {
-	switch p := g.Statement.ConnPool.(type) {
-	case *sql.Tx:
-		return p, nil
-	case *gorm.PreparedStmtTX:
-		if t, ok := p.Tx.(*sql.Tx); ok {
-			return t, nil
-		}
+	if t, ok := g.Statement.ConnPool.(*sql.Tx); ok {
+		return t, nil
 	}
 	return nil, fmt.Errorf("not in a database/sql transaction (%T)", g.Statement.ConnPool)
 }
@@ -230,7 +253,7 @@ func (db *DB) runGroup() {
 	errs := make([]error, len(batch))
 	err := w.writerPool.WithContext(ctx).Transaction(func(g *gorm.DB) error {
 		for i, r := range batch {
-			tx := &Tx{ctx: ctx, stmt: w.stmts, vins: r.vins}
+			tx := &Tx{db: db, ctx: ctx, stmt: w.stmts, vins: r.vins}
 			if err := tx.bind(g); err != nil {
 				return err
 			}
