@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"entitlements/billing"
-
 )
 
 type idempotencyRow struct {

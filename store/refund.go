@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"entitlements/billing"
-
 )
 
 // refundRow is the stored form of billing.Refund; the table is

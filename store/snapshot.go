@@ -114,4 +114,3 @@ func (db *DB) readSnapshot(ctx context.Context, vin billing.VIN, cycle billing.C
 	}
 	return s, nil
 }
-

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"entitlements/billing"
-
 )
 
 // vehicleRow is the stored form of billing.Vehicle.
