@@ -51,7 +51,7 @@ func jobLockKey(job string) int32 {
 // It is the jobs' one lock: a job whose work takes several transactions
 // takes it in each.
 func (db *DB) jobWrite(ctx context.Context, job string, fn func(tx *Tx) error) error {
-	return db.write(ctx, nil, func(tx *Tx) error {
+	return db.writeAlone(ctx, nil, func(tx *Tx) error {
 		if err := db.tryJobLock(tx, job); err != nil {
 			return err
 		}
