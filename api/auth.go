@@ -152,6 +152,21 @@ func principal(c *gin.Context) Principal {
 	return pr
 }
 
+// viewer is the caller as the visibility rule (billing.Viewer) sees it.
+func viewer(c *gin.Context) billing.Viewer {
+	p := principal(c)
+	w := billing.Viewer{Subject: p.Subject}
+	switch p.Role {
+	case RoleVehicle:
+		w.Audience = billing.AudienceVehicle
+	case RoleOwner:
+		w.Audience = billing.AudienceOwner
+	case RoleBilling, RoleOps:
+		w.Audience = billing.AudienceStaff
+	}
+	return w
+}
+
 // vehicleFor parses the path's VIN and loads the vehicle if the caller may
 // see it (see readVehicle).
 func (s *Server) vehicleFor(c *gin.Context) (billing.VIN, billing.Vehicle, error) {
@@ -162,28 +177,30 @@ func (s *Server) vehicleFor(c *gin.Context) (billing.VIN, billing.Vehicle, error
 }
 
 // readVehicle parses the path's VIN and returns what load reads for it, if
-// the caller may see that vehicle: the vehicle itself, its owner, or staff.
-// load also returns the vehicle's owner. A vehicle or owner asking for
-// another's VIN gets the same EVehicleNotFound as for a VIN that does not
-// exist, so that tokens cannot probe the fleet; a vehicle token is refused
-// before anything is read.
+// the caller may see that vehicle (billing.Viewer). load also returns the
+// vehicle's owner. It is the one place where VIN-scoped endpoints apply the
+// rule: a caller who may not see the car gets billing.VehicleNotFound,
+// whether the car is another's, not activated, or unknown; a vehicle token
+// is refused before anything is read.
 func readVehicle[T any](c *gin.Context, load func(billing.VIN) (T, string, error)) (billing.VIN, T, error) {
 	var zero T
 	vin, err := billing.ParseVIN(c.Param("vin"))
 	if err != nil {
 		return "", zero, err
 	}
-	p := principal(c)
-	notFound := billing.Errorf(billing.EVehicleNotFound, "vehicle %s not found", vin)
-	if p.Role == RoleVehicle && p.Subject != string(vin) {
-		return vin, zero, notFound
+	w := viewer(c)
+	if !w.MayAsk(vin) {
+		return vin, zero, billing.VehicleNotFound(vin)
 	}
 	out, owner, err := load(vin)
+	if billing.IsCode(err, billing.EVehicleNotFound) && !w.MayLearnNotActivated(vin) {
+		return vin, zero, billing.VehicleNotFound(vin)
+	}
 	if err != nil {
 		return vin, zero, err
 	}
-	if p.Role == RoleOwner && owner != p.Subject {
-		return vin, zero, notFound
+	if !w.MaySeeVehicle(vin, owner) {
+		return vin, zero, billing.VehicleNotFound(vin)
 	}
 	return vin, out, nil
 }

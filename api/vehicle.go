@@ -194,19 +194,13 @@ func (s *Server) feature(c *gin.Context) {
 }
 
 // notActivated reports whether err says the vehicle is not activated and
-// the caller may learn so: the car itself (its own VIN) and staff get a
-// not_activated decision; an owner cannot own a car that is not activated,
-// so for an owner it stays a 404.
+// the caller may learn so (billing.Viewer.MayLearnNotActivated): the car
+// itself and staff get a not_activated decision; anyone else got
+// billing.VehicleNotFound from readVehicle.
 func (s *Server) notActivated(c *gin.Context, err error) bool {
 	if !billing.IsCode(err, billing.EVehicleNotFound) {
 		return false
 	}
-	switch p := principal(c); p.Role {
-	case RoleVehicle:
-		vin, _ := billing.ParseVIN(c.Param("vin"))
-		return p.Subject == string(vin)
-	case RoleBilling, RoleOps:
-		return true
-	}
-	return false
+	vin, perr := billing.ParseVIN(c.Param("vin"))
+	return perr == nil && viewer(c).MayLearnNotActivated(vin)
 }

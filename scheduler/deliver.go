@@ -174,7 +174,7 @@ type body struct {
 // Payload returns the JSON body sent for n at now: the kind, the time of
 // sending, and the kind's fields with vin and owner_id.
 func Payload(n billing.Notice, now time.Time, loc *time.Location) ([]byte, error) {
-	return json.Marshal(body{Type: n.Kind, Timestamp: now.In(loc).Format(time.RFC3339), Data: n.Payload()})
+	return json.Marshal(body{Type: n.Kind, Timestamp: billing.Stamp(now, loc), Data: n.Payload()})
 }
 
 // send posts n once; nil means the receiver answered 2xx.

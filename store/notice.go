@@ -148,11 +148,19 @@ func (db *DB) prepareNotices(ctx context.Context) error {
 
 // Notices returns the vehicle's notices, newest first, at most limit.
 func (db *DB) Notices(ctx context.Context, vin billing.VIN, limit int) ([]billing.Notice, error) {
+	return db.QueryNotices(ctx, billing.NoticeQuery{VIN: vin, Limit: limit})
+}
+
+// QueryNotices returns the notices q selects, newest first: the filter is
+// in the query, so that the limit counts only notices the caller may see.
+func (db *DB) QueryNotices(ctx context.Context, q billing.NoticeQuery) ([]billing.Notice, error) {
+	tx := db.read.WithContext(ctx).Where("vin = ?", string(q.VIN))
+	if q.OwnerID != "" {
+		tx = tx.Where("owner_id = ?", q.OwnerID)
+	}
 	var rows []noticeRow
-	err := db.read.WithContext(ctx).Where("vin = ?", string(vin)).
-		Order("created_at DESC, id DESC").Limit(limit).Find(&rows).Error
-	if err != nil {
-		return nil, fmt.Errorf("list notices %s: %w", vin, err)
+	if err := tx.Order("created_at DESC, id DESC").Limit(q.Limit).Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("list notices %s: %w", q.VIN, err)
 	}
 	out := make([]billing.Notice, 0, len(rows))
 	for _, r := range rows {

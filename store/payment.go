@@ -51,8 +51,7 @@ func (db *DB) ApplyPayment(ctx context.Context, p billing.Payment, loc *time.Loc
 		if o, err = db.order(db.inTx(tx), p.OrderID); err != nil {
 			return err
 		}
-		v, err := db.vehicle(db.inTx(tx), o.VIN, true) // an order never changes vehicle
-		if err != nil {
+		if _, err := db.vehicle(db.inTx(tx), o.VIN, true); err != nil { // the lock; an order never changes vehicle
 			return err
 		}
 		if db.dialect == Postgres { // read again under the vehicle's lock
@@ -86,7 +85,7 @@ func (db *DB) ApplyPayment(ctx context.Context, p billing.Payment, loc *time.Loc
 			refused = p.Check(o)
 			return nil
 		case billing.OutcomeApplied:
-			o, err = db.markPaid(tx, v, o, p, loc, now)
+			o, err = db.markPaid(tx, o, p, loc, now)
 			return err
 		}
 		return nil
@@ -113,7 +112,7 @@ func paymentOutcome(p billing.Payment, o billing.Order) billing.PaymentOutcome {
 }
 
 // markPaid makes o paid by p and adds its period; tx holds the vehicle lock.
-func (db *DB) markPaid(tx *gorm.DB, v billing.Vehicle, o billing.Order, p billing.Payment, loc *time.Location, now time.Time) (billing.Order, error) {
+func (db *DB) markPaid(tx *gorm.DB, o billing.Order, p billing.Payment, loc *time.Location, now time.Time) (billing.Order, error) {
 	tl, err := db.timeline(db.inTx(tx), o.VIN)
 	if err != nil {
 		return o, err
@@ -143,16 +142,7 @@ func (db *DB) markPaid(tx *gorm.DB, v billing.Vehicle, o billing.Order, p billin
 		return o, fmt.Errorf("mark order %s paid: %w", o.ID, err)
 	}
 	o.Status, o.PaidAt, o.TransactionID = billing.OrderPaid, &paidAt, p.TransactionID
-	_, err = db.insertNotice(tx, billing.Notice{
-		VIN: o.VIN, OwnerID: v.OwnerID, Kind: billing.NoticeOrderPaid,
-		DedupeKey: "order.paid:" + o.ID,
-		Data: map[string]any{
-			"order_id": o.ID, "amount_fen": o.AmountFen, "currency": o.Currency, "product": o.Product,
-			"days": o.Days, "period_id": np.ID, "paid_at": paidAt.Format(time.RFC3339Nano),
-			"starts_at": np.StartsAt.Format(time.RFC3339Nano), "ends_at": np.EndsAt.Format(time.RFC3339Nano),
-			"transaction_id": p.TransactionID, "covered_until": tl.At(now).CoveredUntil.Format(time.RFC3339Nano),
-		},
-	}, now)
+	_, err = db.insertNotice(tx, billing.OrderPaidNotice(o, np, paidAt, tl.At(now).CoveredUntil, loc), now)
 	return o, err
 }
 
