@@ -24,11 +24,11 @@ import (
 type subject int
 
 const (
-	ownCar        subject = iota // the caller's own car (for a vehicle token: itself) and an order of it the caller placed
-	soldCar                      // a car the owner sold, and the buyer's order of it
-	strangersCar                 // another owner's car and order
-	notActivated                 // a valid VIN with no activation (and an order id nobody has)
-	nonexistent                  // a valid VIN no car has (and another order id nobody has)
+	ownCar       subject = iota // the caller's own car (for a vehicle token: itself) and an order of it the caller placed
+	soldCar                     // a car the owner sold, and the buyer's order of it
+	strangersCar                // another owner's car and order
+	notActivated                // a valid VIN with no activation (and an order id nobody has)
+	nonexistent                 // a valid VIN no car has (and another order id nobody has)
 )
 
 var subjects = []subject{ownCar, soldCar, strangersCar, notActivated, nonexistent}
@@ -70,7 +70,7 @@ func newVisibilityFixture(t *testing.T, h *harness) visibilityFixture {
 		h.activate(v, owner, activated)
 		f.owner[v] = owner
 	}
-	remind(t, h)                                         // alice's coverage.expiring for carA (and carD, carC)
+	remind(t, h)                                               // alice's coverage.expiring for carA (and carD, carC)
 	f.oA = h.pay(h.createOrder(f.carA, "alice", "monthly")).ID // carA covered until 2026-08-01
 	transfer(t, h, f.carA, "bob")
 	f.owner[f.carA] = "bob"
@@ -137,7 +137,9 @@ var scopedEndpoints = []scopedEndpoint{
 		}},
 	{method: "GET", path: "/v1/orders/{id}", roles: ownerOr},
 	{method: "POST", path: "/v1/orders/{id}/refunds", roles: []api.Role{api.RoleBilling}, key: true,
-		body: func(visibilityFixture, subject) any { return map[string]any{"reason": "service_issue", "amount_fen": 1} }},
+		body: func(visibilityFixture, subject) any {
+			return map[string]any{"reason": "service_issue", "amount_fen": 1}
+		}},
 }
 
 func cmpOr(a, b string) string {
