@@ -188,6 +188,7 @@ var migrations = []migration{
 		`DROP INDEX notices_vin_idx`,
 	}},
 	noticesKeyedByCoverage,
+	noticesAddressedToPayer,
 	usageMigration,
 	usageAllowanceMigration,
 }

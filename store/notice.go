@@ -172,3 +172,17 @@ func (db *DB) QueryNotices(ctx context.Context, q billing.NoticeQuery) ([]billin
 	}
 	return out, nil
 }
+
+// noticesAddressedToPayer addresses the money notices stored before they
+// were addressed to the owner who placed the order (billing.OrderPaidNotice):
+// an order.paid or refund.issued written after the car changed hands named
+// the new owner, who would see the previous owner's payment. The order is
+// found through the dedupe key ("order.paid:<order id>",
+// "refund.issued:<refund id>"); a notice whose order is gone is left as it
+// is. It reads the notices once.
+var noticesAddressedToPayer = migration{Version: 33, Name: "notices: money notices addressed to the owner who placed the order", Up: []string{
+	`UPDATE notices SET owner_id = (SELECT o.owner_id FROM orders o WHERE o.id = substr(notices.dedupe_key, 12))
+	WHERE kind = 'order.paid' AND owner_id <> (SELECT o.owner_id FROM orders o WHERE o.id = substr(notices.dedupe_key, 12))`,
+	`UPDATE notices SET owner_id = (SELECT o.owner_id FROM refunds r JOIN orders o ON o.id = r.order_id WHERE r.id = substr(notices.dedupe_key, 15))
+	WHERE kind = 'refund.issued' AND owner_id <> (SELECT o.owner_id FROM refunds r JOIN orders o ON o.id = r.order_id WHERE r.id = substr(notices.dedupe_key, 15))`,
+}}
