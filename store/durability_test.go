@@ -114,7 +114,7 @@ func TestBackupUnderPaymentsHoldsEveryAcknowledgedPayment(t *testing.T) {
 		{Code: "monthly", PriceFen: 1990, Days: 31}, {Code: "yearly", PriceFen: 19900, Days: 365},
 	}}
 	// A fleet large enough that the copy takes a while.
-	if err := db.Seed(ctx, 20_000, store.DefaultSeedMix, cat, shanghai, now); err != nil {
+	if err := db.Seed(ctx, 5_000, store.DefaultSeedMix, cat, shanghai, now); err != nil {
 		t.Fatal(err)
 	}
 	const cars, perCar = 50, 12
