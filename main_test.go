@@ -43,6 +43,14 @@ func TestShippedConfigIsValid(t *testing.T) {
 	if got := cfg.DevSecrets(); len(got) != 2 {
 		t.Errorf("DevSecrets() = %v, want both shipped secrets flagged", got)
 	}
+	// The shipped notices secret is flagged once notices are sent.
+	cfg, err = LoadConfig("config.yaml", env(map[string]string{"ENTITLEMENTS_NOTICES_WEBHOOK_URL": "http://127.0.0.1:9000/hook"}))
+	if err != nil {
+		t.Fatalf("config.yaml with a webhook URL: %v", err)
+	}
+	if got := cfg.DevSecrets(); len(got) != 3 || got[2] != "notices.webhook_secret" {
+		t.Errorf("DevSecrets() = %v with a webhook URL, want notices.webhook_secret flagged too", got)
+	}
 }
 
 func TestEnvironmentOverrides(t *testing.T) {
