@@ -641,7 +641,7 @@ const usageBatch = 10_000
 // --usage-vehicles-per-batch vehicles, the window moving on with each
 // batch: vehicles spread over the whole seeded fleet (a carrier's feed
 // covers every car that is on the road), or with --usage-fleet=false the
-// 20 000 sample VINs of the read phases (earlier sessions' figures).
+// 20 000 sample VINs of the read phases, whose rows stay in the cache.
 func (d *driver) usage(w, i int) error {
 	type rec struct {
 		ID        string `json:"id"`
