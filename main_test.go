@@ -169,6 +169,9 @@ func TestTokenCommand(t *testing.T) {
 // a temporary SQLite file, talks to it, then cancels it as SIGTERM would.
 func TestServeAndGracefulShutdown(t *testing.T) {
 	logs := serveOnce(t, nil)
+	if !strings.Contains(logs, `"msg":"created the database directory"`) {
+		t.Errorf("the missing database directory was created without a log line:\n%s", logs)
+	}
 	if !strings.Contains(logs, `"msg":"request"`) || !strings.Contains(logs, `"route":"/readyz"`) {
 		t.Errorf("at log.level info, no request line for /readyz:\n%s", logs)
 	}
