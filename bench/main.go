@@ -126,7 +126,9 @@ func run(o options) error {
 		os.Remove(o.dsn + "-wal")
 		os.Remove(o.dsn + "-shm")
 		start := time.Now()
-		cmd := exec.Command(bin, "seed", "--config", cfgPath, "--vehicles", strconv.Itoa(o.vehicles))
+		// --force: on PostgreSQL the database keeps the vehicles earlier
+		// runs' phases added, which seed would otherwise take for real data.
+		cmd := exec.Command(bin, "seed", "--config", cfgPath, "--vehicles", strconv.Itoa(o.vehicles), "--force")
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 		if err := cmd.Run(); err != nil {
 			return fmt.Errorf("seed: %w", err)
