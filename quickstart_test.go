@@ -18,6 +18,7 @@ import (
 // database, with a webhook URL pointing at the script's receiver. The
 // script checks every status it gets; any difference fails it.
 func TestQuickstartScript(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("the quickstart script takes about 15 s; skipped with -short")
 	}

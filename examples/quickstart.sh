@@ -138,8 +138,10 @@ check ".id == \"$ORDER\""
 grep -qi '^Idempotent-Replayed: true' "$WORK/headers" || { echo "FAILED: no Idempotent-Replayed header" >&2; exit 1; }
 # The payment provider confirms. `entitlements pay` signs the notification
 # with payments.webhook_secret as the provider would (development only).
-echo "entitlements pay --order $ORDER"
-"$ENT" pay --order "$ORDER" --url "$BASE" | jq '{id, status, amount_fen, paid_at}'
+# It fails unless the service answers 200.
+"$ENT" pay --order "$ORDER" --url "$BASE" >"$WORK/paid"
+echo "entitlements pay --order $ORDER -> 200"
+jq '{id, status, amount_fen, paid_at}' "$WORK/paid"
 call 200 GET /v1/orders/$ORDER -H "$(auth "$CAROL_TOKEN")"
 check '.status == "paid"'
 call 200 GET /v1/vehicles/$VIN2/entitlement -H "$(auth "$CAROL_TOKEN")"
