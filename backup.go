@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -13,27 +12,13 @@ import (
 	"entitlements/store"
 )
 
-// runBackup is `entitlements backup --to FILE`: it writes a consistent
-// copy of the configured SQLite database to FILE, a file that must not
-// exist, while the service may keep running on the database. PostgreSQL is
+// backup is `entitlements backup --to FILE`: it writes a consistent copy
+// of the configured SQLite database to FILE, a file that must not exist,
+// while the service may keep running on the database. PostgreSQL is
 // refused: pg_dump backs it up.
-func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configPath := fs.String("config", "config.yaml", "path of the configuration file")
-	to := fs.String("to", "", "file to write the copy to (must not exist)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("backup: unexpected argument %q", fs.Arg(0))
-	}
-	if *to == "" {
+func backup(ctx context.Context, cfg *Config, to string, stdout io.Writer) error {
+	if to == "" {
 		return errors.New("backup: --to FILE is required")
-	}
-	cfg, err := LoadConfig(*configPath, getenv)
-	if err != nil {
-		return err
 	}
 	if cfg.Database.Driver != store.SQLite {
 		return fmt.Errorf("backup: database.driver is %s: %w", cfg.Database.Driver, store.ErrBackupUnsupported)
@@ -50,13 +35,13 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	}
 	defer db.Close()
 	start := time.Now()
-	if err := db.Backup(ctx, *to); err != nil {
+	if err := db.Backup(ctx, to); err != nil {
 		return err
 	}
-	fi, err := os.Stat(*to)
+	fi, err := os.Stat(to)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "backed up %s to %s (%d bytes) in %s\n", path, *to, fi.Size(), time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(stdout, "backed up %s to %s (%d bytes) in %s\n", path, to, fi.Size(), time.Since(start).Round(time.Millisecond))
 	return nil
 }

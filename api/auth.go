@@ -135,9 +135,11 @@ func (s *Server) allow(roles ...Role) gin.HandlerFunc {
 			s.fail(c, err)
 			return
 		}
+		// Set before the role check, so that a 403's request line names
+		// the role and subject that were refused.
+		c.Set(ctxPrincipal, p)
 		for _, r := range roles {
 			if p.Role == r {
-				c.Set(ctxPrincipal, p)
 				c.Next()
 				return
 			}

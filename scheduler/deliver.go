@@ -155,6 +155,10 @@ func (d *Deliver) deliver(ctx context.Context, n billing.Notice, clock func() ti
 	}
 	next, dead := billing.NextAttempt(n.CreatedAt, now, n.Attempts, d.o.Jitter())
 	outcome := "retry"
+	if !dead {
+		d.log.Warn("notice delivery failed", slog.String("notice", n.ID), slog.String("kind", string(n.Kind)),
+			slog.Int("attempt", n.Attempts), slog.Time("next_retry", next), slog.String("error", err.Error()))
+	}
 	if dead {
 		outcome = "dead"
 		d.log.Warn("notice dead: undeliverable for 24 hours", slog.String("notice", n.ID),
