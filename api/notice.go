@@ -31,6 +31,10 @@ const (
 // listNotices handles GET /v1/vehicles/{vin}/notices: the vehicle's
 // notices, newest first, at most ?limit= (1-500, default 100).
 func (s *Server) listNotices(c *gin.Context) {
+	if err := checkQuery(c); err != nil {
+		s.fail(c, err)
+		return
+	}
 	limit := defaultNoticeLimit
 	if q, ok := c.GetQuery("limit"); ok {
 		n, err := strconv.Atoi(q)

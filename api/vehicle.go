@@ -176,6 +176,10 @@ func (s *Server) feature(c *gin.Context) {
 		s.fail(c, billing.Errorf(billing.EUnknownFeature, "feature %q is not known", code))
 		return
 	}
+	if err := checkQuery(c); err != nil {
+		s.fail(c, err)
+		return
+	}
 	conn, err := billing.ParseConnection(c.Query("connection"))
 	if err != nil {
 		s.fail(c, err)
