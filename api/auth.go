@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -41,6 +42,32 @@ type Claims struct {
 	jwt.RegisteredClaims
 }
 
+// errNotNumericDate: a time claim that is not a JSON number.
+var errNotNumericDate = errors.New("exp, nbf and iat must be JSON numbers (RFC 7519 NumericDate)")
+
+// UnmarshalJSON decodes the claims, refusing exp, nbf or iat that are not
+// JSON numbers: RFC 7519 makes them NumericDate, a number of seconds
+// (fractions allowed), but golang-jwt also reads a string such as
+// "1767225600", which a token minted by some other system must not get
+// past us with.
+func (c *Claims) UnmarshalJSON(b []byte) error {
+	var times struct {
+		Exp json.RawMessage `json:"exp"`
+		Nbf json.RawMessage `json:"nbf"`
+		Iat json.RawMessage `json:"iat"`
+	}
+	if err := json.Unmarshal(b, &times); err != nil {
+		return err
+	}
+	for _, raw := range []json.RawMessage{times.Exp, times.Nbf, times.Iat} {
+		if len(raw) > 0 && raw[0] != '-' && (raw[0] < '0' || raw[0] > '9') {
+			return errNotNumericDate
+		}
+	}
+	type plain Claims // without this method
+	return json.Unmarshal(b, (*plain)(c))
+}
+
 // Principal is the authenticated caller.
 type Principal struct {
 	Role    Role
@@ -52,8 +79,8 @@ func MintToken(secret []byte, role Role, subject string, ttl time.Duration, now 
 	if !validRole(role) {
 		return "", fmt.Errorf("unknown role %q (want one of %v)", role, Roles)
 	}
-	if subject == "" {
-		return "", errors.New("subject is required")
+	if err := billing.SubjectField.Error(subject); err != nil {
+		return "", fmt.Errorf("subject: %w", err)
 	}
 	if ttl <= 0 {
 		return "", errors.New("ttl must be positive")
@@ -113,6 +140,8 @@ func (s *Server) verifyToken(raw string, now time.Time) (cachedToken, error) {
 		return cachedToken{}, billing.Errorf(billing.EUnauthorized, "the token is not valid")
 	case claims.Subject == "":
 		return cachedToken{}, billing.Errorf(billing.EUnauthorized, "the token has no subject")
+	case billing.SubjectField.Check(claims.Subject) != "":
+		return cachedToken{}, billing.Errorf(billing.EUnauthorized, "the token's subject has control or invisible characters or is too long")
 	case !validRole(claims.Role):
 		return cachedToken{}, billing.Errorf(billing.EUnauthorized, "the token has no known role")
 	}

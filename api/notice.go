@@ -32,6 +32,10 @@ const (
 // notices the caller may see (billing.Viewer.NoticeQuery), newest first,
 // at most ?limit= (1-500, default 100).
 func (s *Server) listNotices(c *gin.Context) {
+	if err := checkQuery(c); err != nil {
+		s.fail(c, err)
+		return
+	}
 	limit := defaultNoticeLimit
 	if q, ok := c.GetQuery("limit"); ok {
 		n, err := strconv.Atoi(q)

@@ -75,8 +75,8 @@ func (s *Server) createOrder(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	if req.Product == nil || *req.Product == "" {
-		s.fail(c, billing.Invalid("product is required", billing.FieldError{Field: "product", Code: "required"}))
+	if err := billing.ProductField.Error(deref(req.Product)); err != nil {
+		s.fail(c, err)
 		return
 	}
 	k, err := idempotencyKey(c, map[string]string{"vin": string(vin), "product": *req.Product})
@@ -108,6 +108,10 @@ func (s *Server) createOrder(c *gin.Context) {
 // placed; billing and ops see every order.
 func (s *Server) getOrder(c *gin.Context) {
 	id := c.Param("id")
+	if err := billing.PathIDField.Error(id); err != nil {
+		s.fail(c, err)
+		return
+	}
 	o, err := s.store.Order(c.Request.Context(), id)
 	if err == nil && !viewer(c).MaySeeOrder(o) {
 		err = billing.OrderNotFound(id)

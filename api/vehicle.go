@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"net/http"
 	"time"
 
@@ -77,7 +78,8 @@ func mergeInvalid(msg string, parse *billing.FieldError, err error) error {
 	if parse != nil {
 		out.Fields = append(out.Fields, *parse)
 	}
-	if be, ok := err.(*billing.Error); ok {
+	var be *billing.Error
+	if errors.As(err, &be) {
 		for _, f := range be.Fields {
 			if parse != nil && f.Field == parse.Field {
 				continue
@@ -174,6 +176,10 @@ func (s *Server) feature(c *gin.Context) {
 	tier, ok := s.catalog.Features.Tier(code)
 	if !ok {
 		s.fail(c, billing.Errorf(billing.EUnknownFeature, "feature %q is not known", code))
+		return
+	}
+	if err := checkQuery(c); err != nil {
+		s.fail(c, err)
 		return
 	}
 	conn, err := billing.ParseConnection(c.Query("connection"))

@@ -27,6 +27,15 @@ type paymentRow struct {
 
 func (paymentRow) TableName() string { return "payments" }
 
+func (r paymentRow) payment() billing.Payment {
+	p := billing.Payment{EventID: r.EventID, OrderID: r.OrderID, Status: billing.PaymentStatus(r.Status),
+		AmountFen: r.AmountFen, Currency: r.Currency, TransactionID: r.TransactionID}
+	if r.PaidAt != nil {
+		p.PaidAt = r.PaidAt.UTC()
+	}
+	return p
+}
+
 // ApplyPayment records the notification p and applies it, in one
 // transaction with the vehicle locked:
 //   - a succeeded payment of the order's amount and currency makes the
@@ -38,8 +47,10 @@ func (paymentRow) TableName() string { return "payments" }
 //   - a payment of an order already paid (another event) changes nothing;
 //   - a wrong amount or currency is recorded and refused: EAmountMismatch.
 //
-// The event_id makes it idempotent: a repeat returns the order and the
-// error of the first delivery and changes nothing. Returns EOrderNotFound.
+// The event_id makes it idempotent: a repeat (see billing.Payment.Repeats)
+// returns the order and the error of the first delivery and changes
+// nothing; the same event_id with another order or content is
+// EEventIDReused and changes nothing either. Returns EOrderNotFound.
 func (db *DB) ApplyPayment(ctx context.Context, p billing.Payment, loc *time.Location, now time.Time) (billing.Order, error) {
 	var (
 		o       billing.Order
@@ -69,10 +80,8 @@ func (db *DB) ApplyPayment(ctx context.Context, p billing.Payment, loc *time.Loc
 			if err := tx.Where("event_id = ?", p.EventID).Take(&prev).Error; err != nil {
 				return fmt.Errorf("read payment %s: %w", p.EventID, err)
 			}
-			if prev.OrderID != o.ID {
-				if o, err = db.order(db.inTx(tx), prev.OrderID); err != nil {
-					return err
-				}
+			if err := p.Repeats(prev.payment()); err != nil {
+				return err // nothing recorded: the transaction rolls back
 			}
 			outcome = billing.PaymentOutcome(prev.Outcome)
 			if outcome == billing.OutcomeAmountMismatch {
