@@ -531,12 +531,20 @@ type Notice struct {
 
 // Notice_Data The webhook body's data, as delivered
 type Notice_Data struct {
-	AmountFen    *int64  `json:"amount_fen,omitempty"`
-	CoveredUntil *Time   `json:"covered_until,omitempty"`
-	OrderId      *string `json:"order_id,omitempty"`
+	AmountFen *int64 `json:"amount_fen,omitempty"`
 
-	// OwnerId The owner when the notice was created
+	// CoveredUntil Coverage notices and order.paid: the end of coverage (order.paid: null if the car is not covered at payment)
+	CoveredUntil *time.Time `json:"covered_until,omitempty"`
+
+	// CreatedAt refund.issued: when the refund was made
+	CreatedAt *time.Time `json:"created_at,omitempty"`
+	OrderId   *string    `json:"order_id,omitempty"`
+
+	// OwnerId Whom the notice is addressed to: for coverage notices the car's owner when it was created, for order.paid and refund.issued the owner who placed the order
 	OwnerId string `json:"owner_id"`
+
+	// PaidAt order.paid; like every instant here, RFC 3339 with the configured timezone's offset
+	PaidAt *time.Time `json:"paid_at,omitempty"`
 
 	// Stage coverage.expiring: days before covered_until (30, 7 or 1)
 	Stage                *int                   `json:"stage,omitempty"`
@@ -601,13 +609,17 @@ type OwnerRequest struct {
 
 // PaymentNotification defines model for PaymentNotification.
 type PaymentNotification struct {
-	AmountFen     int64                     `json:"amount_fen"`
-	Currency      string                    `json:"currency"`
-	EventId       string                    `json:"event_id"`
-	OrderId       string                    `json:"order_id"`
-	PaidAt        *Time                     `json:"paid_at,omitempty"`
-	Status        PaymentNotificationStatus `json:"status"`
-	TransactionId *string                   `json:"transaction_id,omitempty"`
+	AmountFen int64 `json:"amount_fen"`
+
+	// Currency Another currency than the order's is 422 amount_mismatch
+	Currency string                    `json:"currency"`
+	EventId  string                    `json:"event_id"`
+	OrderId  string                    `json:"order_id"`
+	PaidAt   *Time                     `json:"paid_at,omitempty"`
+	Status   PaymentNotificationStatus `json:"status"`
+
+	// TransactionId Required when status is succeeded
+	TransactionId *string `json:"transaction_id,omitempty"`
 }
 
 // PaymentNotificationStatus defines model for PaymentNotification.Status.
@@ -701,10 +713,12 @@ type RefundList struct {
 
 // RefundRequest defines model for RefundRequest.
 type RefundRequest struct {
-	AmountFen *int64              `json:"amount_fen,omitempty"`
-	EndAccess *bool               `json:"end_access,omitempty"`
-	Note      *string             `json:"note,omitempty"`
-	Reason    RefundRequestReason `json:"reason"`
+	AmountFen *int64 `json:"amount_fen,omitempty"`
+	EndAccess *bool  `json:"end_access,omitempty"`
+
+	// Note Free text; line breaks allowed, tabs and other control characters not
+	Note   *string             `json:"note,omitempty"`
+	Reason RefundRequestReason `json:"reason"`
 }
 
 // RefundRequestReason defines model for RefundRequest.Reason.
@@ -788,7 +802,7 @@ type ListRefundsParams struct {
 	// Limit Page size, 1 to 200 (default 50).
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page; one that does not decode is 400 `validation_failed` for `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
@@ -815,7 +829,7 @@ type ListVehicleOrdersParams struct {
 	// Limit Page size, 1 to 200 (default 50).
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page.
+	// Cursor The `next_cursor` of the previous page; one that does not decode is 400 `validation_failed` for `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
@@ -884,6 +898,14 @@ func (a *Notice_Data) UnmarshalJSON(b []byte) error {
 		delete(object, "covered_until")
 	}
 
+	if raw, found := object["created_at"]; found {
+		err = json.Unmarshal(raw, &a.CreatedAt)
+		if err != nil {
+			return fmt.Errorf("error reading 'created_at': %w", err)
+		}
+		delete(object, "created_at")
+	}
+
 	if raw, found := object["order_id"]; found {
 		err = json.Unmarshal(raw, &a.OrderId)
 		if err != nil {
@@ -898,6 +920,14 @@ func (a *Notice_Data) UnmarshalJSON(b []byte) error {
 			return fmt.Errorf("error reading 'owner_id': %w", err)
 		}
 		delete(object, "owner_id")
+	}
+
+	if raw, found := object["paid_at"]; found {
+		err = json.Unmarshal(raw, &a.PaidAt)
+		if err != nil {
+			return fmt.Errorf("error reading 'paid_at': %w", err)
+		}
+		delete(object, "paid_at")
 	}
 
 	if raw, found := object["stage"]; found {
@@ -949,6 +979,13 @@ func (a Notice_Data) MarshalJSON() ([]byte, error) {
 		}
 	}
 
+	if a.CreatedAt != nil {
+		object["created_at"], err = json.Marshal(a.CreatedAt)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'created_at': %w", err)
+		}
+	}
+
 	if a.OrderId != nil {
 		object["order_id"], err = json.Marshal(a.OrderId)
 		if err != nil {
@@ -959,6 +996,13 @@ func (a Notice_Data) MarshalJSON() ([]byte, error) {
 	object["owner_id"], err = json.Marshal(a.OwnerId)
 	if err != nil {
 		return nil, fmt.Errorf("error marshaling 'owner_id': %w", err)
+	}
+
+	if a.PaidAt != nil {
+		object["paid_at"], err = json.Marshal(a.PaidAt)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'paid_at': %w", err)
+		}
 	}
 
 	if a.Stage != nil {
@@ -1078,7 +1122,10 @@ type ClientInterface interface {
 
 	// GetOrder One order (the owner who placed it, billing, ops)
 	//
-	// A pending order past `expires_at` shows as `cancelled`.
+	// A pending order past `expires_at` shows as `cancelled`. An owner
+	// reads the orders they placed (also for a car they have sold since);
+	// any other order is 404 `order_not_found` with the detail "order <id>
+	// not found", the same as for an order that does not exist.
 	//
 	// Corresponds with GET /v1/orders/{id} (the `GetOrder` operationId).
 	GetOrder(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1121,7 +1168,11 @@ type ClientInterface interface {
 	// HMAC-SHA256 of "<t>.<raw body>" with payments.webhook_secret>`
 	// (several `v1` values are accepted, for secret rotation), checked
 	// before the body is parsed; `t` must be within payments.tolerance of
-	// now. Idempotent by `event_id`. A succeeded payment makes the order
+	// now. Idempotent by `event_id`: a repeat of a notification (same
+	// `order_id`, `status`, `amount_fen`, `currency` and
+	// `transaction_id`; `paid_at` is not compared) gets the first
+	// answer and changes nothing; the same `event_id` with anything
+	// else is 409 `event_id_reused` and nothing is recorded. A succeeded payment makes the order
 	// paid (also after it was cancelled as stale) and adds its period; a
 	// failed one is recorded and the order stays payable. Amount or
 	// currency different from the order's: 422 `amount_mismatch`,
@@ -1138,7 +1189,11 @@ type ClientInterface interface {
 	// HMAC-SHA256 of "<t>.<raw body>" with payments.webhook_secret>`
 	// (several `v1` values are accepted, for secret rotation), checked
 	// before the body is parsed; `t` must be within payments.tolerance of
-	// now. Idempotent by `event_id`. A succeeded payment makes the order
+	// now. Idempotent by `event_id`: a repeat of a notification (same
+	// `order_id`, `status`, `amount_fen`, `currency` and
+	// `transaction_id`; `paid_at` is not compared) gets the first
+	// answer and changes nothing; the same `event_id` with anything
+	// else is 409 `event_id_reused` and nothing is recorded. A succeeded payment makes the order
 	// paid (also after it was cancelled as stale) and adds its period; a
 	// failed one is recorded and the order stays payable. Amount or
 	// currency different from the order's: 422 `amount_mismatch`,
@@ -1166,7 +1221,7 @@ type ClientInterface interface {
 	// earlier one, is counted once and reported under `duplicates`, even
 	// if its content differs (the first write wins). A bad record is
 	// rejected alone, named by its index in `records` with a code:
-	// `malformed_record`, `id_required`, `id_too_long`, `id_invalid`,
+	// `malformed_record`, `null_record`, `id_required`, `id_too_long`, `id_invalid`,
 	// `invalid_vin`, `unknown_vin` (no activated vehicle),
 	// `invalid_category`, `bytes_required`, `negative_bytes`,
 	// `bytes_too_large`, `invalid_time`, `end_before_start`,
@@ -1190,7 +1245,7 @@ type ClientInterface interface {
 	// earlier one, is counted once and reported under `duplicates`, even
 	// if its content differs (the first write wins). A bad record is
 	// rejected alone, named by its index in `records` with a code:
-	// `malformed_record`, `id_required`, `id_too_long`, `id_invalid`,
+	// `malformed_record`, `null_record`, `id_required`, `id_too_long`, `id_invalid`,
 	// `invalid_vin`, `unknown_vin` (no activated vehicle),
 	// `invalid_category`, `bytes_required`, `negative_bytes`,
 	// `bytes_too_large`, `invalid_time`, `end_before_start`,
@@ -1249,8 +1304,12 @@ type ClientInterface interface {
 	// The outbox of notices about this vehicle (reminders, expiry, orders,
 	// refunds) and how their delivery to `notices.webhook_url` stands.
 	// Without a webhook URL notices stay `pending` and are only readable
-	// here. A vehicle token gets 403; an owner asking for another's
-	// vehicle gets 404 `vehicle_not_found`.
+	// here. A vehicle token gets 403; an owner asking for a VIN they do
+	// not own gets 404 `vehicle_not_found` ("vehicle <VIN> not found",
+	// the same for another's car, one not activated and an unknown VIN).
+	// An owner sees only the notices addressed to them: coverage notices
+	// created while they owned the car, and `order.paid` /
+	// `refund.issued` of orders they placed. Billing and ops see all.
 	//
 	// Corresponds with GET /v1/vehicles/{vin}/notices (the `ListNotices` operationId).
 	ListNotices(ctx context.Context, vin VIN, params *ListNoticesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1268,8 +1327,10 @@ type ClientInterface interface {
 	// that price and length whatever the catalog says later. Requires an
 	// `Idempotency-Key`: the same key with the same request returns the
 	// stored response with `Idempotent-Replayed: true`; with another
-	// request it is 422 `idempotency_key_reused`. A car not yet
-	// activated is 409 `not_activated`.
+	// request it is 422 `idempotency_key_reused`. A VIN the owner does
+	// not own is 404 `vehicle_not_found` with the detail "vehicle <VIN>
+	// not found", whether the car is another's, not activated yet, or
+	// unknown: an owner cannot tell them apart.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1282,8 +1343,10 @@ type ClientInterface interface {
 	// that price and length whatever the catalog says later. Requires an
 	// `Idempotency-Key`: the same key with the same request returns the
 	// stored response with `Idempotent-Replayed: true`; with another
-	// request it is 422 `idempotency_key_reused`. A car not yet
-	// activated is 409 `not_activated`.
+	// request it is 422 `idempotency_key_reused`. A VIN the owner does
+	// not own is 404 `vehicle_not_found` with the detail "vehicle <VIN>
+	// not found", whether the car is another's, not activated yet, or
+	// unknown: an owner cannot tell them apart.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1367,7 +1430,10 @@ func (c *Client) GetReadiness(ctx context.Context, reqEditors ...RequestEditorFn
 
 // GetOrder One order (the owner who placed it, billing, ops)
 //
-// A pending order past `expires_at` shows as `cancelled`.
+// A pending order past `expires_at` shows as `cancelled`. An owner
+// reads the orders they placed (also for a car they have sold since);
+// any other order is 404 `order_not_found` with the detail "order <id>
+// not found", the same as for an order that does not exist.
 //
 // Corresponds with GET /v1/orders/{id} (the `GetOrder` operationId).
 func (c *Client) GetOrder(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1440,7 +1506,11 @@ func (c *Client) CreateRefund(ctx context.Context, id string, params *CreateRefu
 // HMAC-SHA256 of "<t>.<raw body>" with payments.webhook_secret>`
 // (several `v1` values are accepted, for secret rotation), checked
 // before the body is parsed; `t` must be within payments.tolerance of
-// now. Idempotent by `event_id`. A succeeded payment makes the order
+// now. Idempotent by `event_id`: a repeat of a notification (same
+// `order_id`, `status`, `amount_fen`, `currency` and
+// `transaction_id`; `paid_at` is not compared) gets the first
+// answer and changes nothing; the same `event_id` with anything
+// else is 409 `event_id_reused` and nothing is recorded. A succeeded payment makes the order
 // paid (also after it was cancelled as stale) and adds its period; a
 // failed one is recorded and the order stays payable. Amount or
 // currency different from the order's: 422 `amount_mismatch`,
@@ -1467,7 +1537,11 @@ func (c *Client) ReceivePaymentNotificationWithBody(ctx context.Context, params 
 // HMAC-SHA256 of "<t>.<raw body>" with payments.webhook_secret>`
 // (several `v1` values are accepted, for secret rotation), checked
 // before the body is parsed; `t` must be within payments.tolerance of
-// now. Idempotent by `event_id`. A succeeded payment makes the order
+// now. Idempotent by `event_id`: a repeat of a notification (same
+// `order_id`, `status`, `amount_fen`, `currency` and
+// `transaction_id`; `paid_at` is not compared) gets the first
+// answer and changes nothing; the same `event_id` with anything
+// else is 409 `event_id_reused` and nothing is recorded. A succeeded payment makes the order
 // paid (also after it was cancelled as stale) and adds its period; a
 // failed one is recorded and the order stays payable. Amount or
 // currency different from the order's: 422 `amount_mismatch`,
@@ -1525,7 +1599,7 @@ func (c *Client) ListRefunds(ctx context.Context, params *ListRefundsParams, req
 // earlier one, is counted once and reported under `duplicates`, even
 // if its content differs (the first write wins). A bad record is
 // rejected alone, named by its index in `records` with a code:
-// `malformed_record`, `id_required`, `id_too_long`, `id_invalid`,
+// `malformed_record`, `null_record`, `id_required`, `id_too_long`, `id_invalid`,
 // `invalid_vin`, `unknown_vin` (no activated vehicle),
 // `invalid_category`, `bytes_required`, `negative_bytes`,
 // `bytes_too_large`, `invalid_time`, `end_before_start`,
@@ -1559,7 +1633,7 @@ func (c *Client) IngestUsageWithBody(ctx context.Context, contentType string, bo
 // earlier one, is counted once and reported under `duplicates`, even
 // if its content differs (the first write wins). A bad record is
 // rejected alone, named by its index in `records` with a code:
-// `malformed_record`, `id_required`, `id_too_long`, `id_invalid`,
+// `malformed_record`, `null_record`, `id_required`, `id_too_long`, `id_invalid`,
 // `invalid_vin`, `unknown_vin` (no activated vehicle),
 // `invalid_category`, `bytes_required`, `negative_bytes`,
 // `bytes_too_large`, `invalid_time`, `end_before_start`,
@@ -1678,8 +1752,12 @@ func (c *Client) CheckFeature(ctx context.Context, vin VIN, feature string, para
 // The outbox of notices about this vehicle (reminders, expiry, orders,
 // refunds) and how their delivery to `notices.webhook_url` stands.
 // Without a webhook URL notices stay `pending` and are only readable
-// here. A vehicle token gets 403; an owner asking for another's
-// vehicle gets 404 `vehicle_not_found`.
+// here. A vehicle token gets 403; an owner asking for a VIN they do
+// not own gets 404 `vehicle_not_found` ("vehicle <VIN> not found",
+// the same for another's car, one not activated and an unknown VIN).
+// An owner sees only the notices addressed to them: coverage notices
+// created while they owned the car, and `order.paid` /
+// `refund.issued` of orders they placed. Billing and ops see all.
 //
 // Corresponds with GET /v1/vehicles/{vin}/notices (the `ListNotices` operationId).
 func (c *Client) ListNotices(ctx context.Context, vin VIN, params *ListNoticesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1717,8 +1795,10 @@ func (c *Client) ListVehicleOrders(ctx context.Context, vin VIN, params *ListVeh
 // that price and length whatever the catalog says later. Requires an
 // `Idempotency-Key`: the same key with the same request returns the
 // stored response with `Idempotent-Replayed: true`; with another
-// request it is 422 `idempotency_key_reused`. A car not yet
-// activated is 409 `not_activated`.
+// request it is 422 `idempotency_key_reused`. A VIN the owner does
+// not own is 404 `vehicle_not_found` with the detail "vehicle <VIN>
+// not found", whether the car is another's, not activated yet, or
+// unknown: an owner cannot tell them apart.
 //
 // Takes any type of body and a specified content type.
 //
@@ -1741,8 +1821,10 @@ func (c *Client) CreateOrderWithBody(ctx context.Context, vin VIN, params *Creat
 // that price and length whatever the catalog says later. Requires an
 // `Idempotency-Key`: the same key with the same request returns the
 // stored response with `Idempotent-Replayed: true`; with another
-// request it is 422 `idempotency_key_reused`. A car not yet
-// activated is 409 `not_activated`.
+// request it is 422 `idempotency_key_reused`. A VIN the owner does
+// not own is 404 `vehicle_not_found` with the detail "vehicle <VIN>
+// not found", whether the car is another's, not activated yet, or
+// unknown: an owner cannot tell them apart.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2745,7 +2827,10 @@ type ClientWithResponsesInterface interface {
 
 	// GetOrderWithResponse One order (the owner who placed it, billing, ops)
 	//
-	// A pending order past `expires_at` shows as `cancelled`.
+	// A pending order past `expires_at` shows as `cancelled`. An owner
+	// reads the orders they placed (also for a car they have sold since);
+	// any other order is 404 `order_not_found` with the detail "order <id>
+	// not found", the same as for an order that does not exist.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -2790,7 +2875,11 @@ type ClientWithResponsesInterface interface {
 	// HMAC-SHA256 of "<t>.<raw body>" with payments.webhook_secret>`
 	// (several `v1` values are accepted, for secret rotation), checked
 	// before the body is parsed; `t` must be within payments.tolerance of
-	// now. Idempotent by `event_id`. A succeeded payment makes the order
+	// now. Idempotent by `event_id`: a repeat of a notification (same
+	// `order_id`, `status`, `amount_fen`, `currency` and
+	// `transaction_id`; `paid_at` is not compared) gets the first
+	// answer and changes nothing; the same `event_id` with anything
+	// else is 409 `event_id_reused` and nothing is recorded. A succeeded payment makes the order
 	// paid (also after it was cancelled as stale) and adds its period; a
 	// failed one is recorded and the order stays payable. Amount or
 	// currency different from the order's: 422 `amount_mismatch`,
@@ -2807,7 +2896,11 @@ type ClientWithResponsesInterface interface {
 	// HMAC-SHA256 of "<t>.<raw body>" with payments.webhook_secret>`
 	// (several `v1` values are accepted, for secret rotation), checked
 	// before the body is parsed; `t` must be within payments.tolerance of
-	// now. Idempotent by `event_id`. A succeeded payment makes the order
+	// now. Idempotent by `event_id`: a repeat of a notification (same
+	// `order_id`, `status`, `amount_fen`, `currency` and
+	// `transaction_id`; `paid_at` is not compared) gets the first
+	// answer and changes nothing; the same `event_id` with anything
+	// else is 409 `event_id_reused` and nothing is recorded. A succeeded payment makes the order
 	// paid (also after it was cancelled as stale) and adds its period; a
 	// failed one is recorded and the order stays payable. Amount or
 	// currency different from the order's: 422 `amount_mismatch`,
@@ -2839,7 +2932,7 @@ type ClientWithResponsesInterface interface {
 	// earlier one, is counted once and reported under `duplicates`, even
 	// if its content differs (the first write wins). A bad record is
 	// rejected alone, named by its index in `records` with a code:
-	// `malformed_record`, `id_required`, `id_too_long`, `id_invalid`,
+	// `malformed_record`, `null_record`, `id_required`, `id_too_long`, `id_invalid`,
 	// `invalid_vin`, `unknown_vin` (no activated vehicle),
 	// `invalid_category`, `bytes_required`, `negative_bytes`,
 	// `bytes_too_large`, `invalid_time`, `end_before_start`,
@@ -2863,7 +2956,7 @@ type ClientWithResponsesInterface interface {
 	// earlier one, is counted once and reported under `duplicates`, even
 	// if its content differs (the first write wins). A bad record is
 	// rejected alone, named by its index in `records` with a code:
-	// `malformed_record`, `id_required`, `id_too_long`, `id_invalid`,
+	// `malformed_record`, `null_record`, `id_required`, `id_too_long`, `id_invalid`,
 	// `invalid_vin`, `unknown_vin` (no activated vehicle),
 	// `invalid_category`, `bytes_required`, `negative_bytes`,
 	// `bytes_too_large`, `invalid_time`, `end_before_start`,
@@ -2928,8 +3021,12 @@ type ClientWithResponsesInterface interface {
 	// The outbox of notices about this vehicle (reminders, expiry, orders,
 	// refunds) and how their delivery to `notices.webhook_url` stands.
 	// Without a webhook URL notices stay `pending` and are only readable
-	// here. A vehicle token gets 403; an owner asking for another's
-	// vehicle gets 404 `vehicle_not_found`.
+	// here. A vehicle token gets 403; an owner asking for a VIN they do
+	// not own gets 404 `vehicle_not_found` ("vehicle <VIN> not found",
+	// the same for another's car, one not activated and an unknown VIN).
+	// An owner sees only the notices addressed to them: coverage notices
+	// created while they owned the car, and `order.paid` /
+	// `refund.issued` of orders they placed. Billing and ops see all.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -2951,8 +3048,10 @@ type ClientWithResponsesInterface interface {
 	// that price and length whatever the catalog says later. Requires an
 	// `Idempotency-Key`: the same key with the same request returns the
 	// stored response with `Idempotent-Replayed: true`; with another
-	// request it is 422 `idempotency_key_reused`. A car not yet
-	// activated is 409 `not_activated`.
+	// request it is 422 `idempotency_key_reused`. A VIN the owner does
+	// not own is 404 `vehicle_not_found` with the detail "vehicle <VIN>
+	// not found", whether the car is another's, not activated yet, or
+	// unknown: an owner cannot tell them apart.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2965,8 +3064,10 @@ type ClientWithResponsesInterface interface {
 	// that price and length whatever the catalog says later. Requires an
 	// `Idempotency-Key`: the same key with the same request returns the
 	// stored response with `Idempotent-Replayed: true`; with another
-	// request it is 422 `idempotency_key_reused`. A car not yet
-	// activated is 409 `not_activated`.
+	// request it is 422 `idempotency_key_reused`. A VIN the owner does
+	// not own is 404 `vehicle_not_found` with the detail "vehicle <VIN>
+	// not found", whether the car is another's, not activated yet, or
+	// unknown: an owner cannot tell them apart.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -3185,6 +3286,8 @@ type GetOrderResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *Order
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
@@ -3196,6 +3299,11 @@ type GetOrderResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r GetOrderResponse) GetJSON200() *Order {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetOrderResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
@@ -3260,6 +3368,8 @@ type CreateRefundResponse struct {
 	ApplicationproblemJSON403 *Problem
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON408 the response for an HTTP 408 `application/problem+json` response
+	ApplicationproblemJSON408 *Problem
 	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
 	ApplicationproblemJSON409 *Problem
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
@@ -3293,6 +3403,11 @@ func (r CreateRefundResponse) GetApplicationproblemJSON403() *Problem {
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r CreateRefundResponse) GetApplicationproblemJSON404() *Problem {
 	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON408 returns the response for an HTTP 408 `application/problem+json` response
+func (r CreateRefundResponse) GetApplicationproblemJSON408() *Problem {
+	return r.ApplicationproblemJSON408
 }
 
 // GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
@@ -3350,6 +3465,10 @@ type ReceivePaymentNotificationResponse struct {
 	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON408 the response for an HTTP 408 `application/problem+json` response
+	ApplicationproblemJSON408 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
@@ -3374,6 +3493,16 @@ func (r ReceivePaymentNotificationResponse) GetApplicationproblemJSON401() *Prob
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r ReceivePaymentNotificationResponse) GetApplicationproblemJSON404() *Problem {
 	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON408 returns the response for an HTTP 408 `application/problem+json` response
+func (r ReceivePaymentNotificationResponse) GetApplicationproblemJSON408() *Problem {
+	return r.ApplicationproblemJSON408
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r ReceivePaymentNotificationResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
 }
 
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
@@ -3543,6 +3672,8 @@ type IngestUsageResponse struct {
 	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON408 the response for an HTTP 408 `application/problem+json` response
+	ApplicationproblemJSON408 *Problem
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *Problem
 }
@@ -3565,6 +3696,11 @@ func (r IngestUsageResponse) GetApplicationproblemJSON401() *Problem {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r IngestUsageResponse) GetApplicationproblemJSON403() *Problem {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON408 returns the response for an HTTP 408 `application/problem+json` response
+func (r IngestUsageResponse) GetApplicationproblemJSON408() *Problem {
+	return r.ApplicationproblemJSON408
 }
 
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
@@ -3614,6 +3750,8 @@ type ActivateVehicleResponse struct {
 	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON408 the response for an HTTP 408 `application/problem+json` response
+	ApplicationproblemJSON408 *Problem
 	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
 	ApplicationproblemJSON409 *Problem
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
@@ -3643,6 +3781,11 @@ func (r ActivateVehicleResponse) GetApplicationproblemJSON401() *Problem {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r ActivateVehicleResponse) GetApplicationproblemJSON403() *Problem {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON408 returns the response for an HTTP 408 `application/problem+json` response
+func (r ActivateVehicleResponse) GetApplicationproblemJSON408() *Problem {
+	return r.ApplicationproblemJSON408
 }
 
 // GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
@@ -4047,6 +4190,8 @@ type CreateOrderResponse struct {
 	ApplicationproblemJSON403 *Problem
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON408 the response for an HTTP 408 `application/problem+json` response
+	ApplicationproblemJSON408 *Problem
 	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
 	ApplicationproblemJSON409 *Problem
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
@@ -4080,6 +4225,11 @@ func (r CreateOrderResponse) GetApplicationproblemJSON403() *Problem {
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r CreateOrderResponse) GetApplicationproblemJSON404() *Problem {
 	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON408 returns the response for an HTTP 408 `application/problem+json` response
+func (r CreateOrderResponse) GetApplicationproblemJSON408() *Problem {
+	return r.ApplicationproblemJSON408
 }
 
 // GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
@@ -4139,6 +4289,8 @@ type TransferVehicleResponse struct {
 	ApplicationproblemJSON403 *Problem
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON408 the response for an HTTP 408 `application/problem+json` response
+	ApplicationproblemJSON408 *Problem
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *Problem
 }
@@ -4166,6 +4318,11 @@ func (r TransferVehicleResponse) GetApplicationproblemJSON403() *Problem {
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r TransferVehicleResponse) GetApplicationproblemJSON404() *Problem {
 	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON408 returns the response for an HTTP 408 `application/problem+json` response
+func (r TransferVehicleResponse) GetApplicationproblemJSON408() *Problem {
+	return r.ApplicationproblemJSON408
 }
 
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
@@ -4256,7 +4413,10 @@ func (c *ClientWithResponses) GetReadinessWithResponse(ctx context.Context, reqE
 
 // GetOrderWithResponse One order (the owner who placed it, billing, ops)
 //
-// A pending order past `expires_at` shows as `cancelled`.
+// A pending order past `expires_at` shows as `cancelled`. An owner
+// reads the orders they placed (also for a car they have sold since);
+// any other order is 404 `order_not_found` with the detail "order <id>
+// not found", the same as for an order that does not exist.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -4319,7 +4479,11 @@ func (c *ClientWithResponses) CreateRefundWithResponse(ctx context.Context, id s
 // HMAC-SHA256 of "<t>.<raw body>" with payments.webhook_secret>`
 // (several `v1` values are accepted, for secret rotation), checked
 // before the body is parsed; `t` must be within payments.tolerance of
-// now. Idempotent by `event_id`. A succeeded payment makes the order
+// now. Idempotent by `event_id`: a repeat of a notification (same
+// `order_id`, `status`, `amount_fen`, `currency` and
+// `transaction_id`; `paid_at` is not compared) gets the first
+// answer and changes nothing; the same `event_id` with anything
+// else is 409 `event_id_reused` and nothing is recorded. A succeeded payment makes the order
 // paid (also after it was cancelled as stale) and adds its period; a
 // failed one is recorded and the order stays payable. Amount or
 // currency different from the order's: 422 `amount_mismatch`,
@@ -4342,7 +4506,11 @@ func (c *ClientWithResponses) ReceivePaymentNotificationWithBodyWithResponse(ctx
 // HMAC-SHA256 of "<t>.<raw body>" with payments.webhook_secret>`
 // (several `v1` values are accepted, for secret rotation), checked
 // before the body is parsed; `t` must be within payments.tolerance of
-// now. Idempotent by `event_id`. A succeeded payment makes the order
+// now. Idempotent by `event_id`: a repeat of a notification (same
+// `order_id`, `status`, `amount_fen`, `currency` and
+// `transaction_id`; `paid_at` is not compared) gets the first
+// answer and changes nothing; the same `event_id` with anything
+// else is 409 `event_id_reused` and nothing is recorded. A succeeded payment makes the order
 // paid (also after it was cancelled as stale) and adds its period; a
 // failed one is recorded and the order stays payable. Amount or
 // currency different from the order's: 422 `amount_mismatch`,
@@ -4392,7 +4560,7 @@ func (c *ClientWithResponses) ListRefundsWithResponse(ctx context.Context, param
 // earlier one, is counted once and reported under `duplicates`, even
 // if its content differs (the first write wins). A bad record is
 // rejected alone, named by its index in `records` with a code:
-// `malformed_record`, `id_required`, `id_too_long`, `id_invalid`,
+// `malformed_record`, `null_record`, `id_required`, `id_too_long`, `id_invalid`,
 // `invalid_vin`, `unknown_vin` (no activated vehicle),
 // `invalid_category`, `bytes_required`, `negative_bytes`,
 // `bytes_too_large`, `invalid_time`, `end_before_start`,
@@ -4422,7 +4590,7 @@ func (c *ClientWithResponses) IngestUsageWithBodyWithResponse(ctx context.Contex
 // earlier one, is counted once and reported under `duplicates`, even
 // if its content differs (the first write wins). A bad record is
 // rejected alone, named by its index in `records` with a code:
-// `malformed_record`, `id_required`, `id_too_long`, `id_invalid`,
+// `malformed_record`, `null_record`, `id_required`, `id_too_long`, `id_invalid`,
 // `invalid_vin`, `unknown_vin` (no activated vehicle),
 // `invalid_category`, `bytes_required`, `negative_bytes`,
 // `bytes_too_large`, `invalid_time`, `end_before_start`,
@@ -4523,8 +4691,12 @@ func (c *ClientWithResponses) CheckFeatureWithResponse(ctx context.Context, vin 
 // The outbox of notices about this vehicle (reminders, expiry, orders,
 // refunds) and how their delivery to `notices.webhook_url` stands.
 // Without a webhook URL notices stay `pending` and are only readable
-// here. A vehicle token gets 403; an owner asking for another's
-// vehicle gets 404 `vehicle_not_found`.
+// here. A vehicle token gets 403; an owner asking for a VIN they do
+// not own gets 404 `vehicle_not_found` ("vehicle <VIN> not found",
+// the same for another's car, one not activated and an unknown VIN).
+// An owner sees only the notices addressed to them: coverage notices
+// created while they owned the car, and `order.paid` /
+// `refund.issued` of orders they placed. Billing and ops see all.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -4558,8 +4730,10 @@ func (c *ClientWithResponses) ListVehicleOrdersWithResponse(ctx context.Context,
 // that price and length whatever the catalog says later. Requires an
 // `Idempotency-Key`: the same key with the same request returns the
 // stored response with `Idempotent-Replayed: true`; with another
-// request it is 422 `idempotency_key_reused`. A car not yet
-// activated is 409 `not_activated`.
+// request it is 422 `idempotency_key_reused`. A VIN the owner does
+// not own is 404 `vehicle_not_found` with the detail "vehicle <VIN>
+// not found", whether the car is another's, not activated yet, or
+// unknown: an owner cannot tell them apart.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -4578,8 +4752,10 @@ func (c *ClientWithResponses) CreateOrderWithBodyWithResponse(ctx context.Contex
 // that price and length whatever the catalog says later. Requires an
 // `Idempotency-Key`: the same key with the same request returns the
 // stored response with `Idempotent-Replayed: true`; with another
-// request it is 422 `idempotency_key_reused`. A car not yet
-// activated is 409 `not_activated`.
+// request it is 422 `idempotency_key_reused`. A VIN the owner does
+// not own is 404 `vehicle_not_found` with the detail "vehicle <VIN>
+// not found", whether the car is another's, not activated yet, or
+// unknown: an owner cannot tell them apart.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -4771,6 +4947,13 @@ func ParseGetOrderResponse(rsp *http.Response) (*GetOrderResponse, error) {
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -4845,6 +5028,13 @@ func ParseCreateRefundResponse(rsp *http.Response) (*CreateRefundResponse, error
 			return nil, err
 		}
 		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON408 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
 		var dest Problem
@@ -4926,6 +5116,20 @@ func ParseReceivePaymentNotificationResponse(rsp *http.Response) (*ReceivePaymen
 			return nil, err
 		}
 		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON408 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest Problem
@@ -5078,6 +5282,13 @@ func ParseIngestUsageResponse(rsp *http.Response) (*IngestUsageResponse, error) 
 		}
 		response.ApplicationproblemJSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON408 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -5138,6 +5349,13 @@ func ParseActivateVehicleResponse(rsp *http.Response) (*ActivateVehicleResponse,
 			return nil, err
 		}
 		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON408 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
 		var dest Problem
@@ -5477,6 +5695,13 @@ func ParseCreateOrderResponse(rsp *http.Response) (*CreateOrderResponse, error) 
 		}
 		response.ApplicationproblemJSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON408 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -5564,6 +5789,13 @@ func ParseTransferVehicleResponse(rsp *http.Response) (*TransferVehicleResponse,
 			return nil, err
 		}
 		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON408 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest Problem
