@@ -84,6 +84,10 @@ func FuzzLayout(f *testing.F) {
 	f.Add(uint8(0), uint32(3600), []byte{0, 0, 1, 0, 1, 0, 2, 5})
 	f.Add(uint8(1), uint32(86400*300), []byte{0, 0, 0, 0, 3, 0, 0, 0, 1, 0, 0, 0, 4, 1, 0, 0, 2, 0, 200, 0, 0, 0, 0, 0})
 	f.Add(uint8(2), uint32(0), []byte{0, 1, 0, 0, 4, 0, 0, 9, 0, 0, 0, 0, 4, 1, 0, 0, 2, 0, 250, 0, 2, 1, 100, 0})
+	// A yearly package paid during the trial and refunded before it
+	// starts (removed); four days-apart orders; the last one paid after
+	// the trial and refunded while it runs (cut).
+	f.Add(uint8(0), uint32(3600), []byte{0, 2, 0, 0, 1, 0, 0, 0, 2, 0, 5, 0, 0, 1, 255, 0, 0, 1, 255, 0, 0, 1, 255, 0, 0, 1, 255, 0, 1, 4, 0, 0, 2, 4, 10, 0})
 	f.Add(uint8(3), uint32(1<<25), []byte{0, 0, 255, 0, 1, 0, 3, 255, 2, 0, 255, 0, 0, 1, 1, 0, 1, 1, 1, 100, 3, 0, 1, 0, 5, 1, 1, 0})
 	zones := []string{"Asia/Shanghai", "America/New_York", "UTC", "Australia/Lord_Howe"}
 	locs := make([]*time.Location, len(zones))
@@ -177,6 +181,24 @@ func FuzzLayout(f *testing.F) {
 				}
 				h.tl.ApplyRefund(o.ID, plan.Action, loc, h.now)
 				h.log = append(h.log, fmt.Sprintf("%s refund %s %d fen, %s", h.now, o.ID, plan.AmountFen, plan.Action))
+				if plan.Action != PeriodKept {
+					// The order's period ended now: cut here, or removed
+					// with its times kept and nothing served.
+					var p Period
+					for _, q := range h.tl.Periods {
+						if q.OrderID == o.ID {
+							p = q
+						}
+					}
+					switch {
+					case p.RefundedAt == nil || !p.RefundedAt.Equal(h.now):
+						h.fatalf("refunded period of %s has RefundedAt %v, want %s", o.ID, p.RefundedAt, h.now)
+					case plan.Action == PeriodCut && (!p.EndsAt.Equal(h.now) || !p.ServedUntil().Equal(h.now)):
+						h.fatalf("cut period of %s ends %s, served until %s, want both %s", o.ID, p.EndsAt, p.ServedUntil(), h.now)
+					case plan.Action == PeriodRemoved && (!p.StartsAt.After(h.now) || !p.ServedUntil().IsZero()):
+						h.fatalf("removed period of %s starts %s, served until %s: want a start after %s and nothing served", o.ID, p.StartsAt, p.ServedUntil(), h.now)
+					}
+				}
 				if h.tl.End().After(before.End()) {
 					h.fatalf("refund lengthened coverage: ends %s, was %s", h.tl.End(), before.End())
 				}
