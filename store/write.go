@@ -16,9 +16,10 @@ import (
 	"gorm.io/gorm"
 )
 
-// The write path. Every change the store makes goes through DB.write, and
-// this file is the only one that reaches the writer pool or begins a
-// transaction (TestOneWritePath checks it). write:
+// The write path. Every change the store makes goes through DB.write (or
+// writeAlone, the same path for bulk writes), and this file is the only
+// one that reaches the writer pool or begins a transaction
+// (TestOneWritePath checks it). write:
 //
 //   - takes the SQLite writer slot (one write transaction at a time, which
 //     the checkpointer also takes to hold writers off), or on PostgreSQL
