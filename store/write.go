@@ -146,8 +146,8 @@ func (db *DB) write(ctx context.Context, vins []billing.VIN, fn func(tx *Tx) err
 
 // writeAlone is write for a bulk write (a usage batch, a job's batch, a
 // migration, a seed chunk): on SQLite it gets a transaction of its own
-// rather than a savepoint in a group, since every page a write changes
-// inside a savepoint is also copied to SQLite's statement journal, which
+// rather than a savepoint in a group, since inside a savepoint SQLite
+// first copies each page a write changes to its statement journal, which
 // costs a large write more than a shared commit saves
 // (BenchmarkIngestUsage).
 func (db *DB) writeAlone(ctx context.Context, vins []billing.VIN, fn func(tx *Tx) error) error {
