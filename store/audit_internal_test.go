@@ -1,0 +1,203 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"entitlements/billing"
+)
+
+// TestGroupWriteAuditsEachWrite: writes that share a group commit each get
+// their own entry, with their own caller's actor and request id; a write
+// of the group that fails (an error or a panic) leaves no entry, and the
+// others keep theirs.
+func TestGroupWriteAuditsEachWrite(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, Config{Driver: SQLite, DSN: filepath.Join(t.TempDir(), "a.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if _, err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 6, 15, 4, 0, 0, 0, time.UTC)
+	release := holdWriter(db)
+	const n = 30
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			actx := billing.WithActor(ctx, billing.Actor{Role: "billing", Subject: "op" + strconv.Itoa(i), RequestID: "req-" + strconv.Itoa(i)})
+			errs[i] = db.write(actx, nil, func(tx *Tx) error {
+				tx.audit(billing.AuditEntry{At: at, Action: billing.AuditPaymentApplied, OrderID: "ord-" + strconv.Itoa(i),
+					After: billing.Fields{"n": i}})
+				switch i % 3 {
+				case 1:
+					return fmt.Errorf("write %d refused", i)
+				case 2:
+					panic("write panicked")
+				}
+				return nil
+			})
+		})
+	}
+	waitQueued(t, db, n)
+	release()
+	wg.Wait()
+
+	es, _, err := db.AuditEntries(ctx, billing.AuditQuery{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byOrder := map[string]billing.AuditEntry{}
+	for _, e := range es {
+		byOrder[e.OrderID] = e
+	}
+	if len(es) != n/3 {
+		t.Errorf("%d entries, want %d (one per write that succeeded)", len(es), n/3)
+	}
+	for i := range n {
+		e, ok := byOrder["ord-"+strconv.Itoa(i)]
+		if ok != (i%3 == 0) || (errs[i] == nil) != (i%3 == 0) {
+			t.Errorf("write %d: err %v, entry %v; want an entry exactly when it succeeded", i, errs[i], ok)
+			continue
+		}
+		if ok && (e.Actor != "billing:op"+strconv.Itoa(i) || e.RequestID != "req-"+strconv.Itoa(i) || e.After["n"] != float64(i)) {
+			t.Errorf("write %d's entry = %+v, want its own actor, request id and fields", i, e)
+		}
+	}
+}
+
+// auditWrites are the statements that would change or remove audit
+// entries: UPDATE or DELETE or TRUNCATE naming the table, in any case and
+// spacing, quoted or not.
+var auditWrites = regexp.MustCompile(`(?is)\b(update|delete\s+from|truncate(\s+table)?)\s+["` + "`" + `]?audit_log\b`)
+
+// gormWrites are gorm's methods that update or delete rows.
+var gormWrites = map[string]bool{"Update": true, "Updates": true, "UpdateColumn": true, "UpdateColumns": true, "Save": true, "Delete": true}
+
+// TestAuditLogAppendOnly proves from the sources that no code path
+// changes or removes an audit entry: no Go file of the module (tests
+// aside) holds an UPDATE, DELETE or TRUNCATE of audit_log, and nothing
+// calls gorm's update or delete methods on the table's row type or on a
+// query naming the table. The migration's triggers are the other half
+// (TestAuditLogRefusesUpdateAndDelete).
+func TestAuditLogAppendOnly(t *testing.T) {
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked, sawInsert := 0, false
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == ".git" || d.Name() == "node_modules" || d.Name() == "testdata") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		src, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		checked++
+		rel, _ := filepath.Rel(root, path)
+		sawInsert = sawInsert || strings.Contains(string(src), "INSERT INTO audit_log")
+		fset := token.NewFileSet()
+		file, err := parser.ParseFile(fset, path, src, 0)
+		if err != nil {
+			return err
+		}
+		ast.Inspect(file, func(n ast.Node) bool {
+			switch n := n.(type) {
+			case *ast.BasicLit:
+				if n.Kind != token.STRING {
+					return true
+				}
+				s, err := strconv.Unquote(n.Value)
+				if err != nil {
+					s = n.Value
+				}
+				if auditWrites.MatchString(s) && !strings.Contains(s, "TRIGGER") {
+					t.Errorf("%s:%d: changes audit_log: %q", rel, fset.Position(n.Pos()).Line, s)
+				}
+			case *ast.CallExpr:
+				sel, ok := n.Fun.(*ast.SelectorExpr)
+				if ok && gormWrites[sel.Sel.Name] && mentionsAuditTable(sel.X) {
+					t.Errorf("%s:%d: %s on audit_log", rel, fset.Position(n.Pos()).Line, sel.Sel.Name)
+				}
+			}
+			return true
+		})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if checked < 50 || !sawInsert {
+		t.Fatalf("checked %d files (insert seen: %v); the scan is not looking at the module", checked, sawInsert)
+	}
+}
+
+// mentionsAuditTable reports whether the receiver chain of a call names
+// auditRow or the audit_log table.
+func mentionsAuditTable(x ast.Expr) bool {
+	found := false
+	ast.Inspect(x, func(n ast.Node) bool {
+		switch n := n.(type) {
+		case *ast.Ident:
+			found = found || n.Name == "auditRow"
+		case *ast.BasicLit:
+			found = found || strings.Contains(n.Value, "audit_log")
+		}
+		return !found
+	})
+	return found
+}
+
+// TestAuditScanCatchesChanges: the patterns of TestAuditLogAppendOnly
+// find the statements they are meant to.
+func TestAuditScanCatchesChanges(t *testing.T) {
+	for _, s := range []string{
+		"UPDATE audit_log SET actor = ?", "delete from audit_log", "DELETE\n\tFROM  \"audit_log\" WHERE id = ?",
+		"TRUNCATE audit_log", "truncate table audit_log",
+	} {
+		if !auditWrites.MatchString(s) {
+			t.Errorf("%q is not caught", s)
+		}
+	}
+	for _, s := range []string{"INSERT INTO audit_log (id) VALUES (?)", "SELECT * FROM audit_log", "UPDATE audit_logs_archive SET x = 1"} {
+		if auditWrites.MatchString(s) {
+			t.Errorf("%q is caught, but changes no entry", s)
+		}
+	}
+	for src, want := range map[string]bool{
+		`db.read.Model(&auditRow{}).Where("id = ?", id).Update("actor", "x")`: true,
+		`tx.g.Table("audit_log").Delete(nil)`:                                 true,
+		`tx.g.Model(&refundRow{}).Update("note", "x")`:                        false,
+	} {
+		e, err := parser.ParseExpr(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		call := e.(*ast.CallExpr)
+		if got := mentionsAuditTable(call.Fun.(*ast.SelectorExpr).X); got != want {
+			t.Errorf("%s: caught = %v, want %v", src, got, want)
+		}
+	}
+}
