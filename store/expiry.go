@@ -137,8 +137,9 @@ func coverageCandidates(tx *Tx, q statement, args []any) ([]coverageCandidate, e
 // fence ends a correlated EXISTS subquery so that it stays a per-row index
 // probe. PostgreSQL otherwise may turn it into a join planned from table
 // statistics, which lag far behind a notices table that a first run fills
-// by thousands (measured: a sequential scan of notices per vehicle, 3 s a
-// query at 100 000 vehicles). OFFSET 0 keeps it from being pulled up.
+// by thousands (the jobs phase of the bench harness on PostgreSQL saw a
+// sequential scan of notices per vehicle). OFFSET 0 keeps it from being
+// pulled up.
 // SQLite probes the index anyway.
 func (db *DB) fence() string {
 	if db.dialect == Postgres {

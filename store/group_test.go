@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -163,5 +164,47 @@ func TestGroupWriteCallerBehindAFullGroup(t *testing.T) {
 	}
 	if n := countG(t, db, "1=1"); n != maxGroup+1 {
 		t.Errorf("%d rows, want %d", n, maxGroup+1)
+	}
+}
+
+// TestWriteAloneGetsItsOwnTransaction: a bulk write queued among others
+// runs in a transaction of its own; the writes queued before it still
+// share one.
+func TestWriteAloneGetsItsOwnTransaction(t *testing.T) {
+	db := openGroupTest(t)
+	release := holdWriter(db)
+	var mu sync.Mutex
+	txOf := map[string]*sql.Tx{}
+	record := func(name string) func(tx *Tx) error {
+		return func(tx *Tx) error {
+			mu.Lock()
+			txOf[name] = tx.sql
+			mu.Unlock()
+			return nil
+		}
+	}
+	var wg sync.WaitGroup
+	queue := func(name string, alone bool, n int) {
+		wg.Go(func() {
+			var err error
+			if alone {
+				err = db.writeAlone(context.Background(), nil, record(name))
+			} else {
+				err = db.write(context.Background(), nil, record(name))
+			}
+			if err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		})
+		waitQueued(t, db, n)
+	}
+	queue("a", false, 1)
+	queue("b", false, 2)
+	queue("bulk", true, 3)
+	queue("c", false, 4)
+	release()
+	wg.Wait()
+	if txOf["a"] != txOf["b"] || txOf["bulk"] == txOf["a"] || txOf["bulk"] == txOf["c"] {
+		t.Errorf("transactions: a %p, b %p, bulk %p, c %p; want a and b together, bulk alone", txOf["a"], txOf["b"], txOf["bulk"], txOf["c"])
 	}
 }

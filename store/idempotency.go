@@ -80,7 +80,7 @@ func storeResponse[T any](tx *Tx, k billing.IdempotencyKey, v T, render billing.
 // keeps them) is plenty. Meant for a scheduler job.
 func (db *DB) PurgeIdempotencyKeys(ctx context.Context, cutoff time.Time) (int, error) {
 	var n int64
-	err := db.write(ctx, nil, func(tx *Tx) error {
+	err := db.writeAlone(ctx, nil, func(tx *Tx) error {
 		res := tx.g.Where("created_at < ?", utc(cutoff)).Delete(&idempotencyRow{})
 		n = res.RowsAffected
 		return res.Error

@@ -57,7 +57,7 @@ func (db *DB) jobWrite(ctx context.Context, job string, fn func(tx *Tx) error) e
 	if _, ok := billing.ActorFrom(ctx); !ok {
 		ctx = billing.WithActor(ctx, billing.SystemActor(job))
 	}
-	return db.write(ctx, nil, func(tx *Tx) error {
+	return db.writeAlone(ctx, nil, func(tx *Tx) error {
 		if err := db.tryJobLock(tx, job); err != nil {
 			return err
 		}

@@ -225,7 +225,7 @@ func (db *DB) Migrate(ctx context.Context) (applied []int, err error) {
 // migrateWhere applies the pending migrations whose version want accepts
 // (tests use it to build a database as an older release left it).
 func (db *DB) migrateWhere(ctx context.Context, want func(version int) bool) (applied []int, err error) {
-	err = db.write(ctx, nil, func(w *Tx) error {
+	err = db.writeAlone(ctx, nil, func(w *Tx) error {
 		tx := w.g
 		if db.dialect == Postgres {
 			if err := tx.Exec(`SELECT pg_advisory_xact_lock(?)`, migrationLockID).Error; err != nil {

@@ -66,7 +66,7 @@ func (db *DB) Seed(ctx context.Context, n int, mix SeedMix, cat billing.Catalog,
 			for i := lo; i < hi; i++ {
 				f.add(&rows, i)
 			}
-			if err := db.write(ctx, nil, rows.insert); err != nil {
+			if err := db.writeAlone(ctx, nil, rows.insert); err != nil {
 				return fmt.Errorf("seed vehicles %d-%d: %w", lo, hi, err)
 			}
 		}

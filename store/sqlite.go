@@ -78,8 +78,8 @@ func writerPragmas(cacheMiB int, walLimit int64) []string {
 // transaction begins while every frame has been copied. Under a steady
 // stream of writes (payments, a usage feed, a job) a commit always lands
 // between the end of a pass and the next transaction, so the file grows
-// for as long as the stream lasts: 1.9 GB over a 12-second payment run
-// before this was found. Every frame appended past the end of the file
+// for as long as the stream lasts (TestWALStaysBoundedUnderSteadyWrites
+// shows it without the held pass). Every frame appended past the end of the file
 // costs the kernel a block allocation and zeroing, and the WAL index
 // that every page read searches grows too.
 //
@@ -91,8 +91,8 @@ func writerPragmas(cacheMiB int, walLimit int64) []string {
 // to the limit (journal_size_limit) if a burst made it larger.
 //
 // Holding writers off costs them one pass: the copy of what was committed
-// during the first pass, and two fsyncs. On this project's machine that
-// is 30-170 ms, about once a second under 2 000 payments/s. A reader
+// during the first pass, and two fsyncs (CheckpointStats reports how
+// often and how long; docs/storage.md). A reader
 // still on an old snapshot keeps a pass from copying everything; writers
 // are not held then (it would not help), and the WAL grows until that
 // reader ends.

@@ -23,13 +23,12 @@ import (
 // pruned after usage.retention.
 //
 // usage_vehicles held as_of, the latest ended_at seen for the vehicle.
-// Since session 7 nothing reads or writes it: as_of is the largest
-// last_ended_at of the vehicle's cycles (every accepted record moves its
-// cycle's value, and cycles are never deleted), which the snapshot read
-// takes. The second upsert per vehicle cost each batch spread over a
-// million vehicles one more random page read and written to the WAL per
-// vehicle, 43 % of its aggregate updates (docs/performance.md, session 7).
-// The table stays for now so that replicas of the previous release, which
+// Nothing reads or writes it: as_of is the largest last_ended_at of the
+// vehicle's cycles (every accepted record moves its cycle's value, and
+// cycles are never deleted), which the snapshot read takes, and a second
+// upsert per vehicle would cost a batch spread over the fleet one more
+// random page read and write per vehicle (the usage phase of the bench
+// harness, docs/performance.md). The table stays for now so that replicas of the previous release, which
 // still read and write it, keep working through a rolling upgrade or a
 // rollback on a shared PostgreSQL; a later release drops it.
 var usageMigration = migration{Version: 40, Name: "usage records and aggregates",
@@ -94,7 +93,7 @@ func (db *DB) IngestUsage(ctx context.Context, recs []billing.UsageRecord, thres
 	if err != nil {
 		return billing.IngestResult{}, fmt.Errorf("ingest usage: %w", err)
 	}
-	err = db.write(ctx, nil, func(tx *Tx) error {
+	err = db.writeAlone(ctx, nil, func(tx *Tx) error {
 		res = billing.IngestResult{}
 		keep := make([]int, 0, len(recs)) // indexes into recs, one per distinct id
 		seen := make(map[string]struct{}, len(recs))
@@ -318,7 +317,7 @@ func crossings(gs []grew, timelines map[billing.VIN]billing.Timeline, thresholds
 // how many it deleted. Aggregates are kept.
 func (db *DB) DeleteUsageBefore(ctx context.Context, cutoff time.Time, limit int) (int64, error) {
 	var n int64
-	err := db.write(ctx, nil, func(tx *Tx) error {
+	err := db.writeAlone(ctx, nil, func(tx *Tx) error {
 		var err error
 		n, err = tx.update(pruneUsageStmt, db.timeArg(cutoff), limit)
 		return err

@@ -53,9 +53,9 @@ func BenchmarkIngestUsage(b *testing.B) {
 			for i := range batches {
 				batches[i] = records(fmt.Sprintf("b%d", i), billing.MaxUsageBatch, 1000, vins, now.Add(-100*24*time.Hour).Add(time.Duration(i)*24*time.Hour))
 			}
-			// The first batch prepares the bulk statements (once per
-			// process); measure the steady state.
-			warm := records("warm", 10, 1000, vins, now.Add(-200*24*time.Hour))
+			// The first batch of each size prepares its bulk statements
+			// (once per process); measure the steady state.
+			warm := records("warm", billing.MaxUsageBatch, 1000, vins, now.Add(-200*24*time.Hour))
 			if _, err := db.IngestUsage(context.Background(), warm, []int{80, 100}, shanghai, now); err != nil {
 				b.Fatal(err)
 			}

@@ -62,7 +62,7 @@ type Tx struct {
 	stmt *stmtCache
 	vins []billing.VIN // snapshots to invalidate once the transaction has ended
 
-	actor   billing.Actor         // who the write's context says acts
+	actor   billing.Actor        // who the write's context says acts
 	entries []billing.AuditEntry // audit entries to insert when fn succeeds (audit.go)
 }
 
@@ -146,8 +146,22 @@ func (tx *Tx) raw(q string) error {
 // goroutine, in a transaction shared with other writes (group commit), and
 // an error or a panic in it undoes its own work only.
 func (db *DB) write(ctx context.Context, vins []billing.VIN, fn func(tx *Tx) error) error {
+	return db.run(ctx, vins, fn, false)
+}
+
+// writeAlone is write for a bulk write (a usage batch, a job's batch, a
+// migration, a seed chunk): on SQLite it gets a transaction of its own
+// rather than a savepoint in a group, since every page a write changes
+// inside a savepoint is also copied to SQLite's statement journal, which
+// costs a large write more than a shared commit saves
+// (BenchmarkIngestUsage).
+func (db *DB) writeAlone(ctx context.Context, vins []billing.VIN, fn func(tx *Tx) error) error {
+	return db.run(ctx, vins, fn, true)
+}
+
+func (db *DB) run(ctx context.Context, vins []billing.VIN, fn func(tx *Tx) error, alone bool) error {
 	if db.dialect == SQLite {
-		return db.groupWrite(ctx, vins, fn)
+		return db.groupWrite(ctx, vins, fn, alone)
 	}
 	actor, _ := billing.ActorFrom(ctx)
 	tx := &Tx{db: db, ctx: ctx, stmt: db.wr.stmts, vins: slices.Clone(vins), actor: actor}
@@ -157,7 +171,7 @@ func (db *DB) write(ctx context.Context, vins []billing.VIN, fn func(tx *Tx) err
 		}
 		return runAudited(fn, tx)
 	})
-	db.wr.stmts.promote(ctx)
+	db.wr.stmts.promote(context.WithoutCancel(ctx))
 	db.forget(tx.vins...)
 	return err
 }
@@ -211,14 +225,15 @@ type groupReq struct {
 	fn    func(tx *Tx) error
 	vins  []billing.VIN
 	actor billing.Actor // of the caller's context
+	alone bool          // runs in a transaction of its own
 	state atomic.Int32
 	done  chan error // buffered: the runner never blocks on a caller
 }
 
-func (db *DB) groupWrite(ctx context.Context, vins []billing.VIN, fn func(tx *Tx) error) error {
+func (db *DB) groupWrite(ctx context.Context, vins []billing.VIN, fn func(tx *Tx) error, alone bool) error {
 	w := db.wr
 	actor, _ := billing.ActorFrom(ctx)
-	req := &groupReq{fn: fn, vins: slices.Clone(vins), actor: actor, done: make(chan error, 1)}
+	req := &groupReq{fn: fn, vins: slices.Clone(vins), actor: actor, alone: alone, done: make(chan error, 1)}
 	w.mu.Lock()
 	w.queue = append(w.queue, req)
 	w.mu.Unlock()
@@ -241,19 +256,27 @@ func (db *DB) groupWrite(ctx context.Context, vins []billing.VIN, fn func(tx *Tx
 	}
 }
 
-// runGroup runs the queued writes in one transaction; the caller holds
-// the slot.
+// runGroup runs the oldest queued writes in one transaction; the caller
+// holds the slot. A write that must run alone forms a group by itself.
+// A group of one runs without a savepoint: its transaction is its unit.
 func (db *DB) runGroup() {
 	w := db.wr
 	w.mu.Lock()
-	n := min(len(w.queue), maxGroup)
-	batch := make([]*groupReq, 0, n)
-	for _, r := range w.queue[:n] {
+	var batch []*groupReq
+	taken := 0
+	for _, r := range w.queue {
+		if len(batch) == maxGroup || (len(batch) > 0 && r.alone) {
+			break
+		}
+		taken++
 		if r.state.CompareAndSwap(groupQueued, groupTaken) {
 			batch = append(batch, r)
+			if r.alone {
+				break
+			}
 		}
 	}
-	w.queue = append(w.queue[:0], w.queue[n:]...)
+	w.queue = append(w.queue[:0], w.queue[taken:]...)
 	w.mu.Unlock()
 	if len(batch) == 0 {
 		return
@@ -265,6 +288,11 @@ func (db *DB) runGroup() {
 			tx := &Tx{db: db, ctx: ctx, stmt: w.stmts, vins: r.vins, actor: r.actor}
 			if err := tx.bind(g); err != nil {
 				return err
+			}
+			if len(batch) == 1 {
+				errs[i] = runSafely(r.fn, tx)
+				r.vins = tx.vins
+				return errs[i]
 			}
 			ferr, err := tx.savepoint("grp", func() error { return runSafely(r.fn, tx) })
 			errs[i], r.vins = ferr, tx.vins
