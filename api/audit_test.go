@@ -12,7 +12,10 @@ import (
 	"time"
 
 	"entitlements/api"
+	"entitlements/billing"
 	"entitlements/store/storetest"
+
+	"github.com/getkin/kin-openapi/openapi3"
 )
 
 type auditEntry struct {
@@ -391,4 +394,24 @@ func TestAuditAccess(t *testing.T) {
 			t.Errorf("GET /v1/audit without a token = %d, want 401", res.Code)
 		}
 	})
+}
+
+// TestAuditActionsDocumented: the OpenAPI document lists exactly the
+// actions the service records.
+func TestAuditActionsDocumented(t *testing.T) {
+	doc, err := openapi3.NewLoader().LoadFromData(api.OpenAPI())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var documented []string
+	for _, v := range doc.Components.Schemas["AuditAction"].Value.Enum {
+		documented = append(documented, fmt.Sprint(v))
+	}
+	var actions []string
+	for _, a := range billing.AuditActions {
+		actions = append(actions, string(a))
+	}
+	if strings.Join(documented, ",") != strings.Join(actions, ",") {
+		t.Errorf("openapi.yaml AuditAction = %v, want %v", documented, actions)
+	}
 }
