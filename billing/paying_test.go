@@ -11,7 +11,7 @@ func TestPayOrder(t *testing.T) {
 	now := created.Add(10 * time.Minute)
 	trialEnd := time.Date(2026, 6, 20, 16, 0, 0, 0, time.UTC)
 	tl := NewTimeline([]Period{{ID: "per_trial", VIN: "V1", Source: SourceTrial, StartsAt: created.AddDate(-1, 0, 0), EndsAt: trialEnd}})
-	o := Order{ID: "ord_1", VIN: "V1", AmountFen: 1990, Currency: Currency, Days: 31, Product: "monthly", Status: OrderPending, CreatedAt: created}
+	o := Order{ID: "ord_1", VIN: "V1", OwnerID: "payer", AmountFen: 1990, Currency: Currency, Days: 31, Product: "monthly", Status: OrderPending, CreatedAt: created}
 	paid := o
 	paid.Status = OrderPaid
 	pay := Payment{EventID: "e1", OrderID: "ord_1", Status: PaymentSucceeded, AmountFen: 1990, Currency: Currency, PaidAt: now.Add(-time.Minute), TransactionID: "tx1"}
@@ -32,7 +32,7 @@ func TestPayOrder(t *testing.T) {
 		{"wrong amount", o, wrong, OutcomeAmountMismatch, EAmountMismatch},
 		{"wrong amount of a paid order", paid, wrong, OutcomeAmountMismatch, EAmountMismatch},
 	} {
-		plan := PayOrder(tc.o, tc.p, tl, "owner", "per_new", loc, now)
+		plan := PayOrder(tc.o, tc.p, tl, "per_new", loc, now)
 		if plan.Outcome != tc.want || (tc.error == "") != (plan.Refused == nil) || (tc.error != "" && !IsCode(plan.Refused, tc.error)) {
 			t.Errorf("%s: PayOrder() = %s, %v; want %s, %q", tc.name, plan.Outcome, plan.Refused, tc.want, tc.error)
 		}
@@ -41,7 +41,7 @@ func TestPayOrder(t *testing.T) {
 		}
 	}
 
-	plan := PayOrder(o, pay, tl, "owner", "per_new", loc, now)
+	plan := PayOrder(o, pay, tl, "per_new", loc, now)
 	wantEnd := PaidEnd(trialEnd, 31, loc)
 	if p := plan.Period; p.ID != "per_new" || p.Seq != 1 || !p.StartsAt.Equal(trialEnd) || !p.EndsAt.Equal(wantEnd) || !p.PaidAt.Equal(pay.PaidAt) {
 		t.Errorf("period = %+v; want per_new, seq 1, from the trial's end %s to %s, paid at %s", p, trialEnd, wantEnd, pay.PaidAt)
@@ -53,21 +53,12 @@ func TestPayOrder(t *testing.T) {
 		t.Errorf("coverage end %s, moved %v; want %s and none", plan.CoverageEnd, plan.Moved, wantEnd)
 	}
 	n := plan.Notice
-	if n.Kind != NoticeOrderPaid || n.DedupeKey != "order.paid:ord_1" || n.OwnerID != "owner" || n.VIN != "V1" ||
-		n.Data["covered_until"] != wantEnd.Format(time.RFC3339Nano) || n.Data["period_id"] != "per_new" {
+	if n.Kind != NoticeOrderPaid || n.DedupeKey != "order.paid:ord_1" || n.OwnerID != "payer" || n.VIN != "V1" ||
+		n.Data["covered_until"] != Stamp(wantEnd, loc) || n.Data["period_id"] != "per_new" {
 		t.Errorf("notice = %+v", n)
 	}
 	if len(tl.Periods) != 1 {
 		t.Errorf("PayOrder changed the caller's timeline: %d periods", len(tl.Periods))
-	}
-}
-
-func TestRefundIssuedNotice(t *testing.T) {
-	o := Order{ID: "ord_1", VIN: "V1", AmountFen: 1990, RefundedFen: 500, TransactionID: "tx1"}
-	r := Refund{ID: "rfd_1", AmountFen: 400, Currency: Currency, Reason: ReasonOther}
-	n := RefundIssuedNotice(r, o, "owner")
-	if n.Kind != NoticeRefundIssued || n.DedupeKey != "refund.issued:rfd_1" || n.Data["order_refunded_fen"] != int64(900) || n.Data["order_amount_fen"] != int64(1990) {
-		t.Errorf("RefundIssuedNotice() = %+v", n)
 	}
 }
 

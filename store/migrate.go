@@ -186,6 +186,7 @@ var migrations = []migration{
 		`DROP INDEX notices_vin_idx`,
 	}},
 	noticesKeyedByCoverage,
+	noticesAddressedToPayer,
 	usageMigration,
 	usageAllowanceMigration,
 	auditMigration,

@@ -25,6 +25,15 @@ type paymentRow struct {
 
 func (paymentRow) TableName() string { return "payments" }
 
+func (r paymentRow) payment() billing.Payment {
+	p := billing.Payment{EventID: r.EventID, OrderID: r.OrderID, Status: billing.PaymentStatus(r.Status),
+		AmountFen: r.AmountFen, Currency: r.Currency, TransactionID: r.TransactionID}
+	if r.PaidAt != nil {
+		p.PaidAt = r.PaidAt.UTC()
+	}
+	return p
+}
+
 // ApplyPayment records the notification p and applies it as
 // billing.PayOrder decides, in one transaction with the vehicle locked:
 // the payment row with its outcome and, for an applied payment, the new
@@ -32,8 +41,10 @@ func (paymentRow) TableName() string { return "payments" }
 // the paid order and the order.paid notice. A refused payment is recorded
 // and returns EAmountMismatch.
 //
-// The event_id makes it idempotent: a repeat returns the order and the
-// error of the first delivery and changes nothing. Returns EOrderNotFound.
+// The event_id makes it idempotent: a repeat (see billing.Payment.Repeats)
+// returns the order and the error of the first delivery and changes
+// nothing; the same event_id with another order or content is
+// EEventIDReused and changes nothing either. Returns EOrderNotFound.
 func (db *DB) ApplyPayment(ctx context.Context, p billing.Payment, loc *time.Location, now time.Time) (billing.Order, error) {
 	var (
 		o       billing.Order
@@ -45,8 +56,7 @@ func (db *DB) ApplyPayment(ctx context.Context, p billing.Payment, loc *time.Loc
 		if o, err = db.order(tx.query, p.OrderID); err != nil {
 			return err
 		}
-		v, err := db.vehicle(tx.query, o.VIN, true) // an order never changes vehicle
-		if err != nil {
+		if _, err := db.vehicle(tx.query, o.VIN, true); err != nil { // the lock; an order never changes vehicle
 			return err
 		}
 		if db.dialect == Postgres { // read again under the vehicle's lock
@@ -58,7 +68,7 @@ func (db *DB) ApplyPayment(ctx context.Context, p billing.Payment, loc *time.Loc
 		if err != nil {
 			return err
 		}
-		plan := billing.PayOrder(o, p, tl, v.OwnerID, newID("per", now), loc, now)
+		plan := billing.PayOrder(o, p, tl, newID("per", now), loc, now)
 		claimed, err := db.txClaimEvent(tx, p, plan.Outcome, now)
 		if err != nil {
 			return err
@@ -112,17 +122,20 @@ func paymentAudit(o billing.Order, p billing.Payment, plan billing.PaymentPlan, 
 }
 
 // replayPayment answers a repeated notification as the first delivery
-// was answered: with its order and, when it was refused, EAmountMismatch.
-func (db *DB) replayPayment(tx *Tx, p billing.Payment, o billing.Order) (billing.Order, error, error) {
+// was answered: with its order and, when it was refused, EAmountMismatch
+// (refused). A notification that reuses the event_id with another order
+// or content is EEventIDReused (err): nothing is recorded.
+func (db *DB) replayPayment(tx *Tx, p billing.Payment, o billing.Order) (_ billing.Order, refused, err error) {
 	var prev paymentRow
-	if _, err := tx.queryRow(findPaymentStmt, []any{p.EventID}, &prev.OrderID, &prev.Outcome); err != nil {
+	var paidAt dbTime
+	_, err = tx.queryRow(findPaymentStmt, []any{p.EventID}, &prev.OrderID, &prev.Status, &prev.Outcome,
+		&prev.AmountFen, &prev.Currency, &paidAt, &prev.TransactionID)
+	if err != nil {
 		return o, nil, fmt.Errorf("read payment %s: %w", p.EventID, err)
 	}
-	if prev.OrderID != o.ID {
-		var err error
-		if o, err = db.order(tx.query, prev.OrderID); err != nil {
-			return o, nil, err
-		}
+	prev.PaidAt = paidAt.ptr()
+	if err := p.Repeats(prev.payment()); err != nil {
+		return o, nil, err
 	}
 	if billing.PaymentOutcome(prev.Outcome) == billing.OutcomeAmountMismatch {
 		return o, billing.Errorf(billing.EAmountMismatch, "payment event %s was refused: amount or currency did not match order %s", p.EventID, o.ID), nil
@@ -131,7 +144,7 @@ func (db *DB) replayPayment(tx *Tx, p billing.Payment, o billing.Order) (billing
 }
 
 var findPaymentStmt = statement{"pay/find", func() string {
-	return `SELECT order_id, outcome FROM payments WHERE event_id = ?`
+	return `SELECT order_id, status, outcome, amount_fen, currency, paid_at, transaction_id FROM payments WHERE event_id = ?`
 }}
 
 // txApplyPayment carries out an applied payment's plan; tx holds the

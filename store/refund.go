@@ -70,8 +70,7 @@ func (db *DB) RefundOrder(ctx context.Context, orderID string, req billing.Refun
 		}
 		tx.touch(o.VIN)
 		vin = o.VIN
-		v, err := db.vehicle(tx.query, o.VIN, true)
-		if err != nil {
+		if _, err := db.vehicle(tx.query, o.VIN, true); err != nil { // the lock
 			return err
 		}
 		if o, err = db.order(tx.query, orderID); err != nil { // again, under the lock
@@ -89,7 +88,7 @@ func (db *DB) RefundOrder(ctx context.Context, orderID string, req billing.Refun
 		if err := applyPeriodChanges(tx, &tl, o, plan, loc, now); err != nil {
 			return err
 		}
-		r, err := db.insertRefund(tx, o, v, req, plan, operator, now)
+		r, err := db.insertRefund(tx, o, req, plan, operator, loc, now)
 		if err != nil {
 			return err
 		}
@@ -157,7 +156,7 @@ func applyPeriodChanges(tx *Tx, tl *billing.Timeline, o billing.Order, plan bill
 
 // insertRefund appends the refund, adds it to the order and writes the
 // refund.issued notice for the payment system.
-func (db *DB) insertRefund(tx *Tx, o billing.Order, v billing.Vehicle, req billing.RefundRequest, plan billing.RefundPlan, operator string, now time.Time) (billing.Refund, error) {
+func (db *DB) insertRefund(tx *Tx, o billing.Order, req billing.RefundRequest, plan billing.RefundPlan, operator string, loc *time.Location, now time.Time) (billing.Refund, error) {
 	row := refundRow{
 		ID: newID("rfd", now), OrderID: o.ID, VIN: string(o.VIN), AmountFen: plan.AmountFen, Currency: o.Currency,
 		Reason: string(req.Reason), Note: req.Note, EndAccess: plan.EndAccess, PeriodAction: string(plan.Action),
@@ -179,7 +178,7 @@ func (db *DB) insertRefund(tx *Tx, o billing.Order, v billing.Vehicle, req billi
 		return billing.Refund{}, billing.Errorf(billing.ERefundExceedsBalance, "refund would exceed what was paid for order %s", o.ID)
 	}
 	r := row.refund()
-	_, err = db.insertNotice(tx, billing.RefundIssuedNotice(r, o, v.OwnerID), now)
+	_, err = db.insertNotice(tx, billing.RefundIssuedNotice(o, r, total, loc), now)
 	return r, err
 }
 

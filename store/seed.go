@@ -46,7 +46,11 @@ var DefaultSeedMix = SeedMix{LapsedPerMille: 200, PaidPerMille: 150, AheadPerMil
 //
 // On SQLite the load trades the durability of each commit for speed (a
 // load can be redone): the writer runs with synchronous OFF and a 256 MiB
-// page cache meanwhile, and gets back the settings it had.
+// page cache meanwhile, and gets back the settings it had (its
+// synchronous=FULL, its page cache), so that nothing written through the
+// store later commits with the seed's. Other writes committed through
+// this store while Seed runs commit without a sync too: seed an idle
+// database.
 func (db *DB) Seed(ctx context.Context, n int, mix SeedMix, cat billing.Catalog, loc *time.Location, now time.Time) error {
 	const chunk = 20_000
 	defer db.ForgetSnapshots()

@@ -28,7 +28,8 @@ import (
 // cycles are never deleted), which the snapshot read takes, and a second
 // upsert per vehicle would cost a batch spread over the fleet one more
 // random page read and write per vehicle (the usage phase of the bench
-// harness, docs/performance.md). The table stays for now so that replicas of the previous release, which
+// harness, docs/performance.md). The table stays for now so that
+// replicas of the previous release, which
 // still read and write it, keep working through a rolling upgrade or a
 // rollback on a shared PostgreSQL; a later release drops it.
 var usageMigration = migration{Version: 40, Name: "usage records and aggregates",
