@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"entitlements/billing"
 
@@ -59,12 +57,6 @@ func (s *Server) auditFields(f billing.Fields) map[string]any {
 	return out
 }
 
-// Limits of the audit filters.
-const (
-	maxAuditActor   = 140 // a role, a colon and a token subject of up to 128 characters
-	maxAuditOrderID = 128
-)
-
 // auditQuery reads the filters of GET /v1/audit.
 func auditQuery(c *gin.Context) (billing.AuditQuery, error) {
 	var q billing.AuditQuery
@@ -92,9 +84,9 @@ func auditQuery(c *gin.Context) (billing.AuditQuery, error) {
 		q.VIN = vin
 	}
 	q.OrderID = c.Query("order_id")
-	fields = checkFilterText(fields, "order_id", q.OrderID, maxAuditOrderID, false)
+	fields = billing.AuditOrderIDField.AppendCheck(fields, q.OrderID)
 	q.Actor = c.Query("actor")
-	fields = checkFilterText(fields, "actor", q.Actor, maxAuditActor, true)
+	fields = billing.AuditActorField.AppendCheck(fields, q.Actor)
 	if raw := c.Query("action"); raw != "" {
 		q.Action = billing.AuditAction(raw)
 		if !q.Action.Valid() {
@@ -113,27 +105,6 @@ func auditQuery(c *gin.Context) (billing.AuditQuery, error) {
 		return q, billing.Invalid("audit query is not valid", fields...)
 	}
 	return q, nil
-}
-
-// checkFilterText checks a text filter: at most max characters, graphic
-// ones (spaces too when spaces is set; a token subject may hold them), no
-// control, format or invalid UTF-8. Codes as for every text field:
-// too_long, invalid_character.
-func checkFilterText(fields []billing.FieldError, name, v string, max int, spaces bool) []billing.FieldError {
-	if v == "" {
-		return fields
-	}
-	if utf8.RuneCountInString(v) > max {
-		return append(fields, billing.FieldError{Field: name, Code: "too_long"})
-	}
-	for _, r := range v {
-		ok := r != utf8.RuneError && unicode.IsGraphic(r) && !unicode.Is(unicode.Co, r) &&
-			(spaces && unicode.Is(unicode.Zs, r) || !unicode.IsSpace(r))
-		if !ok {
-			return append(fields, billing.FieldError{Field: name, Code: "invalid_character"})
-		}
-	}
-	return fields
 }
 
 // listAudit handles GET /v1/audit (billing, ops): JSON a page at a time,

@@ -291,6 +291,7 @@ func TestAuditFiltersAndPages(t *testing.T) {
 			"order_id=" + o.ID:                                              1,
 			"actor=ops:delivery":                                            5,
 			"actor=owner:alice":                                             1,
+			"actor=" + strings.Repeat("a", 140):                             0, // the longest allowed
 			"actor=ops":                                                     0, // the whole actor, not a prefix
 			"action=vehicle.activated":                                      5,
 			"action=vehicle.activated&vin=" + vins[2]:                       1,

@@ -127,6 +127,14 @@ type AuditQuery struct {
 	Limit    int
 }
 
+// The text rules of the audit filters: an actor is a role, a colon and a
+// token's subject (SubjectField, which may hold spaces); an order id as
+// OrderIDField, but optional.
+var (
+	AuditActorField   = TextField{Name: "actor", Kind: Line, Max: 140}
+	AuditOrderIDField = TextField{Name: "order_id", Kind: Identifier, Max: 128}
+)
+
 // Valid reports whether a is a known action.
 func (a AuditAction) Valid() bool {
 	for _, x := range AuditActions {

@@ -884,12 +884,10 @@ type VIN = string
 
 // ListAuditParams defines parameters for ListAudit.
 type ListAuditParams struct {
-	Vin *string `form:"vin,omitempty" json:"vin,omitempty"`
-
-	// OrderId At most 128 visible characters
+	Vin     *string `form:"vin,omitempty" json:"vin,omitempty"`
 	OrderId *string `form:"order_id,omitempty" json:"order_id,omitempty"`
 
-	// Actor The whole actor, e.g. `billing:alice`, `system:expire`, `provider` (at most 140 characters)
+	// Actor The whole actor, e.g. `billing:alice`, `system:expire`, `provider`
 	Actor  *string      `form:"actor,omitempty" json:"actor,omitempty"`
 	Action *AuditAction `form:"action,omitempty" json:"action,omitempty"`
 
