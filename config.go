@@ -233,7 +233,23 @@ func defaultConfig() *Config {
 func (c *Config) validate() error {
 	errs := append([]string(nil), c.envErrs...)
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
+	c.validateService(bad)
+	c.validateSecrets(bad)
+	c.validateCatalog(bad)
+	c.validateNotices(bad)
+	c.validateSchedules(bad)
+	if len(errs) > 0 {
+		return fmt.Errorf("invalid configuration:\n  - %s", strings.Join(errs, "\n  - "))
+	}
+	return nil
+}
 
+// problem records one configuration error (validate collects them all).
+type problem func(format string, args ...any)
+
+// validateService checks http, database, timezone and log; it sets the
+// parsed location and log level.
+func (c *Config) validateService(bad problem) {
 	if c.HTTP.Addr == "" {
 		bad("http.addr is required")
 	}
@@ -268,6 +284,10 @@ func (c *Config) validate() error {
 	if err := c.logLevel.UnmarshalText([]byte(c.Log.Level)); err != nil {
 		bad("log.level must be debug, info, warn or error, got %q", c.Log.Level)
 	}
+}
+
+// validateSecrets checks the auth and payment secrets.
+func (c *Config) validateSecrets(bad problem) {
 	if c.Auth.TokenSecret == "" {
 		bad("auth.token_secret is required")
 	}
@@ -277,6 +297,10 @@ func (c *Config) validate() error {
 	if c.Payments.Tolerance.D() <= 0 {
 		bad("payments.tolerance must be positive")
 	}
+}
+
+// validateCatalog checks the trial, the products and the features.
+func (c *Config) validateCatalog(bad problem) {
 	if c.Trial.Months < 1 || c.Trial.Months > 120 {
 		bad("trial.months must be between 1 and 120, got %d", c.Trial.Months)
 	}
@@ -315,6 +339,11 @@ func (c *Config) validate() error {
 		}
 		feats[f] = true
 	}
+}
+
+// validateNotices checks orders, notices, usage retention and the
+// webhook.
+func (c *Config) validateNotices(bad problem) {
 	if c.Orders.UnpaidTTL.D() <= 0 {
 		bad("orders.unpaid_ttl must be positive")
 	}
@@ -345,6 +374,10 @@ func (c *Config) validate() error {
 	if t := c.Notices.WebhookTimeout.D(); t <= 0 || t > 5*time.Minute {
 		bad("notices.webhook_timeout must be between 0 and 5m, got %s", t)
 	}
+}
+
+// validateSchedules checks every job's cron schedule.
+func (c *Config) validateSchedules(bad problem) {
 	for _, j := range []struct{ key, spec string }{
 		{"scheduler.expire", c.Scheduler.Expire},
 		{"scheduler.remind", c.Scheduler.Remind},
@@ -356,10 +389,6 @@ func (c *Config) validate() error {
 			bad("%s %q is not a cron schedule (like \"@every 1m\" or \"*/5 * * * *\"): %v", j.key, j.spec, err)
 		}
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("invalid configuration:\n  - %s", strings.Join(errs, "\n  - "))
-	}
-	return nil
 }
 
 // SchedulerEnabled reports whether serve runs the background jobs

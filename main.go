@@ -161,66 +161,25 @@ func serve(ctx context.Context, cfg *Config, logOut io.Writer) error {
 	if cfg.Database.Driver == store.SQLite {
 		reg.MustRegister(checkpointCollectors(db)...)
 	}
-	srv, err := api.New(api.Options{
-		Store:            db,
-		Catalog:          cfg.Catalog(),
-		Location:         cfg.Location(),
-		TokenSecret:      []byte(cfg.Auth.TokenSecret),
-		Logger:           log,
-		Registerer:       reg,
-		Gatherer:         reg,
-		TrustedProxies:   cfg.HTTP.TrustedProxies,
-		BenchEndpoint:    os.Getenv("ENTITLEMENTS_BENCH_ENDPOINT") == "1",
-		PaymentSecret:    []byte(cfg.Payments.WebhookSecret),
-		PaymentTolerance: cfg.Payments.Tolerance.D(),
-		UnpaidTTL:        cfg.Orders.UnpaidTTL.D(),
-		QuotaThresholds:  cfg.Notices.QuotaThresholds,
-		UsageRetention:   cfg.Usage.Retention.D(),
-	})
+	srv, err := newAPI(cfg, db, reg, log)
 	if err != nil {
 		return err
 	}
 	if cfg.SchedulerEnabled() {
-		sched, err := newScheduler(cfg, db, reg, log)
+		stopScheduler, err := startScheduler(cfg, db, reg, log)
 		if err != nil {
 			return err
 		}
-		sched.Start()
-		log.Info("scheduler started")
 		// Deferred after db.Close, so it runs before it: running jobs end
 		// (or are cancelled after the grace period) before the database
 		// closes, on every way out of serve.
-		defer func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-			defer cancel()
-			if err := sched.Stop(ctx); err != nil {
-				log.Warn("scheduler stop", slog.String("error", err.Error()))
-			}
-			log.Info("scheduler stopped")
-		}()
+		defer stopScheduler()
 	} else {
 		log.Info("scheduler disabled (scheduler.enabled: false)")
 	}
-	hs := &http.Server{
-		Addr:              cfg.HTTP.Addr,
-		Handler:           srv.Handler(),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       cfg.HTTP.ReadTimeout.D(),
-		WriteTimeout:      cfg.HTTP.WriteTimeout.D(),
-		IdleTimeout:       cfg.HTTP.IdleTimeout.D(),
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	hs := newHTTPServer(cfg, srv.Handler(), log)
 	if addr := os.Getenv("ENTITLEMENTS_PPROF_ADDR"); addr != "" {
-		// Profiling on a listener of its own, off unless asked for: the
-		// load harness uses it to see where a request's time goes.
-		go func() {
-			log.Info("pprof listening", slog.String("addr", addr))
-			srv := &http.Server{Addr: addr, Handler: pprofMux(), ReadHeaderTimeout: 5 * time.Second}
-			if err := srv.ListenAndServe(); err != nil {
-				log.Warn("pprof stopped", slog.String("error", err.Error()))
-			}
-		}()
+		go servePprof(addr, log)
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
@@ -259,6 +218,71 @@ func startupAudit(cfg *Config, applied []int, now time.Time) billing.AuditEntry 
 		"notices_webhook":    cfg.Notices.WebhookURL != "",
 		"applied_migrations": applied,
 	}}
+}
+
+// newAPI builds the HTTP API over db as cfg says.
+func newAPI(cfg *Config, db *store.DB, reg *prometheus.Registry, log *slog.Logger) (*api.Server, error) {
+	return api.New(api.Options{
+		Store:            db,
+		Catalog:          cfg.Catalog(),
+		Location:         cfg.Location(),
+		TokenSecret:      []byte(cfg.Auth.TokenSecret),
+		Logger:           log,
+		Registerer:       reg,
+		Gatherer:         reg,
+		TrustedProxies:   cfg.HTTP.TrustedProxies,
+		BenchEndpoint:    os.Getenv("ENTITLEMENTS_BENCH_ENDPOINT") == "1",
+		PaymentSecret:    []byte(cfg.Payments.WebhookSecret),
+		PaymentTolerance: cfg.Payments.Tolerance.D(),
+		UnpaidTTL:        cfg.Orders.UnpaidTTL.D(),
+		QuotaThresholds:  cfg.Notices.QuotaThresholds,
+		UsageRetention:   cfg.Usage.Retention.D(),
+	})
+}
+
+// startScheduler starts the background jobs and returns the function that
+// stops them: it waits for running jobs, cancelling them after a grace
+// period.
+func startScheduler(cfg *Config, db *store.DB, reg prometheus.Registerer, log *slog.Logger) (stop func(), err error) {
+	sched, err := newScheduler(cfg, db, reg, log)
+	if err != nil {
+		return nil, err
+	}
+	sched.Start()
+	log.Info("scheduler started")
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		if err := sched.Stop(ctx); err != nil {
+			log.Warn("scheduler stop", slog.String("error", err.Error()))
+		}
+		log.Info("scheduler stopped")
+	}, nil
+}
+
+// newHTTPServer is the service's HTTP server with cfg's timeouts.
+func newHTTPServer(cfg *Config, h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Addr:              cfg.HTTP.Addr,
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       cfg.HTTP.ReadTimeout.D(),
+		WriteTimeout:      cfg.HTTP.WriteTimeout.D(),
+		IdleTimeout:       cfg.HTTP.IdleTimeout.D(),
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+// servePprof serves profiling on a listener of its own, off unless asked
+// for (ENTITLEMENTS_PPROF_ADDR): the load harness uses it to see where a
+// request's time goes.
+func servePprof(addr string, log *slog.Logger) {
+	log.Info("pprof listening", slog.String("addr", addr))
+	srv := &http.Server{Addr: addr, Handler: pprofMux(), ReadHeaderTimeout: 5 * time.Second}
+	if err := srv.ListenAndServe(); err != nil {
+		log.Warn("pprof stopped", slog.String("error", err.Error()))
+	}
 }
 
 // syncWriter serialises writes from several loggers to one writer.

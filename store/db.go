@@ -177,7 +177,7 @@ func pool(g *gorm.DB, open, idle int, life time.Duration) error {
 // again) survives an OS crash or a power cut. With NORMAL the WAL is
 // synced only at checkpoints, and the last commits before a power cut
 // can vanish. Only the writer's connection commits, so only it pays for
-// this: one fsync per commit, which group commit (group.go) shares among
+// this: one fsync per commit, which group commit (write.go) shares among
 // the payments waiting together. The readers and the checkpointer get the
 // same setting so that no connection of the store runs at a weaker one;
 // it costs them nothing (a reader never commits, and a checkpoint syncs

@@ -16,9 +16,10 @@ import (
 	"gorm.io/gorm"
 )
 
-// The write path. Every change the store makes goes through DB.write, and
-// this file is the only one that reaches the writer pool or begins a
-// transaction (TestOneWritePath checks it). write:
+// The write path. Every change the store makes goes through DB.write (or
+// writeAlone, the same path for bulk writes), and this file is the only
+// one that reaches the writer pool or begins a transaction
+// (TestOneWritePath checks it). write:
 //
 //   - takes the SQLite writer slot (one write transaction at a time, which
 //     the checkpointer also takes to hold writers off), or on PostgreSQL
@@ -151,8 +152,8 @@ func (db *DB) write(ctx context.Context, vins []billing.VIN, fn func(tx *Tx) err
 
 // writeAlone is write for a bulk write (a usage batch, a job's batch, a
 // migration, a seed chunk): on SQLite it gets a transaction of its own
-// rather than a savepoint in a group, since every page a write changes
-// inside a savepoint is also copied to SQLite's statement journal, which
+// rather than a savepoint in a group, since inside a savepoint SQLite
+// first copies each page a write changes to its statement journal, which
 // costs a large write more than a shared commit saves
 // (BenchmarkIngestUsage).
 func (db *DB) writeAlone(ctx context.Context, vins []billing.VIN, fn func(tx *Tx) error) error {
