@@ -61,28 +61,8 @@ func (s *Server) auditFields(f billing.Fields) map[string]any {
 func auditQuery(c *gin.Context) (billing.AuditQuery, error) {
 	var q billing.AuditQuery
 	var fields []billing.FieldError
-	for _, b := range []struct {
-		name string
-		t    *time.Time
-	}{{"from", &q.From}, {"to", &q.To}} {
-		if raw := c.Query(b.name); raw != "" {
-			t, err := time.Parse(time.RFC3339Nano, raw)
-			if err != nil {
-				fields = append(fields, billing.FieldError{Field: b.name, Code: "invalid_time"})
-			}
-			*b.t = t
-		}
-	}
-	if !q.From.IsZero() && !q.To.IsZero() && !q.To.After(q.From) {
-		fields = append(fields, billing.FieldError{Field: "to", Code: "not_after_from"})
-	}
-	if raw := c.Query("vin"); raw != "" {
-		vin, err := billing.ParseVIN(raw)
-		if err != nil {
-			fields = append(fields, billing.FieldError{Field: "vin", Code: "invalid_vin"})
-		}
-		q.VIN = vin
-	}
+	q.From, q.To, fields = timeRange(c, fields)
+	q.VIN, fields = vinFilter(c, fields)
 	q.OrderID = c.Query("order_id")
 	fields = billing.AuditOrderIDField.AppendCheck(fields, q.OrderID)
 	q.Actor = c.Query("actor")

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -237,15 +236,4 @@ func (db *DB) AuditEntries(ctx context.Context, q billing.AuditQuery) ([]billing
 		out[i] = e
 	}
 	return out, next, nil
-}
-
-// sortedStrings returns the keys of set, sorted, for entries that list
-// ids.
-func sortedStrings(set map[string]bool) []string {
-	out := make([]string, 0, len(set))
-	for k := range set {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
