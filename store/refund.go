@@ -106,7 +106,8 @@ func (db *DB) RefundOrder(ctx context.Context, orderID string, req billing.Refun
 			after["amount_fen"] = *req.AmountFen
 		}
 		e := billing.AuditEntry{At: now, Action: billing.AuditRefundRefused, VIN: vin, OrderID: orderID, After: after}
-		if aerr := db.RecordAudit(ctx, e); aerr != nil {
+		// Recorded even if the caller has gone meanwhile: it was refused.
+		if aerr := db.RecordAudit(context.WithoutCancel(ctx), e); aerr != nil {
 			return billing.StoredResponse{}, fmt.Errorf("refund of %s refused (%s), and the refusal not recorded: %w", orderID, code, aerr)
 		}
 	}
