@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"entitlements/billing"
+
+	"gorm.io/gorm"
 )
 
 // TestGroupWriteAuditsEachWrite: writes that share a group commit each get
@@ -272,5 +274,62 @@ func TestEveryWriteIsAudited(t *testing.T) {
 	}
 	if len(writers) < 15 {
 		t.Fatalf("found %d writing functions; the scan is not looking at the store", len(writers))
+	}
+}
+
+// TestAuditQueryPlans: on SQLite every filter of the audit list reads an
+// index in (at, id) order, newest first, with no sort and no table scan.
+func TestAuditQueryPlans(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, Config{Driver: SQLite, DSN: filepath.Join(t.TempDir(), "plan.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 6, 15, 4, 0, 0, 0, time.UTC)
+	before := &billing.Cursor{At: at, ID: "aud_1"}
+	// The table is WITHOUT ROWID: its own B-tree is the (at, id) key.
+	const table = "SCAN audit_log"
+	const seek = "SEARCH audit_log USING PRIMARY KEY"
+	for name, c := range map[string]struct {
+		q    billing.AuditQuery
+		want []string // the plan holds one of these
+	}{
+		"all":          {billing.AuditQuery{Limit: 50}, []string{table}},
+		"page 2":       {billing.AuditQuery{Limit: 50, Before: before}, []string{seek}},
+		"range":        {billing.AuditQuery{Limit: 50, From: at.Add(-time.Hour), To: at}, []string{seek}},
+		"vin":          {billing.AuditQuery{Limit: 50, VIN: "LSVAX4E10P2400001", Before: before}, []string{"USING INDEX audit_log_vin_idx (vin=? AND"}},
+		"order":        {billing.AuditQuery{Limit: 50, OrderID: "ord_1", From: at.Add(-time.Hour)}, []string{"USING INDEX audit_log_order_idx (order_id=? AND"}},
+		"actor":        {billing.AuditQuery{Limit: 50, Actor: "billing:bob", Before: before}, []string{"USING INDEX audit_log_actor_idx (actor=? AND"}},
+		"action":       {billing.AuditQuery{Limit: 50, Action: billing.AuditRefundIssued}, []string{"USING INDEX audit_log_action_idx (action=?)"}},
+		"vin, action":  {billing.AuditQuery{Limit: 50, VIN: "LSVAX4E10P2400001", Action: billing.AuditRefundIssued}, []string{"audit_log_vin_idx", "audit_log_action_idx"}},
+		"actor, range": {billing.AuditQuery{Limit: 50, Actor: "ops:delivery", From: at.Add(-time.Hour), To: at}, []string{"USING INDEX audit_log_actor_idx (actor=? AND"}},
+	} {
+		stmt := auditSelect(db.read.Session(&gorm.Session{DryRun: true}), c.q).Find(&[]auditRow{}).Statement
+		rows, err := db.read.Raw("EXPLAIN QUERY PLAN "+stmt.SQL.String(), stmt.Vars...).Rows()
+		if err != nil {
+			t.Fatalf("%s: explain: %v", name, err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		got := strings.Join(plan, "; ")
+		found := false
+		for _, w := range c.want {
+			found = found || strings.Contains(got, w)
+		}
+		if !found || strings.Contains(got, "TEMP B-TREE") {
+			t.Errorf("%s: plan %q, want one of %q without a sort", name, got, c.want)
+		}
 	}
 }
