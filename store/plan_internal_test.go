@@ -72,6 +72,11 @@ func TestJobQueryPlans(t *testing.T) {
 	if p := plan(allowanceFloorStmt.query()); !strings.Contains(p, "SEARCH periods USING COVERING INDEX periods_allowance_idx") {
 		t.Errorf("the smallest allowance is not one index seek:\n%s", p)
 	}
+	// The reminder job reads its candidates' periods around now by VIN.
+	if p := plan(db.periodsAtSQL(2).query(), now, now, "LSVAX4E10P2000300", "LSVAX4E10P2000301"); strings.Contains(p, "SCAN") ||
+		!strings.Contains(p, "SEARCH periods USING INDEX sqlite_autoindex_periods_2 (vin=?)") {
+		t.Errorf("the reminder's period read does not seek periods by VIN:\n%s", p)
+	}
 	// Usage ingest checks a batch's VINs on the VIN index alone.
 	if p := plan(db.knownSQL(2).query(), "LSVAX4E10P2000300", "LSVAX4E10P2000301"); !strings.Contains(p, "USING COVERING INDEX sqlite_autoindex_vehicles_1") {
 		t.Errorf("the VIN check reads vehicle rows:\n%s", p)

@@ -29,7 +29,7 @@ func (db *DB) CreateReminders(ctx context.Context, now time.Time, stages []int, 
 		for i, c := range cs {
 			vins[i] = c.VIN
 		}
-		tls, err := db.timelines(tx, vins)
+		tls, err := db.timelinesAt(tx, vins, now)
 		if err != nil {
 			return nil, err
 		}
@@ -64,20 +64,27 @@ func (db *DB) remindWhere() string {
 			WHERE n.vin = v.vin AND n.kind = ? AND n.covered_until = v.coverage_ends_at AND n.stage <= ?` + db.fence() + `)`
 }
 
-// timelines reads the timelines of vins (distinct) in tx: one query per
-// 1024.
-func (db *DB) timelines(tx *Tx, vins []any) (map[billing.VIN]billing.Timeline, error) {
+// timelinesAt reads, in tx, the periods of vins (distinct) that may
+// contain now (refunded ones included: billing skips them): as much of
+// each timeline as coverage at now depends on. One query per 1024.
+func (db *DB) timelinesAt(tx *Tx, vins []any, now time.Time) (map[billing.VIN]billing.Timeline, error) {
 	byVIN := make(map[billing.VIN][]billing.Period, len(vins))
-	err := queryChunks(tx.query, db.timelinesSQL, nil, vins, func(rows *sql.Rows) error {
-		p, err := scanPeriod(rows, true)
-		if err != nil {
+	at := db.timeArg(now)
+	err := queryChunks(tx.query, db.periodsAtSQL, []any{at, at}, vins, func(rows *sql.Rows) error {
+		var (
+			p                      billing.Period
+			vin                    string
+			starts, ends, refunded dbTime
+		)
+		if err := rows.Scan(&vin, &p.Seq, &starts, &ends, &refunded); err != nil {
 			return err
 		}
+		p.VIN, p.StartsAt, p.EndsAt, p.RefundedAt = billing.VIN(vin), starts.T, ends.T, refunded.ptr()
 		byVIN[p.VIN] = append(byVIN[p.VIN], p)
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("load timelines: %w", err)
+		return nil, fmt.Errorf("load periods: %w", err)
 	}
 	out := make(map[billing.VIN]billing.Timeline, len(byVIN))
 	for vin, ps := range byVIN {
@@ -86,8 +93,9 @@ func (db *DB) timelines(tx *Tx, vins []any) (map[billing.VIN]billing.Timeline, e
 	return out, nil
 }
 
-func (db *DB) timelinesSQL(n int) statement {
-	return statement{"read/timelines/" + strconv.Itoa(n), func() string {
-		return `SELECT vin, ` + db.timelineColumns() + ` FROM periods WHERE vin IN (` + placeholders(n) + `)`
+func (db *DB) periodsAtSQL(n int) statement {
+	return statement{"remind/periods/" + strconv.Itoa(n), func() string {
+		return `SELECT vin, seq, ` + db.timeCol("starts_at") + `, ` + db.timeCol("ends_at") + `, ` + db.timeCol("refunded_at") +
+			` FROM periods WHERE starts_at <= ? AND ends_at > ? AND vin IN (` + placeholders(n) + `)`
 	}}
 }

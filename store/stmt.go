@@ -76,8 +76,8 @@ func (c *stmtCache) keep(key string, s *sql.Stmt) *sql.Stmt {
 }
 
 // inTx returns st for use in t: the pool's statement bound to t, or one
-// prepared in t, which promote prepares on the pool afterwards.
-func (c *stmtCache) inTx(ctx context.Context, t *sql.Tx, st statement) (*sql.Stmt, error) {
+// prepared in t (own), which promote prepares on the pool afterwards.
+func (c *stmtCache) inTx(ctx context.Context, t *sql.Tx, st statement) (_ *sql.Stmt, own bool, err error) {
 	c.mu.Lock()
 	s := c.stmts[st.key]
 	if s == nil {
@@ -88,13 +88,12 @@ func (c *stmtCache) inTx(ctx context.Context, t *sql.Tx, st statement) (*sql.Stm
 	}
 	c.mu.Unlock()
 	if s != nil {
-		return t.StmtContext(ctx, s), nil
+		return t.StmtContext(ctx, s), false, nil
 	}
-	s, err := t.PrepareContext(ctx, c.text(st))
-	if err != nil {
-		return nil, fmt.Errorf("prepare %s: %w", st.key, err)
+	if s, err = t.PrepareContext(ctx, c.text(st)); err != nil {
+		return nil, false, fmt.Errorf("prepare %s: %w", st.key, err)
 	}
-	return s, nil
+	return s, true, nil
 }
 
 // promote prepares on the pool the statements first used in a

@@ -62,9 +62,27 @@ type Tx struct {
 	ctx  context.Context
 	stmt *stmtCache
 	vins []billing.VIN // snapshots to invalidate once the transaction has ended
+	// local holds the statements this transaction prepared itself (not
+	// yet on the pool), so that one used again in it is not prepared again.
+	local map[string]*sql.Stmt
 
 	actor   billing.Actor        // who the write's context says acts
 	entries []billing.AuditEntry // audit entries to insert when fn succeeds (audit.go)
+}
+
+// prepared returns st for this transaction.
+func (tx *Tx) prepared(st statement) (*sql.Stmt, error) {
+	if s := tx.local[st.key]; s != nil {
+		return s, nil
+	}
+	s, own, err := tx.stmt.inTx(tx.ctx, tx.sql, st)
+	if err == nil && own {
+		if tx.local == nil {
+			tx.local = map[string]*sql.Stmt{}
+		}
+		tx.local[st.key] = s
+	}
+	return s, err
 }
 
 // touch marks vins' snapshots to be invalidated after the transaction.
@@ -72,7 +90,7 @@ func (tx *Tx) touch(vins ...billing.VIN) { tx.vins = append(tx.vins, vins...) }
 
 // query runs st in the transaction (a querier).
 func (tx *Tx) query(st statement, args ...any) (*sql.Rows, error) {
-	s, err := tx.stmt.inTx(tx.ctx, tx.sql, st)
+	s, err := tx.prepared(st)
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +99,7 @@ func (tx *Tx) query(st statement, args ...any) (*sql.Rows, error) {
 
 // exec runs st in the transaction.
 func (tx *Tx) exec(st statement, args ...any) (sql.Result, error) {
-	s, err := tx.stmt.inTx(tx.ctx, tx.sql, st)
+	s, err := tx.prepared(st)
 	if err != nil {
 		return nil, err
 	}
