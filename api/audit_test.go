@@ -103,7 +103,18 @@ func TestAuditRecordsStaffActions(t *testing.T) {
 			t.Errorf("activation before %v after %v, want nothing before and the vehicle after, in local time", e.Before, e.After)
 		}
 
-		pending := h.createOrder(v, "alice", "yearly")
+		var pending orderBody
+		for range 2 { // the retry with the same key replays the first answer
+			res := h.do(request{Method: http.MethodPost, Path: "/v1/vehicles/" + v + "/orders", Token: h.token(api.RoleOwner, "alice"),
+				Body: map[string]string{"product": "yearly"}, Headers: map[string]string{"Idempotency-Key": "audit-order"}})
+			if res.Code != http.StatusCreated {
+				t.Fatalf("create order = %d %s", res.Code, res.Body)
+			}
+			res.decode(t, &pending)
+		}
+		if n := len(h.audit("action=order.created").Entries); n != 1 {
+			t.Errorf("%d order.created entries after a replayed order, want 1", n)
+		}
 		e = only(t, h.audit("order_id="+pending.ID).Entries, "order.created")
 		checkEntry(t, e, "owner:alice", str(e.RequestID), v, pending.ID)
 		if e.RequestID == nil || e.After["status"] != "pending" || e.After["amount_fen"] != float64(19900) || e.After["product"] != "yearly" {
