@@ -33,6 +33,7 @@ import (
 	_ "time/tzdata" // the zone database, for machines without one
 
 	"entitlements/api"
+	"entitlements/billing"
 	"entitlements/scheduler"
 	"entitlements/store"
 
@@ -151,6 +152,9 @@ func serve(ctx context.Context, cfg *Config, logOut io.Writer) error {
 		startupLog(logOut).Info("created the database directory", slog.String("dir", created))
 	}
 	log.Info("database ready", slog.String("driver", cfg.Database.Driver), slog.Any("applied_migrations", applied))
+	if err := db.RecordAudit(billing.WithActor(ctx, billing.SystemActor("startup")), startupAudit(cfg, applied, time.Now())); err != nil {
+		return err
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -196,6 +200,24 @@ func serve(ctx context.Context, cfg *Config, logOut io.Writer) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// startupAudit is the audit entry of a start: which secrets are still
+// the shipped development values (their names, never the values), and
+// what else decides how the service behaves.
+func startupAudit(cfg *Config, applied []int, now time.Time) billing.AuditEntry {
+	dev := append([]string{}, cfg.DevSecrets()...)
+	if applied == nil {
+		applied = []int{}
+	}
+	return billing.AuditEntry{At: now, Action: billing.AuditConfigLoaded, After: billing.Fields{
+		"dev_only_secrets":   dev,
+		"database_driver":    cfg.Database.Driver,
+		"timezone":           cfg.Timezone,
+		"scheduler_enabled":  cfg.SchedulerEnabled(),
+		"notices_webhook":    cfg.Notices.WebhookURL != "",
+		"applied_migrations": applied,
+	}}
 }
 
 // newAPI builds the HTTP API over db as cfg says.

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"entitlements/api"
+	"entitlements/billing"
+	"entitlements/store"
 
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -177,6 +179,38 @@ func TestServeAndGracefulShutdown(t *testing.T) {
 	}
 }
 
+// TestStartIsAudited: every start records the configuration in the audit
+// trail: the secrets still at their development value, by name only.
+func TestStartIsAudited(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a.db")
+	for range 2 {
+		serveOnce(t, map[string]string{"ENTITLEMENTS_DATABASE_DSN": path})
+	}
+	db, err := store.Open(context.Background(), store.Config{Driver: store.SQLite, DSN: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	es, _, err := db.AuditEntries(context.Background(), billing.AuditQuery{Action: billing.AuditConfigLoaded, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 2 {
+		t.Fatalf("%d config.loaded entries after two starts, want 2", len(es))
+	}
+	e := es[0]
+	if e.Actor != "system:startup" || fmt.Sprint(e.After["dev_only_secrets"]) != "[auth.token_secret payments.webhook_secret]" ||
+		e.After["database_driver"] != "sqlite" || e.After["timezone"] != "Asia/Shanghai" {
+		t.Errorf("entry %+v, want system:startup naming both development secrets", e)
+	}
+	if fmt.Sprint(es[1].After["applied_migrations"]) == "[]" || fmt.Sprint(e.After["applied_migrations"]) != "[]" {
+		t.Errorf("applied migrations %v then %v, want the first start's only", es[1].After["applied_migrations"], e.After["applied_migrations"])
+	}
+	if raw := fmt.Sprint(e); strings.Contains(raw, "dev-only") {
+		t.Errorf("entry holds a secret's value: %s", raw)
+	}
+}
+
 // TestLogLevelWarnDropsRequestLines: at warn the service logs no request
 // lines (the per-request cost that docs/performance.md measured) but
 // still logs its warnings and the start-up line with its address.
@@ -255,7 +289,7 @@ func serveOnce(t *testing.T, extra map[string]string) string {
 	if res.StatusCode != http.StatusOK {
 		t.Errorf("readyz = %d", res.StatusCode)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "sub", "e.db")); err != nil {
+	if _, err := os.Stat(vars["ENTITLEMENTS_DATABASE_DSN"]); err != nil {
 		t.Errorf("database file: %v", err)
 	}
 	if res, err = http.Get("http://" + addr + "/metrics"); err != nil {

@@ -87,6 +87,10 @@ var endpoints = []endpoint{
 		access: map[api.Role]access{api.RoleOwner: own, api.RoleBilling: yes, api.RoleOps: yes}},
 	{method: http.MethodGet, path: "/v1/refunds?format=csv",
 		access: map[api.Role]access{api.RoleBilling: yes}},
+	{method: http.MethodGet, path: "/v1/audit?vin={vin}",
+		access: map[api.Role]access{api.RoleBilling: yes, api.RoleOps: yes}},
+	{method: http.MethodGet, path: "/v1/audit?format=csv",
+		access: map[api.Role]access{api.RoleBilling: yes, api.RoleOps: yes}},
 }
 
 // accessFixture is the data the matrix runs against: an activated vehicle

@@ -169,6 +169,10 @@ func (s *Server) allow(roles ...Role) gin.HandlerFunc {
 		c.Set(ctxPrincipal, p)
 		for _, r := range roles {
 			if p.Role == r {
+				// The one place a token's bearer becomes the actor of
+				// what the request changes (the audit trail).
+				c.Request = c.Request.WithContext(billing.WithActor(c.Request.Context(),
+					billing.Actor{Role: string(p.Role), Subject: p.Subject, RequestID: c.GetString(ctxRequestID)}))
 				c.Next()
 				return
 			}

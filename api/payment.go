@@ -44,7 +44,9 @@ func (s *Server) paymentNotification(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	o, err := s.store.ApplyPayment(c.Request.Context(), p, s.loc, now)
+	// Verified by its signature, the notification acts as the provider.
+	ctx := billing.WithActor(c.Request.Context(), billing.Actor{Role: billing.ActorProvider, RequestID: c.GetString(ctxRequestID)})
+	o, err := s.store.ApplyPayment(ctx, p, s.loc, now)
 	if err != nil {
 		s.fail(c, err)
 		return

@@ -362,7 +362,37 @@ func TestConcurrentPaymentsOfManyOrdersLayEndToEnd(t *testing.T) {
 			t.Errorf("covered_until = %v, want %s", e.CoveredUntil, ps[len(ps)-1].EndsAt)
 		}
 		checkNotices(t, h, v, len(orders))
+		checkPaymentEntries(t, h, v, len(orders))
 	})
+}
+
+// checkPaymentEntries: n payments of one car, however they were grouped
+// in commits, left one payment.applied entry each, with its own request
+// id, and the coverage each moved from is where the one before left it.
+func checkPaymentEntries(t *testing.T, h *harness, v string, n int) {
+	t.Helper()
+	es := h.audit("action=payment.applied&vin=" + v).Entries
+	if len(es) != n {
+		t.Fatalf("%d payment.applied entries, want %d", len(es), n)
+	}
+	orders, requests := map[string]bool{}, map[string]bool{}
+	after := map[any]bool{}
+	for _, e := range es {
+		orders[str(e.OrderID)], requests[str(e.RequestID)] = true, true
+		after[e.After["coverage_ends_at"]] = true
+	}
+	if len(orders) != n || len(requests) != n {
+		t.Errorf("entries for %d orders with %d request ids, want %d each", len(orders), len(requests), n)
+	}
+	chained := 0
+	for _, e := range es {
+		if after[e.Before["coverage_ends_at"]] {
+			chained++
+		}
+	}
+	if chained != n-1 {
+		t.Errorf("%d entries start from another's coverage end, want %d (all but the first)", chained, n-1)
+	}
 }
 
 func TestDuplicateNotificationsAcrossTwoServers(t *testing.T) {

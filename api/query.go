@@ -3,6 +3,7 @@ package api
 import (
 	"net/url"
 	"strings"
+	"time"
 
 	"entitlements/billing"
 
@@ -43,4 +44,39 @@ func checkQuery(c *gin.Context) error {
 		return billing.Invalid("the query string has a parameter that is not URL-encoded correctly", fields...)
 	}
 	return nil
+}
+
+// timeRange reads the list filters ?from= (at or after) and ?to= (before),
+// RFC 3339, appending their problems to fields: invalid_time, or
+// not_after_from when both are given and to is not after from.
+func timeRange(c *gin.Context, fields []billing.FieldError) (from, to time.Time, _ []billing.FieldError) {
+	for _, b := range []struct {
+		name string
+		t    *time.Time
+	}{{"from", &from}, {"to", &to}} {
+		if raw := c.Query(b.name); raw != "" {
+			t, err := time.Parse(time.RFC3339Nano, raw)
+			if err != nil {
+				fields = append(fields, billing.FieldError{Field: b.name, Code: "invalid_time"})
+			}
+			*b.t = t
+		}
+	}
+	if !from.IsZero() && !to.IsZero() && !to.After(from) {
+		fields = append(fields, billing.FieldError{Field: "to", Code: "not_after_from"})
+	}
+	return from, to, fields
+}
+
+// vinFilter reads the list filter ?vin=, appending invalid_vin to fields.
+func vinFilter(c *gin.Context, fields []billing.FieldError) (billing.VIN, []billing.FieldError) {
+	raw := c.Query("vin")
+	if raw == "" {
+		return "", fields
+	}
+	vin, err := billing.ParseVIN(raw)
+	if err != nil {
+		fields = append(fields, billing.FieldError{Field: "vin", Code: "invalid_vin"})
+	}
+	return vin, fields
 }

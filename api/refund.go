@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"entitlements/billing"
 
@@ -89,28 +88,8 @@ func (s *Server) createRefund(c *gin.Context) {
 func refundQuery(c *gin.Context) (billing.RefundQuery, error) {
 	var q billing.RefundQuery
 	var fields []billing.FieldError
-	for _, b := range []struct {
-		name string
-		t    *time.Time
-	}{{"from", &q.From}, {"to", &q.To}} {
-		if raw := c.Query(b.name); raw != "" {
-			t, err := time.Parse(time.RFC3339Nano, raw)
-			if err != nil {
-				fields = append(fields, billing.FieldError{Field: b.name, Code: "invalid_time"})
-			}
-			*b.t = t
-		}
-	}
-	if !q.From.IsZero() && !q.To.IsZero() && !q.To.After(q.From) {
-		fields = append(fields, billing.FieldError{Field: "to", Code: "not_after_from"})
-	}
-	if raw := c.Query("vin"); raw != "" {
-		vin, err := billing.ParseVIN(raw)
-		if err != nil {
-			fields = append(fields, billing.FieldError{Field: "vin", Code: "invalid_vin"})
-		}
-		q.VIN = vin
-	}
+	q.From, q.To, fields = timeRange(c, fields)
+	q.VIN, fields = vinFilter(c, fields)
 	if raw := c.Query("reason"); raw != "" {
 		q.Reason = billing.RefundReason(raw)
 		if !q.Reason.Valid() {

@@ -41,6 +41,7 @@ type Store interface {
 	QueryNotices(ctx context.Context, q billing.NoticeQuery) ([]billing.Notice, error)
 	Snapshot(ctx context.Context, vin billing.VIN, cycle billing.Cycle) (billing.Snapshot, error)
 	IngestUsage(ctx context.Context, recs []billing.UsageRecord, thresholds []int, loc *time.Location, now time.Time) (billing.IngestResult, error)
+	AuditEntries(ctx context.Context, q billing.AuditQuery) ([]billing.AuditEntry, *billing.Cursor, error)
 }
 
 // Options are the server's dependencies. Store, Catalog, Location and
@@ -178,6 +179,7 @@ func (s *Server) routes(trusted []string, bench bool) error {
 	v1.GET("/refunds", s.allow(RoleBilling), s.listRefunds)
 	v1.GET("/vehicles/:vin/notices", s.allow(RoleOwner, RoleBilling, RoleOps), s.listNotices)
 	v1.POST("/usage", s.allow(RoleCarrier), s.ingestUsage)
+	v1.GET("/audit", s.allow(staff...), s.listAudit)
 	s.engine = r
 	return nil
 }

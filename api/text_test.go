@@ -156,6 +156,12 @@ func TestBadCharactersInEveryTextField(t *testing.T) {
 			withCode(invalid("cursor"), "invalid", func(b string) request { return get("/v1/refunds?cursor="+cursorWith(b), billingTok) }),
 			withCode(invalid("limit"), "out_of_range", func(b string) request { return get("/v1/refunds?limit="+q("5"+b), billingTok) }),
 			withCode(invalid("limit"), "out_of_range", func(b string) request { return get("/v1/vehicles/"+car+"/notices?limit="+q("5"+b), ops) }),
+			withCode(invalid("actor"), "invalid_character", func(b string) request { return get("/v1/audit?actor="+q("ops:"+b), billingTok) }),
+			withCode(invalid("order_id"), "invalid_character", func(b string) request { return get("/v1/audit?order_id="+q(paid.ID+b), ops) }),
+			withCode(invalid("action"), "invalid", func(b string) request { return get("/v1/audit?action="+q("order.created"+b), ops) }),
+			withCode(invalid("vin"), "invalid_vin", func(b string) request { return get("/v1/audit?vin="+q(car[:8]+b+car[8:]), ops) }),
+			withCode(invalid("from"), "invalid_time", func(b string) request { return get("/v1/audit?from="+q(okAt+b), ops) }),
+			withCode(invalid("cursor"), "invalid", func(b string) request { return get("/v1/audit?cursor="+cursorWith(b), billingTok) }),
 			withCode(invalid("connection"), "invalid", func(b string) request {
 				return get("/v1/vehicles/"+car+"/features/karaoke?connection="+q("hotspot"+b), ops)
 			}),

@@ -109,7 +109,14 @@ func (d *Deliver) lease() time.Duration { return 2*d.o.Timeout + 5*time.Second }
 // Run sends up to Batch due notices, Parallel at a time. Failures to reach
 // the receiver are outcomes, not errors of the run; errors are the
 // store's.
+// deliverJob is the delivery job's name (store.JobDeliver), its actor in
+// the audit trail.
+const deliverJob = "deliver"
+
 func (d *Deliver) Run(ctx context.Context, now time.Time) error {
+	if _, ok := billing.ActorFrom(ctx); !ok { // run outside the scheduler
+		ctx = billing.WithActor(ctx, billing.SystemActor(deliverJob))
+	}
 	start := time.Now()
 	clock := func() time.Time { return now.Add(time.Since(start)) } // now, moved on by the run's own time
 	defer d.updateBacklog(ctx)

@@ -236,7 +236,25 @@ func TestDeliverDeadAfter24Hours(t *testing.T) {
 		if got := len(rcv.deliveries()); got != cur.Attempts {
 			t.Errorf("a dead notice was sent again: %d requests", got)
 		}
+		e := onlyAudit(t, db, n.VIN, billing.AuditNoticeDead)
+		if e.Actor != "system:deliver" || e.After["notice_id"] != n.ID || e.After["status"] != "dead" || e.Before["status"] != "pending" {
+			t.Errorf("notice.dead entry = %+v, want system:deliver moving %s from pending to dead", e, n.ID)
+		}
 	})
+}
+
+// onlyAudit returns the one audit entry of vin with action, failing the
+// test unless there is exactly one.
+func onlyAudit(t testing.TB, db *store.DB, vin billing.VIN, action billing.AuditAction) billing.AuditEntry {
+	t.Helper()
+	es, _, err := db.AuditEntries(ctx, billing.AuditQuery{VIN: vin, Action: action, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 1 {
+		t.Fatalf("%s entries of %s = %d (%+v), want 1", action, vin, len(es), es)
+	}
+	return es[0]
 }
 
 func TestDeliverTimeoutIsRetried(t *testing.T) {
@@ -301,6 +319,12 @@ func TestDeliverSupersedesMovedReminders(t *testing.T) {
 		for _, d := range rcv.deliveries() {
 			if d.ID == moved.ID || d.ID == ns[0].ID {
 				t.Errorf("receiver got superseded notice %s", d.ID)
+			}
+		}
+		for vin, id := range map[billing.VIN]string{moved.VIN: moved.ID, both: ns[0].ID} {
+			e := onlyAudit(t, db, vin, billing.AuditNoticeSuperseded)
+			if e.Actor != "system:deliver" || e.After["notice_id"] != id || e.After["status"] != "superseded" {
+				t.Errorf("notice.superseded entry of %s = %+v, want system:deliver superseding %s", vin, e, id)
 			}
 		}
 		// The moved car's new end (36 days out) is reminded and sent anew.

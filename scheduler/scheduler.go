@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"entitlements/billing"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/robfig/cron/v3"
 )
@@ -177,7 +179,8 @@ func (s *Scheduler) job(e Entry) cron.Job {
 
 		now := s.now()
 		start := time.Now()
-		ctx, cancel := context.WithTimeout(s.ctx, s.timeout)
+		// What the job changes is audited as system:<job>.
+		ctx, cancel := context.WithTimeout(billing.WithActor(s.ctx, billing.SystemActor(e.Name)), s.timeout)
 		defer cancel()
 		defer func() {
 			s.metrics.duration.WithLabelValues(e.Name).Observe(time.Since(start).Seconds())

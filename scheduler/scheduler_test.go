@@ -9,6 +9,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"entitlements/billing"
 	"entitlements/scheduler"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -187,4 +188,26 @@ func metricValue(t *testing.T, g prometheus.Gatherer, name, label, value string)
 	}
 	t.Fatalf("metric %s{%s=%q} not found", name, label, value)
 	return 0
+}
+
+// TestSchedulerRunsJobsAsThemselves: a job run by the scheduler acts as
+// system:<its name>, which the audit trail records for what it changes.
+func TestSchedulerRunsJobsAsThemselves(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		var seen atomic.Value
+		s := newScheduler(t, prometheus.NewRegistry(), func() time.Time { return t0 },
+			scheduler.Entry{Name: "cancel_unpaid", Spec: "@every 1h", Job: scheduler.JobFunc(func(ctx context.Context, _ time.Time) error {
+				a, _ := billing.ActorFrom(ctx)
+				seen.Store(a.String())
+				return nil
+			})},
+		)
+		s.Start()
+		synctest.Wait()
+		stop(t, s)
+		if got, _ := seen.Load().(string); got != "system:cancel_unpaid" {
+			t.Errorf("job ran as %q, want system:cancel_unpaid", got)
+		}
+	})
 }

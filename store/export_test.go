@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"slices"
+
+	"entitlements/billing"
 )
 
 // MigrateOnly applies the given migrations, for tests that start from a
@@ -35,4 +37,17 @@ func (db *DB) WriterPragma(name string) (int64, error) {
 	var v int64
 	err := db.wr.writerPool.Raw("PRAGMA " + name).Row().Scan(&v)
 	return v, err
+}
+
+// ExecInWrite runs the statement q in a write transaction.
+func (db *DB) ExecInWrite(ctx context.Context, q string) error {
+	return db.write(ctx, nil, func(tx *Tx) error { return tx.raw(q) })
+}
+
+// WriteAudited runs a write that records e and then returns fail.
+func (db *DB) WriteAudited(ctx context.Context, e billing.AuditEntry, fail error) error {
+	return db.write(ctx, nil, func(tx *Tx) error {
+		tx.audit(e)
+		return fail
+	})
 }

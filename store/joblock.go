@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+
+	"entitlements/billing"
 )
 
 // Scheduler jobs may run in several replicas sharing one database. Only
@@ -49,8 +51,12 @@ func jobLockKey(job string) int32 {
 // jobWrite runs fn in a write transaction that holds the job's lock. It
 // returns errJobBusy, without running fn, when another replica holds it.
 // It is the jobs' one lock: a job whose work takes several transactions
-// takes it in each.
+// takes it in each. Its audit entries are the job's (system:<job>) unless
+// ctx says who acts.
 func (db *DB) jobWrite(ctx context.Context, job string, fn func(tx *Tx) error) error {
+	if _, ok := billing.ActorFrom(ctx); !ok {
+		ctx = billing.WithActor(ctx, billing.SystemActor(job))
+	}
 	return db.writeAlone(ctx, nil, func(tx *Tx) error {
 		if err := db.tryJobLock(tx, job); err != nil {
 			return err

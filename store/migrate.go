@@ -23,7 +23,7 @@ type migration struct {
 // schema_migrations. Never edit one that has shipped; add a new one.
 // Version ranges by area keep parallel work from colliding:
 // 1-9 foundation, 10-19 orders and payments, 20-29 refunds,
-// 30-39 scheduler and notices, 40-49 usage.
+// 30-39 scheduler and notices, 40-49 usage, 50-59 audit.
 var migrations = []migration{
 	{Version: 1, Name: "vehicles, periods, notices", Up: []string{
 		`CREATE TABLE vehicles (
@@ -189,6 +189,7 @@ var migrations = []migration{
 	noticesAddressedToPayer,
 	usageMigration,
 	usageAllowanceMigration,
+	auditMigration,
 }
 
 func (db *DB) render(m migration) []string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"entitlements/billing"
@@ -101,6 +102,9 @@ func (db *DB) CreateOrder(ctx context.Context, o billing.Order, k billing.Idempo
 		if err := db.txInsertOrder(tx, row); err != nil {
 			return fmt.Errorf("insert order: %w", err)
 		}
+		tx.audit(billing.AuditEntry{At: o.CreatedAt, Action: billing.AuditOrderCreated, VIN: o.VIN, OrderID: o.ID,
+			After: billing.Fields{"status": string(o.Status), "owner_id": o.OwnerID, "product": o.Product,
+				"amount_fen": o.AmountFen, "currency": o.Currency, "expires_at": o.ExpiresAt}})
 		out, err = storeResponse(tx, k, row.order(), render)
 		return err
 	})
@@ -146,13 +150,26 @@ func (db *DB) Orders(ctx context.Context, q billing.OrderQuery) ([]billing.Order
 // holds the JobCancelUnpaid lock (see jobWrite): while another replica
 // runs it, it cancels nothing and returns 0.
 func (db *DB) CancelStaleOrders(ctx context.Context, now time.Time, ttl time.Duration) (int, error) {
-	var n int64
+	var n int
 	err := db.jobWrite(ctx, JobCancelUnpaid, func(tx *Tx) error {
 		at := db.timeArg(now)
-		var err error
-		n, err = tx.update(cancelStaleStmt, string(billing.OrderCancelled), at, at,
+		rows, err := tx.query(cancelStaleStmt, string(billing.OrderCancelled), at, at,
 			string(billing.OrderPending), at, db.timeArg(now.Add(-ttl)))
-		return err
+		if err != nil {
+			return err
+		}
+		n = 0
+		return eachRow(rows, func() error {
+			var id, vin string
+			if err := rows.Scan(&id, &vin); err != nil {
+				return err
+			}
+			n++
+			tx.audit(billing.AuditEntry{At: now, Action: billing.AuditOrderCancelledStale, VIN: billing.VIN(vin), OrderID: id,
+				Before: billing.Fields{"status": string(billing.OrderPending)},
+				After:  billing.Fields{"status": string(billing.OrderCancelled), "cancelled_at": now}})
+			return nil
+		})
 	})
 	if errors.Is(err, errJobBusy) {
 		return 0, nil
@@ -160,27 +177,42 @@ func (db *DB) CancelStaleOrders(ctx context.Context, now time.Time, ttl time.Dur
 	if err != nil {
 		return 0, fmt.Errorf("cancel stale orders: %w", err)
 	}
-	return int(n), nil
+	return n, nil
 }
 
 // cancelPendingOrders cancels the unpaid orders ownerID placed for vin,
-// inside tx (an ownership transfer).
-func cancelPendingOrders(tx *Tx, vin billing.VIN, ownerID string, now time.Time) error {
+// inside tx (an ownership transfer), and returns their ids, sorted.
+func cancelPendingOrders(tx *Tx, vin billing.VIN, ownerID string, now time.Time) ([]string, error) {
 	at := tx.db.timeArg(now)
-	_, err := tx.exec(cancelOwnersOrdersStmt, string(billing.OrderCancelled), at, at, string(vin), ownerID, string(billing.OrderPending))
+	rows, err := tx.query(cancelOwnersOrdersStmt, string(billing.OrderCancelled), at, at, string(vin), ownerID, string(billing.OrderPending))
 	if err != nil {
-		return fmt.Errorf("cancel orders of %s on %s: %w", ownerID, vin, err)
+		return nil, fmt.Errorf("cancel orders of %s on %s: %w", ownerID, vin, err)
 	}
-	return nil
+	var ids []string
+	err = eachRow(rows, func() error {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return err
+		}
+		ids = append(ids, id)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cancel orders of %s on %s: %w", ownerID, vin, err)
+	}
+	slices.Sort(ids)
+	return ids, nil
 }
 
 var (
 	cancelOwnersOrdersStmt = statement{"order/cancel-owners", func() string {
-		return `UPDATE orders SET status = ?, cancelled_at = ?, updated_at = ? WHERE vin = ? AND owner_id = ? AND status = ?`
+		return `UPDATE orders SET status = ?, cancelled_at = ?, updated_at = ? WHERE vin = ? AND owner_id = ? AND status = ?
+			RETURNING id`
 	}}
 	cancelStaleStmt = statement{"order/cancel-stale", func() string {
 		return `UPDATE orders SET status = ?, cancelled_at = ?, updated_at = ?
-			WHERE status = ? AND (expires_at <= ? OR created_at <= ?)`
+			WHERE status = ? AND (expires_at <= ? OR created_at <= ?)
+			RETURNING id, vin`
 	}}
 	insertOrderStmt = statement{"order/insert", func() string {
 		return `INSERT INTO orders (id, vin, owner_id, product, amount_fen, currency, days, data_bytes_per_month, status,

@@ -21,12 +21,14 @@ import (
 // superseded when the vehicle's coverage end has moved since they were
 // created (a purchase or a refund), or when a nearer stage exists for the
 // same coverage end (only the nearest due stage is sent). It is applied to
-// the notices being claimed, so its cost is bounded by the batch.
+// the notices being claimed, so its cost is bounded by the batch. It
+// returns the (id, vin) of each notice it marks, for the audit trail.
 const supersedeSQL = `UPDATE notices SET status = ?, updated_at = ?
 	WHERE id IN ? AND status = ? AND kind = ? AND (
 		covered_until <> (SELECT v.coverage_ends_at FROM vehicles v WHERE v.vin = notices.vin)
 		OR EXISTS (SELECT 1 FROM notices n2 WHERE n2.vin = notices.vin AND n2.kind = notices.kind
-			AND n2.covered_until = notices.covered_until AND n2.stage < notices.stage))`
+			AND n2.covered_until = notices.covered_until AND n2.stage < notices.stage))
+	RETURNING id, vin`
 
 // ClaimNotices takes up to limit pending notices due at now, oldest due
 // first. Reminders among them that are moot are marked superseded (and
@@ -50,12 +52,19 @@ func (db *DB) ClaimNotices(ctx context.Context, now time.Time, limit int, lease 
 		if len(ids) == 0 {
 			return nil
 		}
-		res := tx.g.Exec(supersedeSQL, string(billing.NoticeSuperseded), utc(now), ids, pending, string(billing.NoticeExpiring))
-		if res.Error != nil {
-			return fmt.Errorf("supersede notices: %w", res.Error)
+		var moot []struct{ ID, VIN string }
+		err := tx.g.Raw(supersedeSQL, string(billing.NoticeSuperseded), utc(now), ids, pending, string(billing.NoticeExpiring)).
+			Scan(&moot).Error
+		if err != nil {
+			return fmt.Errorf("supersede notices: %w", err)
 		}
-		superseded = int(res.RowsAffected)
-		err := tx.g.Exec(`UPDATE notices SET next_attempt_at = ?, attempts = attempts + 1, updated_at = ? WHERE id IN ? AND status = ?`,
+		superseded = len(moot)
+		for _, m := range moot {
+			tx.audit(billing.AuditEntry{At: now, Action: billing.AuditNoticeSuperseded, VIN: billing.VIN(m.VIN),
+				Before: billing.Fields{"notice_id": m.ID, "status": pending},
+				After:  billing.Fields{"notice_id": m.ID, "status": string(billing.NoticeSuperseded)}})
+		}
+		err = tx.g.Exec(`UPDATE notices SET next_attempt_at = ?, attempts = attempts + 1, updated_at = ? WHERE id IN ? AND status = ?`,
 			utc(now.Add(lease)), utc(now), ids, pending).Error
 		if err != nil {
 			return fmt.Errorf("claim notices: %w", err)
@@ -107,9 +116,16 @@ func (db *DB) MarkNoticeFailed(ctx context.Context, id string, attempts int, now
 		status, nextAt = billing.NoticeDead, nil // next_attempt_at stays
 	}
 	err := db.write(ctx, nil, func(tx *Tx) error {
-		_, err := tx.exec(noticeFailedStmt, reason, db.timeArg(now), string(status), nextAt,
-			id, string(billing.NoticePending), attempts)
-		return err
+		var vin string
+		found, err := tx.queryRow(noticeFailedStmt, []any{reason, db.timeArg(now), string(status), nextAt,
+			id, string(billing.NoticePending), attempts}, &vin)
+		if err != nil || !found || !dead {
+			return err
+		}
+		tx.audit(billing.AuditEntry{At: now, Action: billing.AuditNoticeDead, VIN: billing.VIN(vin),
+			Before: billing.Fields{"notice_id": id, "status": string(billing.NoticePending)},
+			After:  billing.Fields{"notice_id": id, "status": string(billing.NoticeDead), "attempts": attempts, "last_error": reason}})
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("mark notice %s failed: %w", id, err)
@@ -123,7 +139,8 @@ var (
 	}}
 	noticeFailedStmt = statement{"notice/failed", func() string {
 		return `UPDATE notices SET last_error = ?, updated_at = ?, status = ?, next_attempt_at = COALESCE(?, next_attempt_at)
-			WHERE id = ? AND status = ? AND attempts = ?`
+			WHERE id = ? AND status = ? AND attempts = ?
+			RETURNING vin`
 	}}
 )
 

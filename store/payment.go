@@ -78,6 +78,7 @@ func (db *DB) ApplyPayment(ctx context.Context, p billing.Payment, loc *time.Loc
 			return err
 		}
 		refused = plan.Refused
+		tx.audit(paymentAudit(o, p, plan, tl.End(), now))
 		if plan.Outcome != billing.OutcomeApplied {
 			return nil
 		}
@@ -88,6 +89,36 @@ func (db *DB) ApplyPayment(ctx context.Context, p billing.Payment, loc *time.Loc
 		return billing.Order{}, err
 	}
 	return o, refused
+}
+
+// paymentAudit is the audit entry of a notification claimed for the first
+// time, about order o (as it was) of a vehicle covered until coveredUntil.
+// An applied payment records the order's and the coverage's change; the
+// others change no order: a mismatch records the order's amount before and
+// the notification's after, a failed payment or a second payment of a paid
+// order the notification.
+func paymentAudit(o billing.Order, p billing.Payment, plan billing.PaymentPlan, coveredUntil, now time.Time) billing.AuditEntry {
+	e := billing.AuditEntry{At: now, VIN: o.VIN, OrderID: o.ID}
+	event := billing.Fields{"event_id": p.EventID, "amount_fen": p.AmountFen, "currency": p.Currency}
+	if p.TransactionID != "" {
+		event["transaction_id"] = p.TransactionID
+	}
+	switch plan.Outcome {
+	case billing.OutcomeApplied:
+		e.Action = billing.AuditPaymentApplied
+		e.Before = billing.Fields{"status": string(o.Status), "coverage_ends_at": coveredUntil}
+		event["status"], event["paid_at"], event["coverage_ends_at"] = string(plan.Order.Status), *plan.Order.PaidAt, plan.CoverageEnd
+	case billing.OutcomeAmountMismatch:
+		e.Action = billing.AuditPaymentMismatch
+		e.Before = billing.Fields{"amount_fen": o.AmountFen, "currency": o.Currency}
+	case billing.OutcomeFailed:
+		e.Action = billing.AuditPaymentFailed
+	default:
+		e.Action = billing.AuditPaymentAlreadyPaid
+		e.Before = billing.Fields{"status": string(o.Status)}
+	}
+	e.After = event
+	return e
 }
 
 // replayPayment answers a repeated notification as the first delivery

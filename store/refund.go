@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"entitlements/billing"
@@ -45,9 +46,16 @@ func (r refundRow) refund() billing.Refund {
 // refunds of an order never add up to more than was paid, however many
 // race. Returns EOrderNotFound, EOrderNotPaid, ENothingRefundable,
 // ERefundExceedsBalance, EIdempotencyKeyReused.
+//
+// The refund is audited with it; a refusal by the refund rules
+// (refusedCodes) is audited in a transaction of its own, since the
+// refund's rolls back.
 func (db *DB) RefundOrder(ctx context.Context, orderID string, req billing.RefundRequest, operator string,
 	k billing.IdempotencyKey, render billing.Render[billing.Refund], loc *time.Location, now time.Time) (billing.StoredResponse, error) {
-	var out billing.StoredResponse
+	var (
+		out billing.StoredResponse
+		vin billing.VIN
+	)
 	err := db.write(ctx, nil, func(tx *Tx) error {
 		replay, err := claimKey(tx, k, now)
 		if err != nil || replay != nil {
@@ -61,6 +69,7 @@ func (db *DB) RefundOrder(ctx context.Context, orderID string, req billing.Refun
 			return err
 		}
 		tx.touch(o.VIN)
+		vin = o.VIN
 		if _, err := db.vehicle(tx.query, o.VIN, true); err != nil { // the lock
 			return err
 		}
@@ -75,6 +84,7 @@ func (db *DB) RefundOrder(ctx context.Context, orderID string, req billing.Refun
 		if err != nil {
 			return err
 		}
+		coveredUntil := tl.End()
 		if err := applyPeriodChanges(tx, &tl, o, plan, loc, now); err != nil {
 			return err
 		}
@@ -82,14 +92,34 @@ func (db *DB) RefundOrder(ctx context.Context, orderID string, req billing.Refun
 		if err != nil {
 			return err
 		}
+		tx.audit(billing.AuditEntry{At: now, Action: billing.AuditRefundIssued, VIN: o.VIN, OrderID: o.ID, RefundID: r.ID,
+			Before: billing.Fields{"status": string(o.Status), "refunded_fen": o.RefundedFen, "coverage_ends_at": coveredUntil},
+			After: billing.Fields{"status": string(o.StatusAfterRefunds(o.RefundedFen + r.AmountFen)),
+				"refunded_fen": o.RefundedFen + r.AmountFen, "amount_fen": r.AmountFen, "reason": string(r.Reason),
+				"period_action": string(r.PeriodAction), "end_access": r.EndAccess, "coverage_ends_at": tl.End()}})
 		out, err = storeResponse(tx, k, r, render)
 		return err
 	})
+	if code := billing.ErrorCode(err); slices.Contains(refusedCodes, code) {
+		after := billing.Fields{"code": code, "reason": string(req.Reason), "end_access": req.EndAccess}
+		if req.AmountFen != nil {
+			after["amount_fen"] = *req.AmountFen
+		}
+		e := billing.AuditEntry{At: now, Action: billing.AuditRefundRefused, VIN: vin, OrderID: orderID, After: after}
+		// Recorded even if the caller has gone meanwhile: it was refused.
+		if aerr := db.RecordAudit(context.WithoutCancel(ctx), e); aerr != nil {
+			return billing.StoredResponse{}, fmt.Errorf("refund of %s refused (%s), and the refusal not recorded: %w", orderID, code, aerr)
+		}
+	}
 	if err != nil {
 		return billing.StoredResponse{}, err
 	}
 	return out, nil
 }
+
+// refusedCodes are the refusals of the refund rules that the audit trail
+// records: attempts by billing that changed nothing.
+var refusedCodes = []string{billing.ENothingRefundable, billing.ERefundExceedsBalance, billing.EOrderNotPaid}
 
 func periodOf(tl billing.Timeline, orderID string) *billing.Period {
 	for i := range tl.Periods {

@@ -126,6 +126,9 @@ func (db *DB) IngestUsage(ctx context.Context, recs []billing.UsageRecord, thres
 		if len(inserted) == 0 {
 			return nil
 		}
+		// The batch's counts, not its records (usage_records holds them).
+		tx.audit(billing.AuditEntry{At: now, Action: billing.AuditUsageAccepted, After: billing.Fields{
+			"records": len(recs), "accepted": res.Accepted, "duplicates": res.Duplicates, "rejected": len(res.Rejected)}})
 		aggs := aggregateUsage(recs, inserted, cycles)
 		if err := db.addUsage(tx, aggs, now); err != nil {
 			return err

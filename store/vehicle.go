@@ -72,6 +72,9 @@ func (db *DB) Activate(ctx context.Context, vin billing.VIN, a billing.Activatio
 		if err := db.txInsertPeriod(tx, newPeriodRow(tp, now)); err != nil {
 			return fmt.Errorf("insert trial period: %w", err)
 		}
+		tx.audit(billing.AuditEntry{At: now, Action: billing.AuditVehicleActivated, VIN: vin, After: billing.Fields{
+			"owner_id": a.OwnerID, "model": a.Model, "activated_at": a.ActivatedAt, "coverage_ends_at": tp.EndsAt,
+		}})
 		v, created = row.vehicle(), true
 		return nil
 	})
@@ -107,9 +110,16 @@ func (db *DB) TransferOwner(ctx context.Context, vin billing.VIN, ownerID string
 		if _, err := tx.exec(transferStmt, ownerID, db.timeArg(now), string(vin)); err != nil {
 			return fmt.Errorf("transfer %s: %w", vin, err)
 		}
-		if err := cancelPendingOrders(tx, vin, cur.OwnerID, now); err != nil {
+		cancelled, err := cancelPendingOrders(tx, vin, cur.OwnerID, now)
+		if err != nil {
 			return err
 		}
+		after := billing.Fields{"owner_id": ownerID}
+		if len(cancelled) > 0 {
+			after["cancelled_orders"] = cancelled
+		}
+		tx.audit(billing.AuditEntry{At: now, Action: billing.AuditOwnerTransferred, VIN: vin,
+			Before: billing.Fields{"owner_id": cur.OwnerID}, After: after})
 		v.OwnerID, v.UpdatedAt = ownerID, utc(now)
 		return nil
 	})

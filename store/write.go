@@ -65,6 +65,9 @@ type Tx struct {
 	// local holds the statements this transaction prepared itself (not
 	// yet on the pool), so that one used again in it is not prepared again.
 	local map[string]*sql.Stmt
+
+	actor   billing.Actor        // who the write's context says acts
+	entries []billing.AuditEntry // audit entries to insert when fn succeeds (audit.go)
 }
 
 // prepared returns st for this transaction.
@@ -154,7 +157,10 @@ func (tx *Tx) raw(q string) error {
 }
 
 // write runs fn in a write transaction and then invalidates the cached
-// snapshots of vins and of the VINs fn touched. fn must do its database
+// snapshots of vins and of the VINs fn touched. When fn succeeds, the
+// audit entries it recorded (Tx.audit) are inserted in the same
+// transaction, with the actor and request id ctx carries
+// (billing.WithActor). fn must do its database
 // work through tx alone; on SQLite it may run on another caller's
 // goroutine, in a transaction shared with other writes (group commit), and
 // an error or a panic in it undoes its own work only.
@@ -176,12 +182,13 @@ func (db *DB) run(ctx context.Context, vins []billing.VIN, fn func(tx *Tx) error
 	if db.dialect == SQLite {
 		return db.groupWrite(ctx, vins, fn, alone)
 	}
-	tx := &Tx{db: db, ctx: ctx, stmt: db.wr.stmts, vins: slices.Clone(vins)}
+	actor, _ := billing.ActorFrom(ctx)
+	tx := &Tx{db: db, ctx: ctx, stmt: db.wr.stmts, vins: slices.Clone(vins), actor: actor}
 	err := db.wr.writerPool.WithContext(ctx).Transaction(func(g *gorm.DB) error {
 		if err := tx.bind(g); err != nil {
 			return err
 		}
-		return fn(tx)
+		return runAudited(fn, tx)
 	})
 	db.wr.stmts.promote(context.WithoutCancel(ctx))
 	db.forget(tx.vins...)
@@ -236,14 +243,16 @@ const (
 type groupReq struct {
 	fn    func(tx *Tx) error
 	vins  []billing.VIN
-	alone bool // runs in a transaction of its own
+	actor billing.Actor // of the caller's context
+	alone bool          // runs in a transaction of its own
 	state atomic.Int32
 	done  chan error // buffered: the runner never blocks on a caller
 }
 
 func (db *DB) groupWrite(ctx context.Context, vins []billing.VIN, fn func(tx *Tx) error, alone bool) error {
 	w := db.wr
-	req := &groupReq{fn: fn, vins: slices.Clone(vins), alone: alone, done: make(chan error, 1)}
+	actor, _ := billing.ActorFrom(ctx)
+	req := &groupReq{fn: fn, vins: slices.Clone(vins), actor: actor, alone: alone, done: make(chan error, 1)}
 	w.mu.Lock()
 	w.queue = append(w.queue, req)
 	w.mu.Unlock()
@@ -295,7 +304,7 @@ func (db *DB) runGroup() {
 	errs := make([]error, len(batch))
 	err := w.writerPool.WithContext(ctx).Transaction(func(g *gorm.DB) error {
 		for i, r := range batch {
-			tx := &Tx{db: db, ctx: ctx, stmt: w.stmts, vins: r.vins}
+			tx := &Tx{db: db, ctx: ctx, stmt: w.stmts, vins: r.vins, actor: r.actor}
 			if err := tx.bind(g); err != nil {
 				return err
 			}
@@ -331,7 +340,17 @@ func runSafely(fn func(tx *Tx) error, tx *Tx) (err error) {
 			err = fmt.Errorf("panic in a grouped write: %v\n%s", p, debug.Stack())
 		}
 	}()
-	return fn(tx)
+	return runAudited(fn, tx)
+}
+
+// runAudited runs fn and then inserts the audit entries it recorded; an
+// fn that fails records nothing.
+func runAudited(fn func(tx *Tx) error, tx *Tx) error {
+	if err := fn(tx); err != nil {
+		tx.entries = nil
+		return err
+	}
+	return tx.flushAudit()
 }
 
 // withWriterPragmas runs fn with the SQLite writer connection's PRAGMAs

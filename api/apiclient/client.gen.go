@@ -19,6 +19,60 @@ import (
 	"github.com/oapi-codegen/runtime"
 )
 
+// Defines values for AuditAction.
+const (
+	AuditActionConfigLoaded            AuditAction = "config.loaded"
+	AuditActionNoticeDead              AuditAction = "notice.dead"
+	AuditActionNoticeSuperseded        AuditAction = "notice.superseded"
+	AuditActionOrderCancelledStale     AuditAction = "order.cancelled_stale"
+	AuditActionOrderCreated            AuditAction = "order.created"
+	AuditActionPaymentAlreadyPaid      AuditAction = "payment.already_paid"
+	AuditActionPaymentAmountMismatch   AuditAction = "payment.amount_mismatch"
+	AuditActionPaymentApplied          AuditAction = "payment.applied"
+	AuditActionPaymentFailed           AuditAction = "payment.failed"
+	AuditActionRefundIssued            AuditAction = "refund.issued"
+	AuditActionRefundRefused           AuditAction = "refund.refused"
+	AuditActionUsageAccepted           AuditAction = "usage.accepted"
+	AuditActionVehicleActivated        AuditAction = "vehicle.activated"
+	AuditActionVehicleOwnerTransferred AuditAction = "vehicle.owner_transferred"
+)
+
+// Valid indicates whether the value is a known member of the AuditAction enum.
+func (e AuditAction) Valid() bool {
+	switch e {
+	case AuditActionConfigLoaded:
+		return true
+	case AuditActionNoticeDead:
+		return true
+	case AuditActionNoticeSuperseded:
+		return true
+	case AuditActionOrderCancelledStale:
+		return true
+	case AuditActionOrderCreated:
+		return true
+	case AuditActionPaymentAlreadyPaid:
+		return true
+	case AuditActionPaymentAmountMismatch:
+		return true
+	case AuditActionPaymentApplied:
+		return true
+	case AuditActionPaymentFailed:
+		return true
+	case AuditActionRefundIssued:
+		return true
+	case AuditActionRefundRefused:
+		return true
+	case AuditActionUsageAccepted:
+		return true
+	case AuditActionVehicleActivated:
+		return true
+	case AuditActionVehicleOwnerTransferred:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for DecisionTier.
 const (
 	DecisionTierBasic   DecisionTier = "basic"
@@ -78,25 +132,25 @@ func (e FeatureDecisionTier) Valid() bool {
 
 // Defines values for NoticeKind.
 const (
-	CoverageExpired  NoticeKind = "coverage.expired"
-	CoverageExpiring NoticeKind = "coverage.expiring"
-	OrderPaid        NoticeKind = "order.paid"
-	QuotaThreshold   NoticeKind = "quota.threshold"
-	RefundIssued     NoticeKind = "refund.issued"
+	NoticeKindCoverageExpired  NoticeKind = "coverage.expired"
+	NoticeKindCoverageExpiring NoticeKind = "coverage.expiring"
+	NoticeKindOrderPaid        NoticeKind = "order.paid"
+	NoticeKindQuotaThreshold   NoticeKind = "quota.threshold"
+	NoticeKindRefundIssued     NoticeKind = "refund.issued"
 )
 
 // Valid indicates whether the value is a known member of the NoticeKind enum.
 func (e NoticeKind) Valid() bool {
 	switch e {
-	case CoverageExpired:
+	case NoticeKindCoverageExpired:
 		return true
-	case CoverageExpiring:
+	case NoticeKindCoverageExpiring:
 		return true
-	case OrderPaid:
+	case NoticeKindOrderPaid:
 		return true
-	case QuotaThreshold:
+	case NoticeKindQuotaThreshold:
 		return true
-	case RefundIssued:
+	case NoticeKindRefundIssued:
 		return true
 	default:
 		return false
@@ -388,18 +442,36 @@ func (e UsageRecordCategory) Valid() bool {
 	}
 }
 
+// Defines values for ListAuditParamsFormat.
+const (
+	ListAuditParamsFormatCsv  ListAuditParamsFormat = "csv"
+	ListAuditParamsFormatJson ListAuditParamsFormat = "json"
+)
+
+// Valid indicates whether the value is a known member of the ListAuditParamsFormat enum.
+func (e ListAuditParamsFormat) Valid() bool {
+	switch e {
+	case ListAuditParamsFormatCsv:
+		return true
+	case ListAuditParamsFormatJson:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ListRefundsParamsFormat.
 const (
-	Csv  ListRefundsParamsFormat = "csv"
-	Json ListRefundsParamsFormat = "json"
+	ListRefundsParamsFormatCsv  ListRefundsParamsFormat = "csv"
+	ListRefundsParamsFormatJson ListRefundsParamsFormat = "json"
 )
 
 // Valid indicates whether the value is a known member of the ListRefundsParamsFormat enum.
 func (e ListRefundsParamsFormat) Valid() bool {
 	switch e {
-	case Csv:
+	case ListRefundsParamsFormatCsv:
 		return true
-	case Json:
+	case ListRefundsParamsFormatJson:
 		return true
 	default:
 		return false
@@ -429,6 +501,39 @@ type ActivationRequest struct {
 	ActivatedAt Time    `json:"activated_at"`
 	Model       *string `json:"model,omitempty"`
 	OwnerId     string  `json:"owner_id"`
+}
+
+// AuditAction defines model for AuditAction.
+type AuditAction string
+
+// AuditEntry defines model for AuditEntry.
+type AuditEntry struct {
+	Action AuditAction `json:"action"`
+
+	// Actor `role:subject` of the token, `system:<job>`, or `provider`
+	Actor string `json:"actor"`
+
+	// After The changed fields as they are now
+	After map[string]interface{} `json:"after"`
+	At    Time                   `json:"at"`
+
+	// Before The changed fields as they were (empty for something new); instants (`*_at`, `*_until`) with the configured offset
+	Before   map[string]interface{} `json:"before"`
+	Id       string                 `json:"id"`
+	OrderId  *string                `json:"order_id"`
+	RefundId *string                `json:"refund_id"`
+
+	// RequestId The X-Request-Id of the request; null for jobs
+	RequestId *string `json:"request_id"`
+	Vin       *string `json:"vin"`
+}
+
+// AuditList defines model for AuditList.
+type AuditList struct {
+	Entries []AuditEntry `json:"entries"`
+
+	// NextCursor null on the last page
+	NextCursor *string `json:"next_cursor"`
 }
 
 // Data defines model for Data.
@@ -777,6 +882,32 @@ type Limit = string
 // VIN defines model for VIN.
 type VIN = string
 
+// ListAuditParams defines parameters for ListAudit.
+type ListAuditParams struct {
+	Vin     *string `form:"vin,omitempty" json:"vin,omitempty"`
+	OrderId *string `form:"order_id,omitempty" json:"order_id,omitempty"`
+
+	// Actor The whole actor, e.g. `billing:alice`, `system:expire`, `provider`
+	Actor  *string      `form:"actor,omitempty" json:"actor,omitempty"`
+	Action *AuditAction `form:"action,omitempty" json:"action,omitempty"`
+
+	// From At or after (RFC 3339)
+	From *string `form:"from,omitempty" json:"from,omitempty"`
+
+	// To Before (RFC 3339)
+	To     *string                `form:"to,omitempty" json:"to,omitempty"`
+	Format *ListAuditParamsFormat `form:"format,omitempty" json:"format,omitempty"`
+
+	// Limit Page size, 1 to 200 (default 50).
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page; one that does not decode is 400 `validation_failed` for `cursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// ListAuditParamsFormat defines parameters for ListAudit.
+type ListAuditParamsFormat string
+
 // CreateRefundParams defines parameters for CreateRefund.
 type CreateRefundParams struct {
 	// IdempotencyKey Required (1-255 printable ASCII characters); missing is 400 `idempotency_key_required`.
@@ -1120,6 +1251,18 @@ type ClientInterface interface {
 	// Corresponds with GET /readyz (the `GetReadiness` operationId).
 	GetReadiness(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListAudit The audit trail, newest first, as JSON pages or one CSV export (billing, ops)
+	//
+	// Every change a person or a system made, recorded in the same
+	// transaction as the change: who (`actor`: `role:subject` of the
+	// token, `system:<job>`, or `provider`), the request, the action,
+	// the ids it concerns and the fields it changed. Filters combine;
+	// `actor` matches the whole actor string. Entries are never changed
+	// or deleted.
+	//
+	// Corresponds with GET /v1/audit (the `ListAudit` operationId).
+	ListAudit(ctx context.Context, params *ListAuditParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetOrder One order (the owner who placed it, billing, ops)
 	//
 	// A pending order past `expires_at` shows as `cancelled`. An owner
@@ -1418,6 +1561,28 @@ func (c *Client) GetOpenAPI(ctx context.Context, reqEditors ...RequestEditorFn) 
 // Corresponds with GET /readyz (the `GetReadiness` operationId).
 func (c *Client) GetReadiness(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetReadinessRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListAudit The audit trail, newest first, as JSON pages or one CSV export (billing, ops)
+//
+// Every change a person or a system made, recorded in the same
+// transaction as the change: who (`actor`: `role:subject` of the
+// token, `system:<job>`, or `provider`), the request, the action,
+// the ids it concerns and the fields it changed. Filters combine;
+// `actor` matches the whole actor string. Entries are never changed
+// or deleted.
+//
+// Corresponds with GET /v1/audit (the `ListAudit` operationId).
+func (c *Client) ListAudit(ctx context.Context, params *ListAuditParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListAuditRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -1973,6 +2138,156 @@ func NewGetReadinessRequest(server string) (*http.Request, error) {
 	queryURL, err := serverURL.Parse(operationPath)
 	if err != nil {
 		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListAuditRequest constructs an http.Request for the ListAudit method
+func NewListAuditRequest(server string, params *ListAuditParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/audit")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Vin != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "vin", *params.Vin, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.OrderId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "order_id", *params.OrderId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Actor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "actor", *params.Actor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Action != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "action", *params.Action, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.From != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "from", *params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.To != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "to", *params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Format != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "format", *params.Format, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
@@ -2825,6 +3140,20 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /readyz (the `GetReadiness` operationId).
 	GetReadinessWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetReadinessResponse, error)
 
+	// ListAuditWithResponse The audit trail, newest first, as JSON pages or one CSV export (billing, ops)
+	//
+	// Every change a person or a system made, recorded in the same
+	// transaction as the change: who (`actor`: `role:subject` of the
+	// token, `system:<job>`, or `provider`), the request, the action,
+	// the ids it concerns and the fields it changed. Filters combine;
+	// `actor` matches the whole actor string. Entries are never changed
+	// or deleted.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/audit (the `ListAudit` operationId).
+	ListAuditWithResponse(ctx context.Context, params *ListAuditParams, reqEditors ...RequestEditorFn) (*ListAuditResponse, error)
+
 	// GetOrderWithResponse One order (the owner who placed it, billing, ops)
 	//
 	// A pending order past `expires_at` shows as `cancelled`. An owner
@@ -3275,6 +3604,68 @@ func (r GetReadinessResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetReadinessResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ListAuditResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AuditList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListAuditResponse) GetJSON200() *AuditList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListAuditResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListAuditResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListAuditResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetBody returns the raw response body bytes
+func (r ListAuditResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListAuditResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListAuditResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListAuditResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -4411,6 +4802,26 @@ func (c *ClientWithResponses) GetReadinessWithResponse(ctx context.Context, reqE
 	return ParseGetReadinessResponse(rsp)
 }
 
+// ListAuditWithResponse The audit trail, newest first, as JSON pages or one CSV export (billing, ops)
+//
+// Every change a person or a system made, recorded in the same
+// transaction as the change: who (`actor`: `role:subject` of the
+// token, `system:<job>`, or `provider`), the request, the action,
+// the ids it concerns and the fields it changed. Filters combine;
+// `actor` matches the whole actor string. Entries are never changed
+// or deleted.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/audit (the `ListAudit` operationId).
+func (c *ClientWithResponses) ListAuditWithResponse(ctx context.Context, params *ListAuditParams, reqEditors ...RequestEditorFn) (*ListAuditResponse, error) {
+	rsp, err := c.ListAudit(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListAuditResponse(rsp)
+}
+
 // GetOrderWithResponse One order (the owner who placed it, billing, ops)
 //
 // A pending order past `expires_at` shows as `cancelled`. An owner
@@ -4920,6 +5331,56 @@ func ParseGetReadinessResponse(rsp *http.Response) (*GetReadinessResponse, error
 			return nil, err
 		}
 		response.JSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListAuditResponse parses an HTTP response from a ListAuditWithResponse call
+func ParseListAuditResponse(rsp *http.Response) (*ListAuditResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListAuditResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AuditList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case rsp.StatusCode == 200:
+		// Content-type (text/csv) unsupported
 
 	}
 
