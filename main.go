@@ -166,6 +166,7 @@ func serve(ctx context.Context, cfg *Config, logOut io.Writer) error {
 		UnpaidTTL:        cfg.Orders.UnpaidTTL.D(),
 		QuotaThresholds:  cfg.Notices.QuotaThresholds,
 		UsageRetention:   cfg.Usage.Retention.D(),
+		Limits:           cfg.APILimits(),
 	})
 	if err != nil {
 		return err
