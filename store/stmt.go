@@ -34,27 +34,46 @@ type statement struct {
 
 // prepareWrites prepares the group's statements on the writer pool once,
 // for txStmt. It must run outside a transaction: on SQLite the writer pool
-// has one connection, which a transaction holds.
+// has one connection, which a transaction holds. The cache's lock is not
+// held while preparing, which waits for that connection: a transaction
+// holding it looks statements up (txStmt) and must not wait for the lock.
 func (db *DB) prepareWrites(ctx context.Context, group string, build func() []statement) error {
 	c := &db.stmts
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.groups[group] {
+	done := c.groups[group]
+	c.mu.Unlock()
+	if done {
 		return nil
 	}
 	w, err := db.write.DB()
 	if err != nil {
 		return err
 	}
-	if c.stmts == nil {
-		c.stmts, c.groups = map[string]*sql.Stmt{}, map[string]bool{}
+	prepared := map[string]*sql.Stmt{}
+	closeAll := func() {
+		for _, s := range prepared {
+			s.Close()
+		}
 	}
 	for _, st := range build() {
 		s, err := w.PrepareContext(ctx, st.query())
 		if err != nil {
+			closeAll()
 			return fmt.Errorf("prepare %s: %w", st.key, err)
 		}
-		c.stmts[st.key] = s
+		prepared[st.key] = s
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.groups[group] { // prepared by another caller meanwhile
+		closeAll()
+		return nil
+	}
+	if c.stmts == nil {
+		c.stmts, c.groups = map[string]*sql.Stmt{}, map[string]bool{}
+	}
+	for k, s := range prepared {
+		c.stmts[k] = s
 	}
 	c.groups[group] = true
 	return nil
