@@ -128,18 +128,20 @@ func newLimiter(l Limits) (*limiter, error) {
 	return lim, nil
 }
 
-// acquire takes n from sem, waiting at most l.wait; it fails with
-// codeOverloaded.
-func (l *limiter) acquire(ctx context.Context, sem *semaphore.Weighted, n int64, what string) error {
+// acquire takes n from sem, waiting at most l.wait, and reports whether
+// it did.
+func (l *limiter) acquire(ctx context.Context, sem *semaphore.Weighted, n int64) bool {
 	if sem.TryAcquire(n) {
-		return nil
+		return true
 	}
 	ctx, cancel := context.WithTimeout(ctx, l.wait)
 	defer cancel()
-	if sem.Acquire(ctx, n) != nil {
-		return billing.Errorf(codeOverloaded, "the service is busy (%s); retry later", what)
-	}
-	return nil
+	return sem.Acquire(ctx, n) == nil
+}
+
+// overloaded is the error of a request refused for want of room in what.
+func overloaded(what string) error {
+	return billing.Errorf(codeOverloaded, "the service is busy (%s); retry later", what)
 }
 
 const ctxBodyHold = "body_hold"
@@ -157,8 +159,8 @@ func (h *bodyHold) take(n int64) error {
 	if h == nil || n <= 0 {
 		return nil
 	}
-	if err := h.l.acquire(h.ctx, h.l.bodies, n, "request bodies"); err != nil {
-		return err
+	if !h.l.acquire(h.ctx, h.l.bodies, n) {
+		return overloaded("request bodies")
 	}
 	h.held += n
 	return nil
@@ -180,8 +182,8 @@ func (s *Server) limit(c *gin.Context) {
 		return
 	}
 	sem := s.limits.classes[cl]
-	if err := s.limits.acquire(c.Request.Context(), sem, 1, classNames[cl]+" in progress"); err != nil {
-		s.fail(c, err)
+	if !s.limits.acquire(c.Request.Context(), sem, 1) {
+		s.fail(c, overloaded(classNames[cl]+" requests in progress"))
 		return
 	}
 	defer sem.Release(1)

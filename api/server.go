@@ -106,7 +106,7 @@ func New(o Options) (*Server, error) {
 		catalog:     o.Catalog,
 		loc:         o.Location,
 		tokenSecret: o.TokenSecret,
-		tokens:      newTokenCache(tokenCacheSize, tokenLeeway),
+		tokens:      newTokenCache(tokenCacheBytes, tokenLeeway),
 		now:         o.Now,
 		log:         o.Logger,
 		gatherer:    o.Gatherer,
