@@ -6,6 +6,7 @@
 //	go run ./bench/attack --mode unsigned --sockets 400            # 1 MiB bodies, no Payment-Signature
 //	go run ./bench/attack --mode unsigned --sockets 1000 --slow 5s # the same, each body sent over 5 s
 //	go run ./bench/attack --mode usage --carriers 64               # 8 MiB usage batches, all at once
+//	go run ./bench/attack --mode tokens --tokens 320000            # one read each with that many distinct tokens
 //
 // While the attack runs, a signed payment notification is sent every
 // --probe-every, each for its own pending order, and its answers are
@@ -30,6 +31,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -52,6 +54,7 @@ type options struct {
 	usageBytes int
 	duration   time.Duration
 	probeEvery time.Duration
+	tokens     int
 }
 
 func main() {
@@ -65,6 +68,7 @@ func main() {
 	flag.IntVar(&o.carriers, "carriers", 64, "usage: batches in flight at once, each sent again when answered")
 	flag.IntVar(&o.usageBytes, "usage-bytes", 8<<20, "usage: size of each batch (10 000 records padded with spaces)")
 	flag.DurationVar(&o.duration, "duration", 15*time.Second, "length of the attack")
+	flag.IntVar(&o.tokens, "tokens", 320_000, "tokens: distinct vehicle tokens, each used once for GET /v1/products (the attack ends when all are sent, or at --duration)")
 	flag.DurationVar(&o.probeEvery, "probe-every", 200*time.Millisecond, "a signed payment notification this often during the attack")
 	flag.Parse()
 	if err := run(o); err != nil {
@@ -74,8 +78,8 @@ func main() {
 }
 
 func run(o options) error {
-	if o.mode != "unsigned" && o.mode != "usage" {
-		return fmt.Errorf("--mode must be unsigned or usage, got %q", o.mode)
+	if o.mode != "unsigned" && o.mode != "usage" && o.mode != "tokens" {
+		return fmt.Errorf("--mode must be unsigned, usage or tokens, got %q", o.mode)
 	}
 	if err := os.MkdirAll(o.dir, 0o755); err != nil {
 		return err
@@ -156,6 +160,32 @@ func run(o options) error {
 				defer wg.Done()
 				for time.Now().Before(deadline) {
 					answers.add(post(client, base+"/v1/usage", batch, map[string]string{"Authorization": "Bearer " + tok}))
+				}
+			}()
+		}
+	case "tokens":
+		fmt.Printf("minting %d vehicle tokens\n", o.tokens)
+		toks := make([]string, o.tokens)
+		for i := range toks {
+			vin := billing.FixCheckDigit(fmt.Sprintf("LSVAX4E10P%07d", i))
+			if toks[i], err = api.MintToken([]byte(tokenSecret), api.RoleVehicle, vin, 2*time.Hour, time.Now()); err != nil {
+				return err
+			}
+		}
+		fmt.Printf("attack: GET /v1/products once with each of %d distinct tokens, over 16 connections\n", o.tokens)
+		deadline = time.Now().Add(o.duration)
+		client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
+		var next atomic.Int64
+		for w := 0; w < 16; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for time.Now().Before(deadline) {
+					i := int(next.Add(1)) - 1
+					if i >= len(toks) {
+						return
+					}
+					answers.add(get(client, base+"/v1/products", toks[i]))
 				}
 			}()
 		}
@@ -257,6 +287,21 @@ func post(client *http.Client, url string, body []byte, hdr map[string]string) s
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
+	res, err := client.Do(req)
+	if err != nil {
+		return "error"
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	return strconv.Itoa(res.StatusCode)
+}
+
+func get(client *http.Client, url, token string) string {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return "request error"
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
 	res, err := client.Do(req)
 	if err != nil {
 		return "error"
