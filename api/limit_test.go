@@ -47,6 +47,18 @@ func (h *heldBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// waitRead waits until the server starts reading b.
+func waitRead(t *testing.T, what string, b *heldBody, answered <-chan response) {
+	t.Helper()
+	select {
+	case <-b.started:
+	case res := <-answered:
+		t.Fatalf("%s = %d %s before its body was read", what, res.Code, res.Body)
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: its body was not read in 10 s", what)
+	}
+}
+
 // send serves r in the background; the response arrives on the channel.
 func (h *harness) send(r *http.Request) <-chan response {
 	out := make(chan response, 1)
@@ -137,7 +149,7 @@ func TestBodyBudget(t *testing.T) {
 	padded := append([]byte(`{"records": []}`), bytes.Repeat([]byte(" "), api.MaxUsageBodyBytes-15)...)
 	big := newHeldBody(padded, true)
 	bigRes := h.send(bodyRequest(http.MethodPost, "/v1/usage", carrier, big, api.MaxUsageBodyBytes, nil))
-	<-big.started
+	waitRead(t, "slow 8 MiB batch", big, bigRes)
 
 	small := []byte(`{"records": []}`)
 	for _, chunked := range []bool{false, true} {
@@ -213,7 +225,7 @@ func TestConcurrentRequestsPerClass(t *testing.T) {
 	batch := []byte(`{"records": []}`)
 	slow := newHeldBody(batch, true)
 	first := h.send(bodyRequest(http.MethodPost, "/v1/usage", carrier, slow, int64(len(batch)), nil))
-	<-slow.started
+	waitRead(t, "slow usage batch", slow, first)
 
 	r := bodyRequest(http.MethodPost, "/v1/usage", carrier, bytes.NewReader(batch), int64(len(batch)), nil)
 	wantOverloaded(t, "second usage batch at once", r, await(t, "usage", h.send(r)))

@@ -64,18 +64,23 @@ func (db *DB) prepareWrites(ctx context.Context, group string, build func() []st
 		prepared[st.key] = s
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.groups[group] { // prepared by another caller meanwhile
+	dup := c.groups[group] // prepared by another caller meanwhile
+	if !dup {
+		if c.stmts == nil {
+			c.stmts, c.groups = map[string]*sql.Stmt{}, map[string]bool{}
+		}
+		for k, s := range prepared {
+			c.stmts[k] = s
+		}
+		c.groups[group] = true
+	}
+	c.mu.Unlock()
+	if dup {
+		// Not under the lock: closing waits for the connections the
+		// statements were prepared on, which transactions may hold
+		// while they look statements up.
 		closeAll()
-		return nil
 	}
-	if c.stmts == nil {
-		c.stmts, c.groups = map[string]*sql.Stmt{}, map[string]bool{}
-	}
-	for k, s := range prepared {
-		c.stmts[k] = s
-	}
-	c.groups[group] = true
 	return nil
 }
 
