@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"entitlements/api"
 	"entitlements/billing"
 	"entitlements/scheduler"
 	"entitlements/store"
@@ -86,6 +87,18 @@ type Config struct {
 	Usage struct {
 		Retention Duration `yaml:"retention"` // raw usage records older than this are rejected and pruned
 	} `yaml:"usage"`
+	// Limits bound what the service holds for requests at once (see
+	// api.Limits and docs/operations.md): past them, 503 with Retry-After.
+	Limits struct {
+		BodyBytesInFlight int64    `yaml:"body_bytes_in_flight"`
+		Wait              Duration `yaml:"wait"`
+		Concurrent        struct {
+			Reads    int `yaml:"reads"`
+			Writes   int `yaml:"writes"`
+			Payments int `yaml:"payments"`
+			Usage    int `yaml:"usage"`
+		} `yaml:"concurrent"`
+	} `yaml:"limits"`
 	Log struct {
 		// Level is the least severe level logged: debug, info, warn or
 		// error. Every request is logged at info; warn keeps warnings and
@@ -221,6 +234,12 @@ func defaultConfig() *Config {
 	c.Notices.QuotaThresholds = []int{80, 100}
 	c.Notices.WebhookTimeout = Duration(10 * time.Second)
 	c.Usage.Retention = Duration(9600 * time.Hour) // 400 days: last year's same month stays replay-safe
+	c.Limits.BodyBytesInFlight = api.DefaultBodyBytes
+	c.Limits.Wait = Duration(api.DefaultLimitWait)
+	c.Limits.Concurrent.Reads = api.DefaultReadsInFlight
+	c.Limits.Concurrent.Writes = api.DefaultWritesInFlight
+	c.Limits.Concurrent.Payments = api.DefaultPaymentsInFlight
+	c.Limits.Concurrent.Usage = api.DefaultUsageInFlight
 	c.Scheduler.Expire = "@every 1m"
 	c.Scheduler.Remind = "@every 10m"
 	c.Scheduler.Deliver = "@every 5s"
@@ -363,6 +382,24 @@ func (c *Config) validateNotices(bad problem) {
 	if r := c.Usage.Retention.D(); r < 24*time.Hour {
 		bad("usage.retention must be at least 24h (records arrive a day or more late), got %s", r)
 	}
+	for _, l := range []struct {
+		key string
+		n   int64
+	}{
+		{"limits.body_bytes_in_flight", c.Limits.BodyBytesInFlight},
+		{"limits.wait", int64(c.Limits.Wait)},
+		{"limits.concurrent.reads", int64(c.Limits.Concurrent.Reads)},
+		{"limits.concurrent.writes", int64(c.Limits.Concurrent.Writes)},
+		{"limits.concurrent.payments", int64(c.Limits.Concurrent.Payments)},
+		{"limits.concurrent.usage", int64(c.Limits.Concurrent.Usage)},
+	} {
+		if l.n <= 0 {
+			bad("%s must be positive", l.key)
+		}
+	}
+	if b := c.Limits.BodyBytesInFlight; b > 0 && b < api.MaxUsageBodyBytes {
+		bad("limits.body_bytes_in_flight must be at least %d (the largest request body, a usage batch), got %d", api.MaxUsageBodyBytes, b)
+	}
 	if u := c.Notices.WebhookURL; u != "" {
 		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
 			bad("notices.webhook_url %q is not an http(s) URL", u)
@@ -388,6 +425,18 @@ func (c *Config) validateSchedules(bad problem) {
 		if _, err := cron.ParseStandard(j.spec); err != nil {
 			bad("%s %q is not a cron schedule (like \"@every 1m\" or \"*/5 * * * *\"): %v", j.key, j.spec, err)
 		}
+	}
+}
+
+// APILimits is the limits block for package api.
+func (c *Config) APILimits() api.Limits {
+	return api.Limits{
+		BodyBytes: c.Limits.BodyBytesInFlight,
+		Wait:      c.Limits.Wait.D(),
+		Reads:     c.Limits.Concurrent.Reads,
+		Writes:    c.Limits.Concurrent.Writes,
+		Payments:  c.Limits.Concurrent.Payments,
+		Usage:     c.Limits.Concurrent.Usage,
 	}
 }
 

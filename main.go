@@ -237,6 +237,7 @@ func newAPI(cfg *Config, db *store.DB, reg *prometheus.Registry, log *slog.Logge
 		UnpaidTTL:        cfg.Orders.UnpaidTTL.D(),
 		QuotaThresholds:  cfg.Notices.QuotaThresholds,
 		UsageRetention:   cfg.Usage.Retention.D(),
+		Limits:           cfg.APILimits(),
 	})
 }
 

@@ -25,12 +25,30 @@ const MaxBodyBytes = 1 << 20
 func readBody(c *gin.Context) ([]byte, error) { return readBodyMax(c, MaxBodyBytes) }
 
 // readBodyMax is readBody with another limit, for endpoints that take bulk
-// data (POST /v1/usage).
+// data (POST /v1/usage). A Content-Length over max is ETooLarge before
+// anything is read. The body's bytes are taken from the request's share
+// of the body budget (Limits.BodyBytes) before they are read: all of a
+// Content-Length at once, a chunked body a chunk at a time; when the
+// budget has no room in time the error is codeOverloaded.
 func readBodyMax(c *gin.Context, max int64) ([]byte, error) {
-	r := http.MaxBytesReader(c.Writer, c.Request.Body, max)
+	n := c.Request.ContentLength
+	if n > max {
+		return nil, billing.Errorf(billing.ETooLarge, "request body is larger than %d bytes", max)
+	}
+	var src io.Reader = c.Request.Body
+	if h := bodyHoldOf(c); h != nil {
+		if n > 0 {
+			if err := h.take(n); err != nil {
+				return nil, err
+			}
+		} else {
+			src = &budgetReader{r: src, h: h, limit: max}
+		}
+	}
+	r := http.MaxBytesReader(c.Writer, readCloser{src, c.Request.Body}, max)
 	var body []byte
 	var err error
-	if n := c.Request.ContentLength; n > 0 && n <= max {
+	if n > 0 {
 		// Read into a buffer of the announced size at once rather than
 		// growing one by doubling (a usage batch is megabytes).
 		buf := bytes.NewBuffer(make([]byte, 0, n+bytes.MinRead))
@@ -46,11 +64,19 @@ func readBodyMax(c *gin.Context, max int64) ([]byte, error) {
 		return nil, billing.Errorf(billing.ETooLarge, "request body is larger than %d bytes", max)
 	case errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
 		return nil, billing.Errorf(billing.ERequestTimeout, "request body did not arrive within the server's read timeout")
+	case billing.IsCode(err, codeOverloaded):
+		return nil, err
 	}
 	if err != nil {
 		return nil, billing.Errorf(billing.EMalformed, "could not read request body")
 	}
 	return body, nil
+}
+
+// readCloser reads from one reader and closes another.
+type readCloser struct {
+	io.Reader
+	io.Closer
 }
 
 // decodeStrict decodes one JSON value from body into v: unknown fields,

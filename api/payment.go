@@ -26,9 +26,16 @@ type paymentRequest struct {
 // paymentNotification handles POST /v1/payments/notifications. There is
 // no bearer token: the Payment-Signature over the raw body is verified
 // before the body is parsed, so nothing unauthenticated is interpreted.
+// A missing or malformed header, or one whose t is out of tolerance, is
+// refused before the body is read, so that unsigned requests cost no
+// memory for their bodies.
 // Answers 200 with the order (also for a failed payment and for repeats),
 // 401 bad_signature, 404 order_not_found, 422 amount_mismatch.
 func (s *Server) paymentNotification(c *gin.Context) {
+	if err := billing.CheckPaymentHeader(c.GetHeader("Payment-Signature"), s.paymentSecret, s.now(), s.paymentTolerance); err != nil {
+		s.fail(c, err)
+		return
+	}
 	body, err := readBody(c)
 	if err != nil {
 		s.fail(c, err)

@@ -39,6 +39,7 @@ var statusOf = map[string]int{
 	billing.ENothingRefundable:    http.StatusUnprocessableEntity,
 	billing.ERefundExceedsBalance: http.StatusUnprocessableEntity,
 	"method_not_allowed":          http.StatusMethodNotAllowed,
+	codeOverloaded:                http.StatusServiceUnavailable,
 }
 
 // Problem is an RFC 9457 problem details body.
@@ -88,6 +89,9 @@ func (s *Server) fail(c *gin.Context, err error) {
 	}
 	if status == http.StatusUnauthorized && code == billing.EUnauthorized {
 		c.Header("WWW-Authenticate", `Bearer realm="entitlements"`)
+	}
+	if code == codeOverloaded {
+		c.Header("Retry-After", s.limits.retryAfter)
 	}
 	c.Abort()
 	c.Render(status, problemRender{p})

@@ -71,6 +71,10 @@ type Options struct {
 	// defaults to 30 minutes.
 	UnpaidTTL time.Duration
 
+	// Limits bound the request bodies held and the requests in progress
+	// at once (limits.*); zero fields take their defaults.
+	Limits Limits
+
 	QuotaThresholds []int         // notices.quota_thresholds: percent of the allowance that raise a quota.threshold notice
 	UsageRetention  time.Duration // usage.retention: older usage records are rejected (they would be pruned); 0 = no limit
 }
@@ -87,6 +91,7 @@ type Server struct {
 	metrics     *metrics
 	gatherer    prometheus.Gatherer
 	engine      *gin.Engine
+	limits      *limiter
 
 	paymentSecret    []byte
 	paymentTolerance time.Duration
@@ -102,7 +107,7 @@ func New(o Options) (*Server, error) {
 		catalog:     o.Catalog,
 		loc:         o.Location,
 		tokenSecret: o.TokenSecret,
-		tokens:      newTokenCache(tokenCacheSize, tokenLeeway),
+		tokens:      newTokenCache(tokenCacheBytes, tokenLeeway),
 		now:         o.Now,
 		log:         o.Logger,
 		gatherer:    o.Gatherer,
@@ -128,6 +133,9 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = m
+	if s.limits, err = newLimiter(o.Limits); err != nil {
+		return nil, err
+	}
 	if err := s.routes(o.TrustedProxies, o.BenchEndpoint); err != nil {
 		return nil, err
 	}
@@ -146,7 +154,7 @@ func (s *Server) routes(trusted []string, bench bool) error {
 	r.HandleMethodNotAllowed = true
 	r.RedirectTrailingSlash = false // a 404 problem, not an HTML redirect
 	r.ContextWithFallback = true
-	r.Use(s.requestID, s.recover, s.observe)
+	r.Use(s.requestID, s.recover, s.observe, s.limit)
 	r.NoRoute(func(c *gin.Context) { s.fail(c, billing.Errorf(billing.ENotFound, "no such endpoint")) })
 	r.NoMethod(func(c *gin.Context) {
 		s.fail(c, billing.Errorf("method_not_allowed", "method %s is not allowed here", c.Request.Method))

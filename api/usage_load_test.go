@@ -78,9 +78,14 @@ func checkConcurrentIngest(t *testing.T, hs []*harness) {
 	}
 }
 
+// withRacingUsage lets the race tests' posts all run at once, past the
+// default limits.concurrent.usage.
+func withRacingUsage(o *api.Options) { o.Limits.Usage = 16 }
+
 func TestUsageConcurrentSameBatch(t *testing.T) {
-	eachUsageBackend(t, func(t *testing.T, h *harness) {
-		checkConcurrentIngest(t, []*harness{h})
+	storetest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		checkConcurrentIngest(t, []*harness{newHarness(t, dialect, withUsage, withRacingUsage)})
 	})
 }
 
@@ -88,9 +93,9 @@ func TestUsageConcurrentTwoServers(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
 		t.Parallel()
 		a, b := storetest.OpenPair(t, dialect)
-		ha := newHarness(t, dialect, withUsage, func(o *api.Options) { o.Store = a })
+		ha := newHarness(t, dialect, withUsage, withRacingUsage, func(o *api.Options) { o.Store = a })
 		ha.db = a
-		hb := newHarness(t, dialect, withUsage, func(o *api.Options) { o.Store, o.Now = b, ha.clock.Now })
+		hb := newHarness(t, dialect, withUsage, withRacingUsage, func(o *api.Options) { o.Store, o.Now = b, ha.clock.Now })
 		hb.db, hb.clock = b, ha.clock
 		checkConcurrentIngest(t, []*harness{ha, hb})
 	})

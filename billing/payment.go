@@ -132,41 +132,9 @@ func paymentMAC(secret []byte, ts string, body []byte) []byte {
 // the message does not say which part failed beyond what the caller
 // already knows. The comparison is constant-time.
 func VerifyPayment(header string, body, secret []byte, now time.Time, tolerance time.Duration) error {
-	bad := func(msg string) error { return Errorf(EBadSignature, "Payment-Signature %s", msg) }
-	if header == "" {
-		return bad("header is missing")
-	}
-	if len(secret) == 0 {
-		return bad("cannot be verified: no secret is configured")
-	}
-	var ts string
-	var sigs [][]byte
-	for _, part := range strings.Split(header, ",") {
-		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
-		if !ok {
-			return bad("is malformed")
-		}
-		switch k {
-		case "t":
-			if ts != "" {
-				return bad("is malformed")
-			}
-			ts = v
-		case "v1":
-			sig, err := hex.DecodeString(v)
-			if err != nil || len(sig) != sha256.Size {
-				return bad("is malformed")
-			}
-			sigs = append(sigs, sig)
-		}
-		// Other schemes (v0, future versions) are ignored, as Stripe does.
-	}
-	sec, err := strconv.ParseInt(ts, 10, 64)
-	if ts == "" || err != nil || len(sigs) == 0 {
-		return bad("is malformed")
-	}
-	if d := now.Sub(time.Unix(sec, 0)); d > tolerance || d < -tolerance {
-		return bad("timestamp is outside the tolerance")
+	ts, sigs, err := parsePaymentHeader(header, secret, now, tolerance)
+	if err != nil {
+		return err
 	}
 	want := paymentMAC(secret, ts, body)
 	ok := false
@@ -176,7 +144,61 @@ func VerifyPayment(header string, body, secret []byte, now time.Time, tolerance 
 		}
 	}
 	if !ok {
-		return bad("does not match")
+		return Errorf(EBadSignature, "Payment-Signature does not match")
 	}
 	return nil
+}
+
+// CheckPaymentHeader is everything VerifyPayment checks that needs no
+// body: the header is present and well-formed (t=<digits>, and v1=<64 hex
+// digits> at least once), a secret is configured, and t is within
+// tolerance of now. A notification that fails it can be refused before
+// its body is read. Failures are EBadSignature, as from VerifyPayment.
+func CheckPaymentHeader(header string, secret []byte, now time.Time, tolerance time.Duration) error {
+	_, _, err := parsePaymentHeader(header, secret, now, tolerance)
+	return err
+}
+
+// parsePaymentHeader returns the header's t and its v1 signatures, after
+// the checks of CheckPaymentHeader.
+func parsePaymentHeader(header string, secret []byte, now time.Time, tolerance time.Duration) (string, [][]byte, error) {
+	fail := func(msg string) (string, [][]byte, error) {
+		return "", nil, Errorf(EBadSignature, "Payment-Signature %s", msg)
+	}
+	if header == "" {
+		return fail("header is missing")
+	}
+	if len(secret) == 0 {
+		return fail("cannot be verified: no secret is configured")
+	}
+	var ts string
+	var sigs [][]byte
+	for _, part := range strings.Split(header, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok {
+			return fail("is malformed")
+		}
+		switch k {
+		case "t":
+			if ts != "" {
+				return fail("is malformed")
+			}
+			ts = v
+		case "v1":
+			sig, err := hex.DecodeString(v)
+			if err != nil || len(sig) != sha256.Size {
+				return fail("is malformed")
+			}
+			sigs = append(sigs, sig)
+		}
+		// Other schemes (v0, future versions) are ignored, as Stripe does.
+	}
+	sec, err := strconv.ParseInt(ts, 10, 64)
+	if ts == "" || err != nil || len(sigs) == 0 {
+		return fail("is malformed")
+	}
+	if d := now.Sub(time.Unix(sec, 0)); d > tolerance || d < -tolerance {
+		return fail("timestamp is outside the tolerance")
+	}
+	return ts, sigs, nil
 }

@@ -1,6 +1,7 @@
 package billing
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -40,6 +41,51 @@ func TestVerifyPayment(t *testing.T) {
 			}
 			if err != nil && !IsCode(err, EBadSignature) {
 				t.Errorf("VerifyPayment() code = %s, want %s", ErrorCode(err), EBadSignature)
+			}
+		})
+	}
+}
+
+// CheckPaymentHeader refuses, without the body, every header that
+// VerifyPayment would refuse whatever the body, and lets through every
+// header whose only fault could be the body.
+func TestCheckPaymentHeader(t *testing.T) {
+	secret := []byte("s3cret")
+	now := time.Date(2026, 6, 15, 4, 0, 0, 0, time.UTC)
+	ts := strconv.FormatInt(now.Unix(), 10)
+	v1 := "v1=" + strings.Repeat("ab", 32)
+	tests := []struct {
+		name   string
+		header string
+		secret []byte
+		ok     bool
+	}{
+		{"well-formed (any signature)", "t=" + ts + "," + v1, secret, true},
+		{"rotation: two v1", "t=" + ts + "," + v1 + ",v1=" + strings.Repeat("00", 32), secret, true},
+		{"missing", "", secret, false},
+		{"no secret configured", "t=" + ts + "," + v1, nil, false},
+		{"garbage", "garbage", secret, false},
+		{"no v1", "t=" + ts, secret, false},
+		{"no t", v1, secret, false},
+		{"t not digits", "t=soon," + v1, secret, false},
+		{"two t", "t=" + ts + ",t=" + ts + "," + v1, secret, false},
+		{"v1 not hex", "t=" + ts + ",v1=" + strings.Repeat("zz", 32), secret, false},
+		{"v1 of 63 hex digits", "t=" + ts + ",v1=" + strings.Repeat("a", 63), secret, false},
+		{"v1 of 66 hex digits", "t=" + ts + ",v1=" + strings.Repeat("a", 66), secret, false},
+		{"t 5m1s old", "t=" + strconv.FormatInt(now.Unix()-301, 10) + "," + v1, secret, false},
+		{"t 5m1s ahead", "t=" + strconv.FormatInt(now.Unix()+301, 10) + "," + v1, secret, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := CheckPaymentHeader(tc.header, tc.secret, now, 5*time.Minute)
+			if (err == nil) != tc.ok {
+				t.Fatalf("CheckPaymentHeader(%q) = %v, want ok=%v", tc.header, err, tc.ok)
+			}
+			if err != nil && !IsCode(err, EBadSignature) {
+				t.Errorf("CheckPaymentHeader() code = %s, want %s", ErrorCode(err), EBadSignature)
+			}
+			if verr := VerifyPayment(tc.header, []byte("{}"), tc.secret, now, 5*time.Minute); !tc.ok && verr == nil {
+				t.Errorf("VerifyPayment accepts a header CheckPaymentHeader refuses")
 			}
 		})
 	}

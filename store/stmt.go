@@ -66,12 +66,18 @@ func (c *stmtCache) onPool(ctx context.Context, st statement) (*sql.Stmt, error)
 // returns the statement kept.
 func (c *stmtCache) keep(key string, s *sql.Stmt) *sql.Stmt {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if prev := c.stmts[key]; prev != nil {
+	prev := c.stmts[key]
+	if prev == nil {
+		c.stmts[key] = s
+	}
+	c.mu.Unlock()
+	if prev != nil {
+		// Closed after the lock is released: closing may wait for the
+		// connections s was prepared on, and a transaction holding one
+		// looks statements up under the lock.
 		s.Close()
 		return prev
 	}
-	c.stmts[key] = s
 	return s
 }
 
