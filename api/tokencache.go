@@ -19,7 +19,9 @@ const tokenCacheSize = 65_536
 // token's own time bounds (exp, nbf) are checked again on every hit against
 // the server's clock, so a cached token expires exactly when a parsed one
 // would. Rejected tokens are never stored. The secret is fixed for the
-// server's lifetime, so no entry can outlive the key that verified it.
+// server's lifetime; a token of the identity provider (oidc.go) is found
+// only while the key that verified it is still in the provider's key set,
+// so no entry outlives the key that verified it.
 type tokenCache struct {
 	max    int
 	leeway time.Duration
@@ -32,6 +34,9 @@ type cachedToken struct {
 	p         Principal
 	expires   time.Time
 	notBefore time.Time // zero: no nbf claim
+	// keyCurrent reports whether the key that verified the token is still
+	// trusted; nil for the shared secret, which always is.
+	keyCurrent func() bool
 }
 
 func newTokenCache(max int, leeway time.Duration) *tokenCache {
@@ -42,13 +47,15 @@ func newTokenCache(max int, leeway time.Duration) *tokenCache {
 func tokenKey(raw string) [32]byte { return sha256.Sum256([]byte(raw)) }
 
 // get returns the principal of the token with key k if it was verified
-// before and is within its time bounds at now. The bounds are golang-jwt's:
+// before, is within its time bounds at now and its key is still trusted
+// (keyCurrent). The bounds are golang-jwt's:
 // valid while now < exp + leeway and now >= nbf - leeway.
 func (c *tokenCache) get(k [32]byte, now time.Time) (Principal, bool) {
 	c.mu.RLock()
 	e, ok := c.m[k]
 	c.mu.RUnlock()
-	if !ok || !now.Before(e.expires.Add(c.leeway)) || (!e.notBefore.IsZero() && now.Before(e.notBefore.Add(-c.leeway))) {
+	if !ok || !now.Before(e.expires.Add(c.leeway)) || (!e.notBefore.IsZero() && now.Before(e.notBefore.Add(-c.leeway))) ||
+		(e.keyCurrent != nil && !e.keyCurrent()) {
 		return Principal{}, false
 	}
 	return e.p, true
