@@ -334,7 +334,9 @@ func TestIdPRoleClaim(t *testing.T) {
 		{"string", nil, func(c jwt.MapClaims) jwt.MapClaims { return with(c, "roles", "billing") }, "/v1/refunds", 200},
 		{"array", nil, func(c jwt.MapClaims) jwt.MapClaims { return with(c, "roles", []string{"billing"}) }, "/v1/refunds", 200},
 		{"array with unmapped values", nil,
-			func(c jwt.MapClaims) jwt.MapClaims { return with(c, "roles", []any{"offline_access", 3, "billing", "owner"}) }, "/v1/refunds", 200},
+			func(c jwt.MapClaims) jwt.MapClaims {
+				return with(c, "roles", []any{"offline_access", 3, "billing", "owner"})
+			}, "/v1/refunds", 200},
 		{"array with the role twice", nil,
 			func(c jwt.MapClaims) jwt.MapClaims { return with(c, "roles", []string{"billing", "billing"}) }, "/v1/refunds", 200},
 		{"ops as a string is ops", nil, func(c jwt.MapClaims) jwt.MapClaims { return with(c, "roles", "ops") }, "/v1/refunds", 403},
@@ -344,7 +346,9 @@ func TestIdPRoleClaim(t *testing.T) {
 				return with(with(c, "roles", nil), "realm_access", map[string]any{"roles": []string{"default-roles", "billing"}})
 			}, "/v1/refunds", 200},
 		{"namespaced claim name with dots", func(c *api.IdPConfig) { c.RoleClaim = "https://example.test/roles" },
-			func(c jwt.MapClaims) jwt.MapClaims { return with(with(c, "roles", nil), "https://example.test/roles", "billing") }, "/v1/refunds", 200},
+			func(c jwt.MapClaims) jwt.MapClaims {
+				return with(with(c, "roles", nil), "https://example.test/roles", "billing")
+			}, "/v1/refunds", 200},
 		{"renamed roles", func(c *api.IdPConfig) {
 			c.Roles = map[string]api.Role{"entitlements-billing": api.RoleBilling}
 		}, func(c jwt.MapClaims) jwt.MapClaims { return with(c, "roles", []string{"entitlements-billing"}) }, "/v1/refunds", 200},
@@ -363,7 +367,9 @@ func TestIdPRoleClaim(t *testing.T) {
 		{"vehicle when configured needs a VIN subject", func(c *api.IdPConfig) { c.Roles = map[string]api.Role{"car": api.RoleVehicle} },
 			func(c jwt.MapClaims) jwt.MapClaims { return with(with(c, "roles", "car"), "sub", "not-a-vin") }, "/v1/products", 401},
 		{"vehicle when configured", func(c *api.IdPConfig) { c.Roles = map[string]api.Role{"car": api.RoleVehicle} },
-			func(c jwt.MapClaims) jwt.MapClaims { return with(with(c, "roles", "car"), "sub", vin("LSVAX4E10P2300101")) }, "/v1/products", 200},
+			func(c jwt.MapClaims) jwt.MapClaims {
+				return with(with(c, "roles", "car"), "sub", vin("LSVAX4E10P2300101"))
+			}, "/v1/products", 200},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
