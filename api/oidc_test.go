@@ -37,6 +37,7 @@ type idpKey struct {
 	kid  string
 	alg  jwt.SigningMethod
 	priv crypto.Signer
+	use  jwkset.USE // in the JWKS; "" is "sig", "-" leaves use out
 }
 
 func rsaKey(t testing.TB, kid string, bits int) idpKey {
@@ -89,8 +90,15 @@ func (s *jwksServer) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	set := jwkset.NewMemoryStorage()
 	for _, k := range keys {
+		use := k.use
+		switch use {
+		case "":
+			use = jwkset.UseSig
+		case "-":
+			use = ""
+		}
 		j, err := jwkset.NewJWKFromKey(k.priv.Public(), jwkset.JWKOptions{
-			Metadata: jwkset.JWKMetadataOptions{KID: k.kid, USE: jwkset.UseSig},
+			Metadata: jwkset.JWKMetadataOptions{KID: k.kid, USE: use},
 		})
 		if err != nil {
 			s.t.Errorf("JWK %s: %v", k.kid, err)
@@ -189,7 +197,9 @@ func rawToken(header, payload string, sig []byte) string {
 // configured subject claim is the refund's operator.
 func TestIdPTokensAreAccepted(t *testing.T) {
 	rsa1, ec1 := rsaKey(t, "rsa-1", 2048), ecKey(t, "ec-1")
-	jwks := newJWKSServer(t, rsa1, ec1)
+	noUse := ecKey(t, "ec-no-use")
+	noUse.use = "-" // some providers leave use out
+	jwks := newJWKSServer(t, rsa1, ec1, noUse)
 	storetest.Each(t, func(t *testing.T, dialect string) {
 		idp := newIdP(t, jwks.URL(), func(c *api.IdPConfig) { c.SubjectClaim = "email" })
 		if !idp.KeysLoaded() {
@@ -197,11 +207,11 @@ func TestIdPTokensAreAccepted(t *testing.T) {
 		}
 		h := newHarness(t, dialect, withPayments, withIdP(idp))
 		claims := idpClaims(h.clock.Now())
-		for _, k := range []idpKey{rsa1, ec1} {
+		for _, k := range []idpKey{rsa1, ec1, noUse} {
 			tok := k.sign(t, claims)
 			for i := range 2 { // the second from the token cache
 				if res := h.get("/v1/refunds", tok); res.Code != http.StatusOK {
-					t.Errorf("%s billing token (request %d): GET /v1/refunds = %d %s, want 200", k.alg.Alg(), i+1, res.Code, res.Body)
+					t.Errorf("%s billing token of key %s (request %d): GET /v1/refunds = %d %s, want 200", k.alg.Alg(), k.kid, i+1, res.Code, res.Body)
 				}
 			}
 		}
@@ -232,7 +242,9 @@ func TestIdPTokensAreAccepted(t *testing.T) {
 func TestIdPRefusesBadTokens(t *testing.T) {
 	rsa1, ec1 := rsaKey(t, "rsa-1", 2048), ecKey(t, "ec-1")
 	weak := rsaKey(t, "rsa-weak", 1024)
-	jwks := newJWKSServer(t, rsa1, ec1, weak)
+	enc := rsaKey(t, "rsa-enc", 2048)
+	enc.use = jwkset.UseEnc
+	jwks := newJWKSServer(t, rsa1, ec1, weak, enc)
 	h := newHarness(t, "sqlite", withIdP(newIdP(t, jwks.URL())))
 	now := h.clock.Now()
 	claims := idpClaims(now)
@@ -273,6 +285,7 @@ func TestIdPRefusesBadTokens(t *testing.T) {
 		{"unknown kid", withKid(rsa1, "rsa-9").sign(t, claims)},
 		{"signed by another key under a known kid", otherRSA.sign(t, claims)},
 		{"RSA key below 2048 bits", weak.sign(t, claims)},
+		{"key marked for encryption", enc.sign(t, claims)},
 		{"alg none", rawToken(`{"alg":"none","kid":"rsa-1"}`, fmt.Sprintf(`{"iss":%q,"aud":%q,"sub":"m","roles":"billing","exp":%d}`,
 			testIssuer, testAudience, now.Add(time.Hour).Unix()), nil)},
 		{"HS256 with the RSA public key (PEM) as secret", hs256(pubPEM, `{"alg":"HS256","kid":"rsa-1","typ":"JWT"}`)},
