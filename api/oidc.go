@@ -82,7 +82,8 @@ var idpMethods = []string{jwt.SigningMethodRS256.Alg(), jwt.SigningMethodES256.A
 // unknown-kid fetches and for the fetch itself.
 const unknownKeyWait = 5 * time.Second
 
-// NewIdP fetches the JWK Set once and keeps it fresh until ctx ends. An
+// NewIdP fetches the JWK Set once (waiting at most 10 s) and keeps it
+// fresh until ctx ends. An
 // unreachable JWK Set is not an error: the service starts, the failure is
 // logged, and identity-provider tokens are refused until a later fetch
 // succeeds (the periodic one, or one caused by a token's unknown kid).
@@ -95,7 +96,7 @@ func NewIdP(ctx context.Context, c IdPConfig) (*IdP, error) {
 		audience:     c.Audience,
 		roleClaim:    or(c.RoleClaim, "roles"),
 		subjectClaim: or(c.SubjectClaim, "sub"),
-		roles:        c.Roles,
+		roles:        maps.Clone(c.Roles),
 	}
 	if v.roles == nil {
 		v.roles = map[string]Role{string(RoleBilling): RoleBilling, string(RoleOps): RoleOps}
