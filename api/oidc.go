@@ -83,10 +83,10 @@ var idpMethods = []string{jwt.SigningMethodRS256.Alg(), jwt.SigningMethodES256.A
 const unknownKeyWait = 5 * time.Second
 
 // NewIdP fetches the JWK Set once (waiting at most 10 s) and keeps it
-// fresh until ctx ends. An
-// unreachable JWK Set is not an error: the service starts, the failure is
-// logged, and identity-provider tokens are refused until a later fetch
-// succeeds (the periodic one, or one caused by a token's unknown kid).
+// fresh until ctx ends. An unreachable JWK Set is not an error: the
+// service starts, the failure is logged, and identity-provider tokens are
+// refused until a later fetch succeeds (the periodic one, or one caused by
+// a token's unknown kid).
 func NewIdP(ctx context.Context, c IdPConfig) (*IdP, error) {
 	if c.JWKSURL == "" || c.Issuer == "" || c.Audience == "" {
 		return nil, errors.New("identity provider: the JWKS URL, issuer and audience are all required")
