@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -53,6 +55,19 @@ type Config struct {
 	Timezone string `yaml:"timezone"`
 	Auth     struct {
 		TokenSecret string `yaml:"token_secret"`
+		// Staff sign-in with an OpenID Connect identity provider: all
+		// three of jwks_url, issuer and audience, or none (off).
+		JWKSURL  string `yaml:"jwks_url"`
+		Issuer   string `yaml:"issuer"`
+		Audience string `yaml:"audience"`
+		// RoleClaim and SubjectClaim name the claims mapped to the role
+		// and the subject: "roles" and "sub" when empty.
+		RoleClaim    string `yaml:"role_claim"`
+		SubjectClaim string `yaml:"subject_claim"`
+		// IdPRoles maps a value of the role claim to the role it grants;
+		// nil: billing → billing, ops → ops.
+		IdPRoles    map[string]string `yaml:"idp_roles"`
+		JWKSRefresh Duration          `yaml:"jwks_refresh"`
 	} `yaml:"auth"`
 	Payments struct {
 		WebhookSecret string   `yaml:"webhook_secret"`
@@ -167,6 +182,9 @@ func (c *Config) envOverrides() map[string]*string {
 		"ENTITLEMENTS_DATABASE_DSN":            &c.Database.DSN,
 		"ENTITLEMENTS_TIMEZONE":                &c.Timezone,
 		"ENTITLEMENTS_AUTH_TOKEN_SECRET":       &c.Auth.TokenSecret,
+		"ENTITLEMENTS_AUTH_JWKS_URL":           &c.Auth.JWKSURL,
+		"ENTITLEMENTS_AUTH_ISSUER":             &c.Auth.Issuer,
+		"ENTITLEMENTS_AUTH_AUDIENCE":           &c.Auth.Audience,
 		"ENTITLEMENTS_PAYMENTS_WEBHOOK_SECRET": &c.Payments.WebhookSecret,
 		"ENTITLEMENTS_NOTICES_WEBHOOK_URL":     &c.Notices.WebhookURL,
 		"ENTITLEMENTS_NOTICES_WEBHOOK_SECRET":  &c.Notices.WebhookSecret,
@@ -225,6 +243,7 @@ func defaultConfig() *Config {
 	c.Database.DSN = "data/entitlements.db"
 	c.Timezone = "Asia/Shanghai"
 	c.Log.Level = "info"
+	c.Auth.JWKSRefresh = Duration(time.Hour)
 	c.Payments.Tolerance = Duration(5 * time.Minute)
 	c.Trial.Months = 12
 	c.Trial.DataBytesPerMonth = 15 << 30
@@ -310,6 +329,7 @@ func (c *Config) validateSecrets(bad problem) {
 	if c.Auth.TokenSecret == "" {
 		bad("auth.token_secret is required")
 	}
+	c.validateIdP(bad)
 	if c.Payments.WebhookSecret == "" {
 		bad("payments.webhook_secret is required")
 	}
@@ -438,6 +458,72 @@ func (c *Config) APILimits() api.Limits {
 		Payments:  c.Limits.Concurrent.Payments,
 		Usage:     c.Limits.Concurrent.Usage,
 	}
+}
+
+// validateIdP checks the identity provider keys of auth.
+func (c *Config) validateIdP(bad func(string, ...any)) {
+	a := &c.Auth
+	if a.JWKSURL == "" && a.Issuer == "" && a.Audience == "" {
+		if a.RoleClaim != "" || a.SubjectClaim != "" || a.IdPRoles != nil {
+			bad("auth.role_claim, subject_claim and idp_roles need auth.jwks_url, issuer and audience")
+		}
+		return
+	}
+	for _, k := range []struct{ key, v string }{{"auth.jwks_url", a.JWKSURL}, {"auth.issuer", a.Issuer}, {"auth.audience", a.Audience}} {
+		if k.v == "" {
+			bad("%s is required when any of auth.jwks_url, issuer and audience is set", k.key)
+		}
+	}
+	if a.JWKSURL != "" {
+		u, err := url.Parse(a.JWKSURL)
+		switch {
+		case err != nil || u.Host == "":
+			bad("auth.jwks_url %q is not a URL", a.JWKSURL)
+		case u.Scheme == "https":
+		case u.Scheme == "http" && isLoopback(u.Hostname()):
+		default:
+			bad("auth.jwks_url %q must be https (http only on a loopback address): the keys it serves decide who is staff", a.JWKSURL)
+		}
+	}
+	if a.IdPRoles != nil && len(a.IdPRoles) == 0 {
+		bad("auth.idp_roles must map at least one claim value to a role")
+	}
+	for name, r := range a.IdPRoles {
+		if name == "" || !slices.Contains(api.Roles, api.Role(r)) {
+			bad("auth.idp_roles: %q → %q: want a claim value and one of %v", name, r, api.Roles)
+		}
+	}
+	if d := a.JWKSRefresh.D(); d < time.Minute || d > 24*time.Hour {
+		bad("auth.jwks_refresh must be between 1m and 24h, got %s", d)
+	}
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// IdP is the identity provider's configuration for package api; ok is
+// false when auth.jwks_url is not set.
+func (c *Config) IdP() (idp api.IdPConfig, ok bool) {
+	a := c.Auth
+	if a.JWKSURL == "" {
+		return api.IdPConfig{}, false
+	}
+	idp = api.IdPConfig{
+		JWKSURL: a.JWKSURL, Issuer: a.Issuer, Audience: a.Audience,
+		RoleClaim: a.RoleClaim, SubjectClaim: a.SubjectClaim, Refresh: a.JWKSRefresh.D(),
+	}
+	if a.IdPRoles != nil {
+		idp.Roles = make(map[string]api.Role, len(a.IdPRoles))
+		for name, r := range a.IdPRoles {
+			idp.Roles[name] = api.Role(r)
+		}
+	}
+	return idp, true
 }
 
 // SchedulerEnabled reports whether serve runs the background jobs

@@ -122,6 +122,27 @@ func migrate(ctx context.Context, cfg *Config, stdout io.Writer) error {
 	return nil
 }
 
+// startIdP fetches the identity provider's keys, if one is configured,
+// and keeps them fresh until ctx ends. The service starts even when they
+// cannot be fetched: the shared secret's tokens keep working, and the
+// provider's are refused until a later fetch succeeds.
+func startIdP(ctx context.Context, cfg *Config, log *slog.Logger) (*api.IdP, error) {
+	ic, ok := cfg.IdP()
+	if !ok {
+		return nil, nil
+	}
+	ic.Logger = log
+	idp, err := api.NewIdP(ctx, ic)
+	if err != nil {
+		return nil, err
+	}
+	if !idp.KeysLoaded() {
+		log.Warn("identity provider keys not loaded at start-up; its tokens are refused until a fetch succeeds",
+			slog.String("jwks_url", ic.JWKSURL))
+	}
+	return idp, nil
+}
+
 // serve runs the HTTP server and the scheduler until SIGINT or SIGTERM,
 // then drains requests, waits for running jobs (bounded) and closes the
 // database.
@@ -161,7 +182,11 @@ func serve(ctx context.Context, cfg *Config, logOut io.Writer) error {
 	if cfg.Database.Driver == store.SQLite {
 		reg.MustRegister(checkpointCollectors(db)...)
 	}
-	srv, err := newAPI(cfg, db, reg, log)
+	idp, err := startIdP(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	srv, err := newAPI(cfg, db, idp, reg, log)
 	if err != nil {
 		return err
 	}
@@ -221,8 +246,9 @@ func startupAudit(cfg *Config, applied []int, now time.Time) billing.AuditEntry 
 }
 
 // newAPI builds the HTTP API over db as cfg says.
-func newAPI(cfg *Config, db *store.DB, reg *prometheus.Registry, log *slog.Logger) (*api.Server, error) {
+func newAPI(cfg *Config, db *store.DB, idp *api.IdP, reg *prometheus.Registry, log *slog.Logger) (*api.Server, error) {
 	return api.New(api.Options{
+		IdP:              idp,
 		Store:            db,
 		Catalog:          cfg.Catalog(),
 		Location:         cfg.Location(),

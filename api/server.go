@@ -51,6 +51,7 @@ type Options struct {
 	Catalog        billing.Catalog
 	Location       *time.Location
 	TokenSecret    []byte
+	IdP            *IdP             // staff sign-in with an identity provider; nil: off
 	Now            func() time.Time // defaults to time.Now
 	Logger         *slog.Logger     // defaults to discarding
 	Registerer     prometheus.Registerer
@@ -85,6 +86,7 @@ type Server struct {
 	catalog     billing.Catalog
 	loc         *time.Location
 	tokenSecret []byte
+	idp         *IdP        // nil: only tokenSecret's tokens
 	tokens      *tokenCache // verified tokens
 	now         func() time.Time
 	log         *slog.Logger
@@ -107,6 +109,7 @@ func New(o Options) (*Server, error) {
 		catalog:     o.Catalog,
 		loc:         o.Location,
 		tokenSecret: o.TokenSecret,
+		idp:         o.IdP,
 		tokens:      newTokenCache(tokenCacheBytes, tokenLeeway),
 		now:         o.Now,
 		log:         o.Logger,

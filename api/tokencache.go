@@ -27,7 +27,9 @@ const tokenEntryBytes = 232
 // token's own time bounds (exp, nbf) are checked again on every hit against
 // the server's clock, so a cached token expires exactly when a parsed one
 // would. Rejected tokens are never stored. The secret is fixed for the
-// server's lifetime, so no entry can outlive the key that verified it.
+// server's lifetime; a token of the identity provider (oidc.go) is found
+// only while the key that verified it is still in the provider's key set,
+// so no entry outlives the key that verified it.
 //
 // It is bounded by bytes, not by count: each entry costs tokenEntryBytes
 // plus the length of its subject, which the token's issuer chooses.
@@ -45,6 +47,9 @@ type cachedToken struct {
 	p         Principal
 	expires   time.Time
 	notBefore time.Time // zero: no nbf claim
+	// keyCurrent reports whether the key that verified the token is still
+	// trusted; nil for the shared secret, which always is.
+	keyCurrent func() bool
 }
 
 // tokenEntry is cachedToken as stored: the role as its index in Roles and
@@ -54,6 +59,9 @@ type tokenEntry struct {
 	expires   int64
 	notBefore int64 // noNotBefore: no nbf claim
 	role      uint8
+	// keyCurrent reports whether the key that verified the token is still
+	// trusted; nil for the shared secret, which always is.
+	keyCurrent func() bool
 }
 
 const noNotBefore = -1 << 63
@@ -68,13 +76,14 @@ func tokenKey(raw string) [32]byte { return sha256.Sum256([]byte(raw)) }
 func (e tokenEntry) cost() int64 { return tokenEntryBytes + int64(len(e.subject)) }
 
 // get returns the principal of the token with key k if it was verified
-// before and is within its time bounds at now. The bounds are golang-jwt's:
+// before, is within its time bounds at now and its key is still trusted
+// (keyCurrent). The bounds are golang-jwt's:
 // valid while now < exp + leeway and now >= nbf - leeway.
 func (c *tokenCache) get(k [32]byte, now time.Time) (Principal, bool) {
 	c.mu.RLock()
 	e, ok := c.m[k]
 	c.mu.RUnlock()
-	if !ok {
+	if !ok || (e.keyCurrent != nil && !e.keyCurrent()) {
 		return Principal{}, false
 	}
 	t := now.UnixNano()
@@ -123,7 +132,7 @@ func entryOf(t cachedToken) (tokenEntry, bool) {
 	if role < 0 || !inNanos(t.expires) || (!t.notBefore.IsZero() && !inNanos(t.notBefore)) {
 		return tokenEntry{}, false
 	}
-	e := tokenEntry{subject: t.p.Subject, role: uint8(role), expires: t.expires.UnixNano(), notBefore: noNotBefore}
+	e := tokenEntry{subject: t.p.Subject, role: uint8(role), expires: t.expires.UnixNano(), notBefore: noNotBefore, keyCurrent: t.keyCurrent}
 	if !t.notBefore.IsZero() {
 		e.notBefore = t.notBefore.UnixNano()
 	}
