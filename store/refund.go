@@ -87,6 +87,9 @@ func (db *DB) RefundOrder(ctx context.Context, orderID string, req billing.Refun
 		if err != nil {
 			return err
 		}
+		if err := previewStop(ctx, r, tl); err != nil {
+			return err // a dry run (PreviewRefund): roll everything back
+		}
 		out, err = storeResponse(tx, k, r, render)
 		return err
 	})
@@ -176,6 +179,9 @@ func (db *DB) Refunds(ctx context.Context, q billing.RefundQuery) ([]billing.Ref
 	}
 	if q.Reason != "" {
 		tx = tx.Where("reason = ?", string(q.Reason))
+	}
+	if q.Operator != "" {
+		tx = tx.Where("created_by = ?", q.Operator)
 	}
 	if q.After != nil {
 		at := utc(q.After.At)
