@@ -30,8 +30,8 @@ export function refusal(err, needed) {
 setUnauthorizedHandler((err) => {
   clearToken();
   signInNotice = `You were signed out: ${err.message || 'the token was refused'}. Sign in again with a valid token.`;
-  location.hash = '#/signin';
-  route();
+  if (location.hash === '#/signin') route();
+  else location.hash = '#/signin'; // hashchange shows sign-in
 });
 
 export function setView(title, ...content) {
@@ -46,7 +46,6 @@ function showSignIn() {
   const input = el('textarea', { id: 'token', name: 'token', rows: '4', autocomplete: 'off', spellcheck: 'false', required: true });
   const status = el('div', { id: 'signin-status', 'aria-live': 'polite' });
   if (signInNotice) status.append(message('error', signInNotice));
-  signInNotice = '';
   const form = el('form', { id: 'signin-form', class: 'card narrow' },
     el('p', {}, 'Paste a bearer token with the billing or ops role. It is kept in this tab only (session storage) and sent with each request.'),
     field('Bearer token', input),
@@ -59,6 +58,7 @@ function showSignIn() {
       status.replaceChildren(message('error', 'Paste a token first.'));
       return;
     }
+    signInNotice = '';
     setToken(t);
     status.replaceChildren(message('info', 'Checking the token…'));
     try {

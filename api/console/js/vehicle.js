@@ -152,6 +152,10 @@ function openRefund(ent, o, slot) {
   partial.addEventListener('change', () => {
     amount.disabled = !partial.checked;
     endAccess.disabled = !partial.checked;
+    if (!partial.checked) {
+      amount.value = '';
+      endAccess.checked = false;
+    }
     if (partial.checked) amount.focus();
   });
   for (const c of [reason, partial, amount, note, endAccess]) c.addEventListener('input', invalidate);
