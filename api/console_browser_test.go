@@ -246,6 +246,14 @@ func TestConsoleInTheBrowser(t *testing.T) {
 		t.Errorf("cookies = %q, want none", cookies)
 	}
 
+	// An owner id and an order id are found too.
+	step(t, ctx, "find an owner", chromedp.SendKeys(chromedp.CSS("#find-q"), "alice\r"))
+	waitFor(t, ctx, "alice's car", fmt.Sprintf(`!!document.querySelector('#find-results a[href="#/vehicle/%s"]')`, v))
+	clear(t, ctx, "#find-q")
+	step(t, ctx, "find an order", chromedp.SendKeys(chromedp.CSS("#find-q"), running.ID+"\r"))
+	waitFor(t, ctx, "the order", fmt.Sprintf(`document.querySelector('#find-results').innerText.includes(%q)`, running.ID))
+	clear(t, ctx, "#find-q")
+
 	// The check digit is checked as the VIN is typed.
 	wrong := v[:8] + map[bool]string{true: "1", false: "2"}[v[8] != '1'] + v[9:]
 	step(t, ctx, "type a VIN with a wrong check digit", chromedp.SendKeys(chromedp.CSS("#find-q"), wrong))
@@ -287,9 +295,30 @@ func TestConsoleInTheBrowser(t *testing.T) {
 	}
 	screenshot(t, ctx, "main", "vehicle.png")
 
-	// A goodwill amount over the balance is refused next to the field.
+	// Keyboard only: Tab reaches the timeline's bars and the order rows'
+	// buttons, and Enter opens the refund form.
+	step(t, ctx, "start at the top of the page", chromedp.Focus(chromedp.CSS("#view")))
 	rowBtn := fmt.Sprintf(`tr[data-order="%s"] button.refund-open`, running.ID)
-	step(t, ctx, "open the refund form", chromedp.Click(chromedp.CSS(rowBtn)), chromedp.WaitVisible(chromedp.CSS("#refund-form")))
+	reachedBar := false
+	for i := 0; ; i++ {
+		if i == 60 {
+			t.Fatalf("Tab did not reach the refund button of order %s", running.ID)
+		}
+		step(t, ctx, "press Tab", chromedp.KeyEvent("\t"))
+		reachedBar = reachedBar || eval[bool](t, ctx, `document.activeElement.matches('#timeline .bar')`)
+		if eval[bool](t, ctx, fmt.Sprintf(`document.activeElement.matches(%q)`, rowBtn)) {
+			break
+		}
+	}
+	if !reachedBar {
+		t.Errorf("Tab skipped the timeline's bars")
+	}
+	step(t, ctx, "press Enter", chromedp.KeyEvent("\r"), chromedp.WaitVisible(chromedp.CSS("#refund-form")))
+	if !eval[bool](t, ctx, `document.activeElement.id === 'refund-title'`) {
+		t.Errorf("focus did not move to the refund form")
+	}
+
+	// A goodwill amount over the balance is refused next to the field.
 	step(t, ctx, "ask for too much", chromedp.Click(chromedp.CSS("#refund-partial")),
 		chromedp.SendKeys(chromedp.CSS("#refund-amount"), "20.00"), chromedp.Click(chromedp.CSS("#refund-preview-btn")))
 	waitFor(t, ctx, "the refusal", `document.querySelector('#refund-amount-error').innerText.includes('more than what is left')`)

@@ -5,8 +5,6 @@
 
 import { el, svg, when } from './dom.js';
 
-const W = 820;
-const LABEL = 150;
 const ROW = 28;
 const TOP = 24;
 const AXIS = 34;
@@ -59,15 +57,20 @@ function describe(p) {
 
 // drawTimeline returns a figure with the periods' picture. opts:
 // title (the caption), now (RFC 3339), span ([lo, hi] in ms, to share an
-// axis between two pictures), id (prefix of element ids).
-export function drawTimeline(periods, { title, now, span, id = 'tl' }) {
+// axis between two pictures), id (prefix of element ids), compact (a
+// narrower drawing, for a phone or two pictures side by side).
+export function drawTimeline(periods, { title, now, span, id = 'tl', compact = false }) {
+  const phone = window.matchMedia('(max-width: 600px)').matches;
+  const narrow = compact || phone;
+  const W = phone ? 380 : narrow ? 460 : 820;
+  const LABEL = phone ? 106 : narrow ? 118 : 150;
   const [lo, hi] = span || domain([periods], now);
   const x = (t) => LABEL + ((t - lo) / (hi - lo)) * (W - LABEL - 10);
   const H = TOP + Math.max(periods.length, 1) * ROW + AXIS;
   const off = offsetOf(now);
   const detail = el('p', { class: 'tl-detail', id: `${id}-detail`, 'aria-live': 'polite' }, 'Hover over or focus a bar for its exact times.');
   const pic = svg('svg', {
-    class: 'timeline', viewBox: `0 0 ${W} ${H}`, role: 'group', 'aria-labelledby': `${id}-title`,
+    class: narrow ? 'timeline narrow' : 'timeline', viewBox: `0 0 ${W} ${H}`, role: 'group', 'aria-labelledby': `${id}-title`,
     preserveAspectRatio: 'xMinYMin meet',
   });
   // Axis: a tick at each month start (or fewer when the span is long).
@@ -84,7 +87,7 @@ export function drawTimeline(periods, { title, now, span, id = 'tl' }) {
     months.push(t);
     m++;
   }
-  const step = Math.ceil(months.length / 8) || 1;
+  const step = Math.ceil(months.length / (narrow ? 4 : 8)) || 1;
   months.forEach((t, i) => {
     if (i % step) return;
     pic.append(svg('line', { class: 'tick', x1: x(t), x2: x(t), y1: TOP - 6, y2: axisY + 4 }));
@@ -108,7 +111,7 @@ export function drawTimeline(periods, { title, now, span, id = 'tl' }) {
     const show = () => { detail.textContent = text; };
     bar.addEventListener('mouseenter', show);
     bar.addEventListener('focus', show);
-    pic.append(svg('text', { class: 'row-label', x: 4, y: y0 + ROW / 2 + 3 }, `${kindLabel[k]} · ${p.product}`));
+    pic.append(svg('text', { class: 'row-label', x: 2, y: y0 + ROW / 2 + 3 }, `${kindLabel[k]} · ${p.product}`));
     pic.append(bar);
   });
   const nx = x(ms(now));

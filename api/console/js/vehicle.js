@@ -263,7 +263,7 @@ function previewOf(ent, o, p, confirm) {
       el('li', {}, actionWords[p.period_action] || p.period_action),
       el('li', {}, `Covered until: ${when(ent.covered_until)} → ${when(p.covered_until)}.`)),
     el('div', { class: 'compare' },
-      drawTimeline(ent.periods, { title: 'Before the refund', now: p.evaluated_at, span, id: 'tl-before' }),
-      drawTimeline(p.periods, { title: 'After the refund', now: p.evaluated_at, span, id: 'tl-after' })),
+      drawTimeline(ent.periods, { title: 'Before the refund', now: p.evaluated_at, span, id: 'tl-before', compact: true }),
+      drawTimeline(p.periods, { title: 'After the refund', now: p.evaluated_at, span, id: 'tl-after', compact: true })),
     el('div', { class: 'actions' }, btn));
 }
