@@ -291,19 +291,19 @@ func (e RefundCurrency) Valid() bool {
 
 // Defines values for RefundPeriodAction.
 const (
-	Cut     RefundPeriodAction = "cut"
-	Kept    RefundPeriodAction = "kept"
-	Removed RefundPeriodAction = "removed"
+	RefundPeriodActionCut     RefundPeriodAction = "cut"
+	RefundPeriodActionKept    RefundPeriodAction = "kept"
+	RefundPeriodActionRemoved RefundPeriodAction = "removed"
 )
 
 // Valid indicates whether the value is a known member of the RefundPeriodAction enum.
 func (e RefundPeriodAction) Valid() bool {
 	switch e {
-	case Cut:
+	case RefundPeriodActionCut:
 		return true
-	case Kept:
+	case RefundPeriodActionKept:
 		return true
-	case Removed:
+	case RefundPeriodActionRemoved:
 		return true
 	default:
 		return false
@@ -334,6 +334,87 @@ func (e RefundReason) Valid() bool {
 	case RefundReasonServiceIssue:
 		return true
 	case RefundReasonVehicleTransferred:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RefundPreviewCurrency.
+const (
+	RefundPreviewCurrencyCNY RefundPreviewCurrency = "CNY"
+)
+
+// Valid indicates whether the value is a known member of the RefundPreviewCurrency enum.
+func (e RefundPreviewCurrency) Valid() bool {
+	switch e {
+	case RefundPreviewCurrencyCNY:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RefundPreviewDryRun.
+const (
+	RefundPreviewDryRunTrue RefundPreviewDryRun = true
+)
+
+// Valid indicates whether the value is a known member of the RefundPreviewDryRun enum.
+func (e RefundPreviewDryRun) Valid() bool {
+	switch e {
+	case RefundPreviewDryRunTrue:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RefundPreviewPeriodAction.
+const (
+	RefundPreviewPeriodActionCut     RefundPreviewPeriodAction = "cut"
+	RefundPreviewPeriodActionKept    RefundPreviewPeriodAction = "kept"
+	RefundPreviewPeriodActionRemoved RefundPreviewPeriodAction = "removed"
+)
+
+// Valid indicates whether the value is a known member of the RefundPreviewPeriodAction enum.
+func (e RefundPreviewPeriodAction) Valid() bool {
+	switch e {
+	case RefundPreviewPeriodActionCut:
+		return true
+	case RefundPreviewPeriodActionKept:
+		return true
+	case RefundPreviewPeriodActionRemoved:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RefundPreviewReason.
+const (
+	RefundPreviewReasonDuplicate           RefundPreviewReason = "duplicate"
+	RefundPreviewReasonFraudulent          RefundPreviewReason = "fraudulent"
+	RefundPreviewReasonOther               RefundPreviewReason = "other"
+	RefundPreviewReasonRequestedByCustomer RefundPreviewReason = "requested_by_customer"
+	RefundPreviewReasonServiceIssue        RefundPreviewReason = "service_issue"
+	RefundPreviewReasonVehicleTransferred  RefundPreviewReason = "vehicle_transferred"
+)
+
+// Valid indicates whether the value is a known member of the RefundPreviewReason enum.
+func (e RefundPreviewReason) Valid() bool {
+	switch e {
+	case RefundPreviewReasonDuplicate:
+		return true
+	case RefundPreviewReasonFraudulent:
+		return true
+	case RefundPreviewReasonOther:
+		return true
+	case RefundPreviewReasonRequestedByCustomer:
+		return true
+	case RefundPreviewReasonServiceIssue:
+		return true
+	case RefundPreviewReasonVehicleTransferred:
 		return true
 	default:
 		return false
@@ -382,6 +463,24 @@ func (e UsageRecordCategory) Valid() bool {
 	case UsageRecordCategoryBasic:
 		return true
 	case UsageRecordCategoryEntertainment:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CreateRefundParamsDryRun.
+const (
+	CreateRefundParamsDryRunFalse CreateRefundParamsDryRun = "false"
+	CreateRefundParamsDryRunTrue  CreateRefundParamsDryRun = "true"
+)
+
+// Valid indicates whether the value is a known member of the CreateRefundParamsDryRun enum.
+func (e CreateRefundParamsDryRun) Valid() bool {
+	switch e {
+	case CreateRefundParamsDryRunFalse:
+		return true
+	case CreateRefundParamsDryRunTrue:
 		return true
 	default:
 		return false
@@ -711,6 +810,37 @@ type RefundList struct {
 	Refunds    []Refund `json:"refunds"`
 }
 
+// RefundPreview What a refund would do (POST /v1/orders/{id}/refunds?dry_run=true); nothing was written.
+type RefundPreview struct {
+	// AmountFen What the refund would pay back
+	AmountFen    int64                     `json:"amount_fen"`
+	CoveredUntil *NullableTime             `json:"covered_until"`
+	Currency     RefundPreviewCurrency     `json:"currency"`
+	DryRun       RefundPreviewDryRun       `json:"dry_run"`
+	EndAccess    bool                      `json:"end_access"`
+	EvaluatedAt  Time                      `json:"evaluated_at"`
+	Note         string                    `json:"note"`
+	OrderId      string                    `json:"order_id"`
+	PeriodAction RefundPreviewPeriodAction `json:"period_action"`
+
+	// Periods The vehicle's periods after the refund, status at evaluated_at
+	Periods []Period            `json:"periods"`
+	Reason  RefundPreviewReason `json:"reason"`
+	Vin     string              `json:"vin"`
+}
+
+// RefundPreviewCurrency defines model for RefundPreview.Currency.
+type RefundPreviewCurrency string
+
+// RefundPreviewDryRun defines model for RefundPreview.DryRun.
+type RefundPreviewDryRun bool
+
+// RefundPreviewPeriodAction defines model for RefundPreview.PeriodAction.
+type RefundPreviewPeriodAction string
+
+// RefundPreviewReason defines model for RefundPreview.Reason.
+type RefundPreviewReason string
+
 // RefundRequest defines model for RefundRequest.
 type RefundRequest struct {
 	AmountFen *int64 `json:"amount_fen,omitempty"`
@@ -765,6 +895,21 @@ type UsageResult struct {
 	} `json:"rejected"`
 }
 
+// VehicleList defines model for VehicleList.
+type VehicleList struct {
+	// NextCursor null on the last page
+	NextCursor *string          `json:"next_cursor"`
+	Vehicles   []VehicleSummary `json:"vehicles"`
+}
+
+// VehicleSummary defines model for VehicleSummary.
+type VehicleSummary struct {
+	ActivatedAt Time   `json:"activated_at"`
+	Model       string `json:"model"`
+	OwnerId     string `json:"owner_id"`
+	Vin         string `json:"vin"`
+}
+
 // Cursor defines model for Cursor.
 type Cursor = string
 
@@ -779,9 +924,15 @@ type VIN = string
 
 // CreateRefundParams defines parameters for CreateRefund.
 type CreateRefundParams struct {
+	// DryRun true: answer what the refund would do, change nothing; anything but true or false is 400
+	DryRun *CreateRefundParamsDryRun `form:"dry_run,omitempty" json:"dry_run,omitempty"`
+
 	// IdempotencyKey Required (1-255 printable ASCII characters); missing is 400 `idempotency_key_required`.
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
+
+// CreateRefundParamsDryRun defines parameters for CreateRefund.
+type CreateRefundParamsDryRun string
 
 // ReceivePaymentNotificationParams defines parameters for ReceivePaymentNotification.
 type ReceivePaymentNotificationParams struct {
@@ -794,10 +945,13 @@ type ListRefundsParams struct {
 	From *string `form:"from,omitempty" json:"from,omitempty"`
 
 	// To Created before (RFC 3339)
-	To     *string                  `form:"to,omitempty" json:"to,omitempty"`
-	Vin    *string                  `form:"vin,omitempty" json:"vin,omitempty"`
-	Reason *string                  `form:"reason,omitempty" json:"reason,omitempty"`
-	Format *ListRefundsParamsFormat `form:"format,omitempty" json:"format,omitempty"`
+	To     *string `form:"to,omitempty" json:"to,omitempty"`
+	Vin    *string `form:"vin,omitempty" json:"vin,omitempty"`
+	Reason *string `form:"reason,omitempty" json:"reason,omitempty"`
+
+	// Operator Issued by this operator (the refund's created_by, exactly)
+	Operator *string                  `form:"operator,omitempty" json:"operator,omitempty"`
+	Format   *ListRefundsParamsFormat `form:"format,omitempty" json:"format,omitempty"`
 
 	// Limit Page size, 1 to 200 (default 50).
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
@@ -808,6 +962,17 @@ type ListRefundsParams struct {
 
 // ListRefundsParamsFormat defines parameters for ListRefunds.
 type ListRefundsParamsFormat string
+
+// ListVehiclesParams defines parameters for ListVehicles.
+type ListVehiclesParams struct {
+	OwnerId string `form:"owner_id" json:"owner_id"`
+
+	// Limit Page size, 1 to 200 (default 50).
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page; one that does not decode is 400 `validation_failed` for `cursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
 
 // CheckFeatureParams defines parameters for CheckFeature.
 type CheckFeatureParams struct {
@@ -1141,6 +1306,15 @@ type ClientInterface interface {
 	// `nothing_refundable`, 422 `refund_exceeds_balance`. Requires an
 	// `Idempotency-Key` (replayed with `Idempotent-Replayed: true`).
 	//
+	// With `dry_run=true` nothing is written: the request runs through the
+	// same rules, locks and statements as a real refund, in a transaction
+	// that is rolled back at the end, and the answer is 200 with the
+	// refund it would make and the vehicle's periods after it (a
+	// `RefundPreview`). The same request without `dry_run`, with nothing
+	// else changed meanwhile, refunds exactly that amount and leaves
+	// exactly those periods. A dry run needs no `Idempotency-Key` and
+	// refuses exactly as the real request would.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/orders/{id}/refunds (the `CreateRefund` operationId).
@@ -1156,6 +1330,15 @@ type ClientInterface interface {
 	// `end_access: true`. Errors: 409 `order_not_paid`, 422
 	// `nothing_refundable`, 422 `refund_exceeds_balance`. Requires an
 	// `Idempotency-Key` (replayed with `Idempotent-Replayed: true`).
+	//
+	// With `dry_run=true` nothing is written: the request runs through the
+	// same rules, locks and statements as a real refund, in a transaction
+	// that is rolled back at the end, and the answer is 200 with the
+	// refund it would make and the vehicle's periods after it (a
+	// `RefundPreview`). The same request without `dry_run`, with nothing
+	// else changed meanwhile, refunds exactly that amount and leaves
+	// exactly those periods. A dry run needs no `Idempotency-Key` and
+	// refuses exactly as the real request would.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1261,6 +1444,14 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/usage (the `IngestUsage` operationId).
 	IngestUsage(ctx context.Context, body IngestUsageJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListVehicles The vehicles of an owner, most recently activated first (billing, ops)
+	//
+	// A page at a time, like the orders list. `owner_id` is required;
+	// an owner with no vehicles gets an empty list.
+	//
+	// Corresponds with GET /v1/vehicles (the `ListVehicles` operationId).
+	ListVehicles(ctx context.Context, params *ListVehiclesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ActivateVehicleWithBody Activate a vehicle at hand-over (ops)
 	//
@@ -1459,6 +1650,15 @@ func (c *Client) GetOrder(ctx context.Context, id string, reqEditors ...RequestE
 // `nothing_refundable`, 422 `refund_exceeds_balance`. Requires an
 // `Idempotency-Key` (replayed with `Idempotent-Replayed: true`).
 //
+// With `dry_run=true` nothing is written: the request runs through the
+// same rules, locks and statements as a real refund, in a transaction
+// that is rolled back at the end, and the answer is 200 with the
+// refund it would make and the vehicle's periods after it (a
+// `RefundPreview`). The same request without `dry_run`, with nothing
+// else changed meanwhile, refunds exactly that amount and leaves
+// exactly those periods. A dry run needs no `Idempotency-Key` and
+// refuses exactly as the real request would.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/orders/{id}/refunds (the `CreateRefund` operationId).
@@ -1484,6 +1684,15 @@ func (c *Client) CreateRefundWithBody(ctx context.Context, id string, params *Cr
 // `end_access: true`. Errors: 409 `order_not_paid`, 422
 // `nothing_refundable`, 422 `refund_exceeds_balance`. Requires an
 // `Idempotency-Key` (replayed with `Idempotent-Replayed: true`).
+//
+// With `dry_run=true` nothing is written: the request runs through the
+// same rules, locks and statements as a real refund, in a transaction
+// that is rolled back at the end, and the answer is 200 with the
+// refund it would make and the vehicle's periods after it (a
+// `RefundPreview`). The same request without `dry_run`, with nothing
+// else changed meanwhile, refunds exactly that amount and leaves
+// exactly those periods. A dry run needs no `Idempotency-Key` and
+// refuses exactly as the real request would.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -1650,6 +1859,24 @@ func (c *Client) IngestUsageWithBody(ctx context.Context, contentType string, bo
 // Corresponds with POST /v1/usage (the `IngestUsage` operationId).
 func (c *Client) IngestUsage(ctx context.Context, body IngestUsageJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewIngestUsageRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListVehicles The vehicles of an owner, most recently activated first (billing, ops)
+//
+// A page at a time, like the orders list. `owner_id` is required;
+// an owner with no vehicles gets an empty list.
+//
+// Corresponds with GET /v1/vehicles (the `ListVehicles` operationId).
+func (c *Client) ListVehicles(ctx context.Context, params *ListVehiclesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListVehiclesRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -2054,6 +2281,33 @@ func NewCreateRefundRequestWithBody(server string, id string, params *CreateRefu
 		return nil, err
 	}
 
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.DryRun != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "dry_run", *params.DryRun, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
 	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
 	if err != nil {
 		return nil, err
@@ -2237,6 +2491,18 @@ func NewListRefundsRequest(server string, params *ListRefundsParams) (*http.Requ
 
 		}
 
+		if params.Operator != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "operator", *params.Operator, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if params.Format != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "format", *params.Format, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
@@ -2323,6 +2589,80 @@ func NewIngestUsageRequestWithBody(server string, contentType string, body io.Re
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewListVehiclesRequest constructs an http.Request for the ListVehicles method
+func NewListVehiclesRequest(server string, params *ListVehiclesParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/vehicles")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "owner_id", params.OwnerId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
 
 	return req, nil
 }
@@ -2848,6 +3188,15 @@ type ClientWithResponsesInterface interface {
 	// `nothing_refundable`, 422 `refund_exceeds_balance`. Requires an
 	// `Idempotency-Key` (replayed with `Idempotent-Replayed: true`).
 	//
+	// With `dry_run=true` nothing is written: the request runs through the
+	// same rules, locks and statements as a real refund, in a transaction
+	// that is rolled back at the end, and the answer is 200 with the
+	// refund it would make and the vehicle's periods after it (a
+	// `RefundPreview`). The same request without `dry_run`, with nothing
+	// else changed meanwhile, refunds exactly that amount and leaves
+	// exactly those periods. A dry run needs no `Idempotency-Key` and
+	// refuses exactly as the real request would.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/orders/{id}/refunds (the `CreateRefund` operationId).
@@ -2863,6 +3212,15 @@ type ClientWithResponsesInterface interface {
 	// `end_access: true`. Errors: 409 `order_not_paid`, 422
 	// `nothing_refundable`, 422 `refund_exceeds_balance`. Requires an
 	// `Idempotency-Key` (replayed with `Idempotent-Replayed: true`).
+	//
+	// With `dry_run=true` nothing is written: the request runs through the
+	// same rules, locks and statements as a real refund, in a transaction
+	// that is rolled back at the end, and the answer is 200 with the
+	// refund it would make and the vehicle's periods after it (a
+	// `RefundPreview`). The same request without `dry_run`, with nothing
+	// else changed meanwhile, refunds exactly that amount and leaves
+	// exactly those periods. A dry run needs no `Idempotency-Key` and
+	// refuses exactly as the real request would.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2972,6 +3330,16 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/usage (the `IngestUsage` operationId).
 	IngestUsageWithResponse(ctx context.Context, body IngestUsageJSONRequestBody, reqEditors ...RequestEditorFn) (*IngestUsageResponse, error)
+
+	// ListVehiclesWithResponse The vehicles of an owner, most recently activated first (billing, ops)
+	//
+	// A page at a time, like the orders list. `owner_id` is required;
+	// an owner with no vehicles gets an empty list.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/vehicles (the `ListVehicles` operationId).
+	ListVehiclesWithResponse(ctx context.Context, params *ListVehiclesParams, reqEditors ...RequestEditorFn) (*ListVehiclesResponse, error)
 
 	// ActivateVehicleWithBodyWithResponse Activate a vehicle at hand-over (ops)
 	//
@@ -3358,6 +3726,8 @@ type CreateRefundResponse201Headers struct {
 type CreateRefundResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *RefundPreview
 	// JSON201 the response for an HTTP 201 `application/json` response
 	JSON201 *Refund
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
@@ -3378,6 +3748,11 @@ type CreateRefundResponse struct {
 	ApplicationproblemJSON422 *Problem
 	// Headers201 the parsed response headers for an HTTP 201 response
 	Headers201 *CreateRefundResponse201Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r CreateRefundResponse) GetJSON200() *RefundPreview {
+	return r.JSON200
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -3731,6 +4106,68 @@ func (r IngestUsageResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r IngestUsageResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ListVehiclesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *VehicleList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListVehiclesResponse) GetJSON200() *VehicleList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListVehiclesResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListVehiclesResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListVehiclesResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetBody returns the raw response body bytes
+func (r ListVehiclesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListVehiclesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListVehiclesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListVehiclesResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -4440,6 +4877,15 @@ func (c *ClientWithResponses) GetOrderWithResponse(ctx context.Context, id strin
 // `nothing_refundable`, 422 `refund_exceeds_balance`. Requires an
 // `Idempotency-Key` (replayed with `Idempotent-Replayed: true`).
 //
+// With `dry_run=true` nothing is written: the request runs through the
+// same rules, locks and statements as a real refund, in a transaction
+// that is rolled back at the end, and the answer is 200 with the
+// refund it would make and the vehicle's periods after it (a
+// `RefundPreview`). The same request without `dry_run`, with nothing
+// else changed meanwhile, refunds exactly that amount and leaves
+// exactly those periods. A dry run needs no `Idempotency-Key` and
+// refuses exactly as the real request would.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/orders/{id}/refunds (the `CreateRefund` operationId).
@@ -4461,6 +4907,15 @@ func (c *ClientWithResponses) CreateRefundWithBodyWithResponse(ctx context.Conte
 // `end_access: true`. Errors: 409 `order_not_paid`, 422
 // `nothing_refundable`, 422 `refund_exceeds_balance`. Requires an
 // `Idempotency-Key` (replayed with `Idempotent-Replayed: true`).
+//
+// With `dry_run=true` nothing is written: the request runs through the
+// same rules, locks and statements as a real refund, in a transaction
+// that is rolled back at the end, and the answer is 200 with the
+// refund it would make and the vehicle's periods after it (a
+// `RefundPreview`). The same request without `dry_run`, with nothing
+// else changed meanwhile, refunds exactly that amount and leaves
+// exactly those periods. A dry run needs no `Idempotency-Key` and
+// refuses exactly as the real request would.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -4611,6 +5066,22 @@ func (c *ClientWithResponses) IngestUsageWithResponse(ctx context.Context, body 
 		return nil, err
 	}
 	return ParseIngestUsageResponse(rsp)
+}
+
+// ListVehiclesWithResponse The vehicles of an owner, most recently activated first (billing, ops)
+//
+// A page at a time, like the orders list. `owner_id` is required;
+// an owner with no vehicles gets an empty list.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/vehicles (the `ListVehicles` operationId).
+func (c *ClientWithResponses) ListVehiclesWithResponse(ctx context.Context, params *ListVehiclesParams, reqEditors ...RequestEditorFn) (*ListVehiclesResponse, error) {
+	rsp, err := c.ListVehicles(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListVehiclesResponse(rsp)
 }
 
 // ActivateVehicleWithBodyWithResponse Activate a vehicle at hand-over (ops)
@@ -4994,6 +5465,13 @@ func ParseCreateRefundResponse(rsp *http.Response) (*CreateRefundResponse, error
 	}
 
 	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest RefundPreview
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
 		var dest Refund
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -5295,6 +5773,53 @@ func ParseIngestUsageResponse(rsp *http.Response) (*IngestUsageResponse, error) 
 			return nil, err
 		}
 		response.ApplicationproblemJSON413 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListVehiclesResponse parses an HTTP response from a ListVehiclesWithResponse call
+func ParseListVehiclesResponse(rsp *http.Response) (*ListVehiclesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListVehiclesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest VehicleList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
 
 	}
 
