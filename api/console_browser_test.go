@@ -343,6 +343,17 @@ func TestConsoleInTheBrowser(t *testing.T) {
 	if got := text(t, ctx, "#refund .msg-ok"); !strings.Contains(got, "Refunded ¥13.48") {
 		t.Errorf("result = %q", got)
 	}
+	if row := text(t, ctx, fmt.Sprintf(`tr[data-order="%s"]`, running.ID)); !strings.Contains(row, "partially_refunded") || !strings.Contains(row, "¥13.48") {
+		t.Errorf("order row after the refund = %q, want partially_refunded ¥13.48", row)
+	}
+	if kinds := eval[[]string](t, ctx, `Array.from(document.querySelectorAll('#timeline .bar'), b => b.dataset.kind)`); strings.Join(kinds, ",") != "trial,refunded,paid,refunded" {
+		t.Errorf("timeline after the refund = %v, want it as previewed", kinds)
+	}
+	// The order refunded before it started has nothing left: said next to the amount.
+	step(t, ctx, "open the refunded order's form", chromedp.Click(chromedp.CSS(fmt.Sprintf(`tr[data-order="%s"] button.refund-open`, extra.ID))),
+		chromedp.WaitVisible(chromedp.CSS("#refund-form")), chromedp.Click(chromedp.CSS("#refund-preview-btn")))
+	waitFor(t, ctx, "nothing refundable", `document.querySelector('#refund-amount-error').innerText.startsWith('Nothing is left to refund')`)
+
 	var list struct {
 		Refunds []refundBody `json:"refunds"`
 	}

@@ -2,7 +2,7 @@
 
 import { get, query } from './api.js';
 import { el, field, message, table, when } from './dom.js';
-import { downloadCSV } from './download.js';
+import { wireDownload } from './download.js';
 import { refusal, setView } from './main.js';
 import { range } from './zone.js';
 
@@ -57,15 +57,8 @@ export async function showAudit(p) {
     history.replaceState(null, '', `#/audit${query(filters())}`);
     load();
   });
-  dl.addEventListener('click', async () => {
-    dlStatus.textContent = 'Preparing the CSV…';
-    try {
-      const n = await downloadCSV(`/v1/audit${query({ ...(await apiQuery(filters())), format: 'csv' })}`, 'audit.csv');
-      dlStatus.textContent = `Downloaded audit.csv (${n} bytes).`;
-    } catch (err) {
-      dlStatus.textContent = err.status === 404 ? 'The audit trail is not available on this server.' : refusal(err, 'billing or ops');
-    }
-  });
+  wireDownload(dl, dlStatus, async () => `/v1/audit${query({ ...(await apiQuery(filters())), format: 'csv' })}`, 'audit.csv',
+    (err) => (err.status === 404 ? 'The audit trail is not available on this server.' : refusal(err, 'billing or ops')));
   setView('Audit trail', form, results);
   load();
 }

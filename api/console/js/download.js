@@ -16,3 +16,17 @@ export async function downloadCSV(path, filename) {
   setTimeout(() => URL.revokeObjectURL(url), 10000);
   return blob.size;
 }
+
+// wireDownload makes button download the CSV at the path pathOf() gives
+// (async), saying in status what happened; refuse words a failure.
+export function wireDownload(button, status, pathOf, filename, refuse) {
+  button.addEventListener('click', async () => {
+    status.textContent = 'Preparing the CSV…';
+    try {
+      const n = await downloadCSV(await pathOf(), filename);
+      status.textContent = `Downloaded ${filename} (${n} bytes).`;
+    } catch (err) {
+      status.textContent = refuse(err);
+    }
+  });
+}

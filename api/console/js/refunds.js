@@ -2,7 +2,7 @@
 
 import { get, query } from './api.js';
 import { el, field, message, table, when, yuan } from './dom.js';
-import { downloadCSV } from './download.js';
+import { wireDownload } from './download.js';
 import { refusal, setView } from './main.js';
 import { range, zoneName } from './zone.js';
 
@@ -55,15 +55,8 @@ export async function showRefunds(p) {
     history.replaceState(null, '', `#/refunds${query(filters())}`);
     load();
   });
-  dl.addEventListener('click', async () => {
-    dlStatus.textContent = 'Preparing the CSV…';
-    try {
-      const n = await downloadCSV(`/v1/refunds${query({ ...(await apiQuery(filters())), format: 'csv' })}`, 'refunds.csv');
-      dlStatus.textContent = `Downloaded refunds.csv (${n} bytes).`;
-    } catch (err) {
-      dlStatus.textContent = refusal(err, 'billing');
-    }
-  });
+  wireDownload(dl, dlStatus, async () => `/v1/refunds${query({ ...(await apiQuery(filters())), format: 'csv' })}`, 'refunds.csv',
+    (err) => refusal(err, 'billing'));
   setView('Refunds', form, results);
   load();
 }

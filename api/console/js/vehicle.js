@@ -6,7 +6,8 @@ import { bytes, el, field, message, parseYuan, setFieldError, table, when, yuan 
 import { domain, drawTimeline } from './timeline.js';
 import { refusal, setView } from './main.js';
 
-export async function showVehicle(vin) {
+// showVehicle shows the vehicle; issued is a refund just made, to report.
+export async function showVehicle(vin, issued) {
   const body = el('div', { class: 'vehicle', 'aria-busy': 'true' }, message('info', `Loading ${vin}…`));
   setView(`Vehicle ${vin}`, body);
   const path = `/v1/vehicles/${encodeURIComponent(vin)}`;
@@ -32,6 +33,13 @@ export async function showVehicle(vin) {
     ordersSection(ent, orders, refundSlot),
     refundSlot,
     noticesSection(notices));
+  if (issued) {
+    refundSlot.hidden = false;
+    refundSlot.replaceChildren(el('h2', { id: 'refund-title', tabindex: '-1' }, 'Refund issued'),
+      message('ok', `Refunded ${yuan(issued.amount_fen, issued.currency)} on order ${issued.order_id} (refund ${issued.id}). The page shows the vehicle after it.`),
+      el('p', {}, el('a', { href: `#/refunds?vin=${vin}` }, 'See the refunds of this vehicle')));
+    refundSlot.querySelector('h2').focus();
+  }
 }
 
 function summary(e) {
@@ -208,11 +216,7 @@ function openRefund(ent, o, slot) {
         confirmBtnState(true);
         try {
           const r = await post(`/v1/orders/${encodeURIComponent(o.id)}/refunds`, body, { headers: { 'Idempotency-Key': key } });
-          slot.replaceChildren(el('h2', { id: 'refund-title', tabindex: '-1' }, 'Refund issued'),
-            message('ok', `Refunded ${yuan(r.amount_fen, r.currency)} on order ${r.order_id} (refund ${r.id}).`),
-            el('p', {}, el('a', { href: `#/refunds?vin=${ent.vin}` }, 'See the refunds of this vehicle')),
-            el('button', { type: 'button', onclick: () => showVehicle(ent.vin) }, 'Reload the vehicle'));
-          slot.querySelector('h2').focus();
+          await showVehicle(ent.vin, r); // the page as it is now, with the refund said on it
         } catch (err) {
           sending = false;
           confirmBtnState(false);
