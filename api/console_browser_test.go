@@ -349,6 +349,10 @@ func TestConsoleInTheBrowser(t *testing.T) {
 	if kinds := eval[[]string](t, ctx, `Array.from(document.querySelectorAll('#timeline .bar'), b => b.dataset.kind)`); strings.Join(kinds, ",") != "trial,refunded,paid,refunded" {
 		t.Errorf("timeline after the refund = %v, want it as previewed", kinds)
 	}
+	if href := eval[string](t, ctx, `(document.querySelector('#refund a[href^="#/refunds"]') || {}).hash || ''`); href != "#/refunds?vin="+v {
+		t.Errorf("link to the car's refunds = %q", href)
+	}
+
 	// The order refunded before it started has nothing left: said next to the amount.
 	step(t, ctx, "open the refunded order's form", chromedp.Click(chromedp.CSS(fmt.Sprintf(`tr[data-order="%s"] button.refund-open`, extra.ID))),
 		chromedp.WaitVisible(chromedp.CSS("#refund-form")), chromedp.Click(chromedp.CSS("#refund-preview-btn")))
@@ -363,7 +367,7 @@ func TestConsoleInTheBrowser(t *testing.T) {
 	}
 
 	// The refunds list, by operator, and its CSV.
-	step(t, ctx, "open the refunds list", chromedp.Click(chromedp.CSS(`#refund a[href^="#/refunds"]`)), chromedp.WaitVisible(chromedp.CSS("#rf-operator")))
+	step(t, ctx, "open the refunds list", chromedp.Navigate(srv.URL+"/console/#/refunds?vin="+v), chromedp.WaitVisible(chromedp.CSS("#rf-operator")))
 	waitFor(t, ctx, "the list", `document.querySelectorAll('#rf-results tr[data-refund]').length === 2`)
 	step(t, ctx, "filter by operator", chromedp.SendKeys(chromedp.CSS("#rf-operator"), "dana"), chromedp.SendKeys(chromedp.CSS("#rf-from"), "06152026"),
 		chromedp.Click(chromedp.CSS(`#rf-form button[type=submit]`)))
