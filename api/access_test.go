@@ -91,6 +91,11 @@ var endpoints = []endpoint{
 		access: map[api.Role]access{api.RoleBilling: yes, api.RoleOps: yes}},
 	{method: http.MethodGet, path: "/v1/audit?format=csv",
 		access: map[api.Role]access{api.RoleBilling: yes, api.RoleOps: yes}},
+	{method: http.MethodPost, path: "/v1/orders/{order}/refunds?dry_run=true",
+		body:   func(accessFixture) any { return map[string]any{"reason": "service_issue", "amount_fen": 1} },
+		access: map[api.Role]access{api.RoleBilling: yes}},
+	{method: http.MethodGet, path: "/v1/vehicles?owner_id={owner}",
+		access: map[api.Role]access{api.RoleBilling: yes, api.RoleOps: yes}},
 }
 
 // accessFixture is the data the matrix runs against: an activated vehicle
@@ -104,7 +109,7 @@ type accessFixture struct {
 }
 
 func (f accessFixture) path(p string) string {
-	return strings.NewReplacer("{vin}", f.vin, "{order}", f.order).Replace(p)
+	return strings.NewReplacer("{vin}", f.vin, "{order}", f.order, "{owner}", f.owner).Replace(p)
 }
 
 // caller is a bearer of a valid token; mine says whether the fixture's

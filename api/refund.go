@@ -50,7 +50,8 @@ func (s *Server) refundView(r billing.Refund) refundView {
 
 // createRefund handles POST /v1/orders/{id}/refunds (billing,
 // Idempotency-Key required): 201 with the refund; the operator is the
-// token's subject.
+// token's subject. With ?dry_run=true it answers 200 with what the refund
+// would do and changes nothing (previewRefund; no Idempotency-Key needed).
 func (s *Server) createRefund(c *gin.Context) {
 	if err := billing.PathIDField.Error(c.Param("id")); err != nil {
 		s.fail(c, err)
@@ -67,6 +68,14 @@ func (s *Server) createRefund(c *gin.Context) {
 	}
 	if err := req.Validate(); err != nil {
 		s.fail(c, err)
+		return
+	}
+	if dry, err := dryRun(c); err != nil || dry {
+		if err != nil {
+			s.fail(c, err)
+		} else {
+			s.previewRefund(c, req)
+		}
 		return
 	}
 	k, err := idempotencyKey(c, body)
@@ -95,6 +104,12 @@ func refundQuery(c *gin.Context) (billing.RefundQuery, error) {
 		if !q.Reason.Valid() {
 			fields = append(fields, billing.FieldError{Field: "reason", Code: "invalid"})
 		}
+	}
+	if raw := c.Query("operator"); raw != "" {
+		if err := billing.SubjectField.Error(raw); err != nil {
+			fields = append(fields, billing.FieldError{Field: "operator", Code: "invalid"})
+		}
+		q.Operator = raw
 	}
 	if f := c.Query("format"); f != "" && f != "json" && f != "csv" {
 		fields = append(fields, billing.FieldError{Field: "format", Code: "invalid"})

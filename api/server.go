@@ -37,7 +37,10 @@ type Store interface {
 
 	RefundOrder(ctx context.Context, orderID string, req billing.RefundRequest, operator string,
 		k billing.IdempotencyKey, render billing.Render[billing.Refund], loc *time.Location, now time.Time) (billing.StoredResponse, error)
+	PreviewRefund(ctx context.Context, orderID string, req billing.RefundRequest, operator string,
+		loc *time.Location, now time.Time) (billing.Refund, billing.Timeline, error)
 	Refunds(ctx context.Context, q billing.RefundQuery) ([]billing.Refund, *billing.Cursor, error)
+	VehiclesOf(ctx context.Context, ownerID string, after *billing.Cursor, limit int) ([]billing.Vehicle, *billing.Cursor, error)
 	QueryNotices(ctx context.Context, q billing.NoticeQuery) ([]billing.Notice, error)
 	Snapshot(ctx context.Context, vin billing.VIN, cycle billing.Cycle) (billing.Snapshot, error)
 	IngestUsage(ctx context.Context, recs []billing.UsageRecord, thresholds []int, loc *time.Location, now time.Time) (billing.IngestResult, error)
@@ -191,6 +194,8 @@ func (s *Server) routes(trusted []string, bench bool) error {
 	v1.GET("/vehicles/:vin/notices", s.allow(RoleOwner, RoleBilling, RoleOps), s.listNotices)
 	v1.POST("/usage", s.allow(RoleCarrier), s.ingestUsage)
 	v1.GET("/audit", s.allow(staff...), s.listAudit)
+	v1.GET("/vehicles", s.allow(staff...), s.listVehicles)
+	s.consoleRoutes(r)
 	s.engine = r
 	return nil
 }

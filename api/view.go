@@ -98,7 +98,7 @@ func (s *Server) entitlementView(e billing.Entitlement) entitlementView {
 		Covered:      e.Coverage.Covered,
 		CoveredUntil: stampPtr(e.Coverage.CoveredUntil, loc),
 		DaysLeft:     e.Coverage.DaysLeft(e.Now),
-		Periods:      make([]periodView, 0, len(e.Timeline.Periods)),
+		Periods:      periodViews(e.Timeline, e.Now, loc),
 		Data: dataView{
 			CycleStart:     stamp(e.Data.Cycle.Start, loc),
 			CycleEnd:       stamp(e.Data.Cycle.End, loc),
@@ -111,16 +111,6 @@ func (s *Server) entitlementView(e billing.Entitlement) entitlementView {
 		},
 		Features: decisionViews(e.Features),
 		AsOf:     stamp(e.Now, loc),
-	}
-	for _, p := range e.Timeline.Periods {
-		pv := periodView{
-			ID: p.ID, Source: p.Source, OrderID: strPtr(p.OrderID), Product: p.Product,
-			StartsAt: stamp(p.StartsAt, loc), EndsAt: stamp(p.EndsAt, loc), Status: p.Status(e.Now),
-		}
-		if p.RefundedAt != nil {
-			pv.RefundedAt = stampPtr(*p.RefundedAt, loc)
-		}
-		v.Periods = append(v.Periods, pv)
 	}
 	return v
 }

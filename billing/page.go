@@ -18,11 +18,12 @@ type OrderQuery struct {
 }
 
 // RefundQuery selects refunds, oldest first: created in [From, To) (a zero
-// bound is open), of one vehicle and one reason if set.
+// bound is open), of one vehicle, one reason and one operator if set.
 type RefundQuery struct {
 	From, To time.Time
 	VIN      VIN
 	Reason   RefundReason
+	Operator string // created_by: the operator who issued it
 	After    *Cursor
 	Limit    int
 }

@@ -92,6 +92,9 @@ func (db *DB) RefundOrder(ctx context.Context, orderID string, req billing.Refun
 		if err != nil {
 			return err
 		}
+		if err := previewStop(ctx, r, tl); err != nil {
+			return err // a dry run (PreviewRefund): roll everything back
+		}
 		tx.audit(billing.AuditEntry{At: now, Action: billing.AuditRefundIssued, VIN: o.VIN, OrderID: o.ID, RefundID: r.ID,
 			Before: billing.Fields{"status": string(o.Status), "refunded_fen": o.RefundedFen, "coverage_ends_at": coveredUntil},
 			After: billing.Fields{"status": string(o.StatusAfterRefunds(o.RefundedFen + r.AmountFen)),
@@ -212,6 +215,9 @@ func (db *DB) Refunds(ctx context.Context, q billing.RefundQuery) ([]billing.Ref
 	}
 	if q.Reason != "" {
 		tx = tx.Where("reason = ?", string(q.Reason))
+	}
+	if q.Operator != "" {
+		tx = tx.Where("created_by = ?", q.Operator)
 	}
 	if q.After != nil {
 		at := utc(q.After.At)

@@ -345,19 +345,19 @@ func (e RefundCurrency) Valid() bool {
 
 // Defines values for RefundPeriodAction.
 const (
-	Cut     RefundPeriodAction = "cut"
-	Kept    RefundPeriodAction = "kept"
-	Removed RefundPeriodAction = "removed"
+	RefundPeriodActionCut     RefundPeriodAction = "cut"
+	RefundPeriodActionKept    RefundPeriodAction = "kept"
+	RefundPeriodActionRemoved RefundPeriodAction = "removed"
 )
 
 // Valid indicates whether the value is a known member of the RefundPeriodAction enum.
 func (e RefundPeriodAction) Valid() bool {
 	switch e {
-	case Cut:
+	case RefundPeriodActionCut:
 		return true
-	case Kept:
+	case RefundPeriodActionKept:
 		return true
-	case Removed:
+	case RefundPeriodActionRemoved:
 		return true
 	default:
 		return false
@@ -388,6 +388,87 @@ func (e RefundReason) Valid() bool {
 	case RefundReasonServiceIssue:
 		return true
 	case RefundReasonVehicleTransferred:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RefundPreviewCurrency.
+const (
+	RefundPreviewCurrencyCNY RefundPreviewCurrency = "CNY"
+)
+
+// Valid indicates whether the value is a known member of the RefundPreviewCurrency enum.
+func (e RefundPreviewCurrency) Valid() bool {
+	switch e {
+	case RefundPreviewCurrencyCNY:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RefundPreviewDryRun.
+const (
+	RefundPreviewDryRunTrue RefundPreviewDryRun = true
+)
+
+// Valid indicates whether the value is a known member of the RefundPreviewDryRun enum.
+func (e RefundPreviewDryRun) Valid() bool {
+	switch e {
+	case RefundPreviewDryRunTrue:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RefundPreviewPeriodAction.
+const (
+	RefundPreviewPeriodActionCut     RefundPreviewPeriodAction = "cut"
+	RefundPreviewPeriodActionKept    RefundPreviewPeriodAction = "kept"
+	RefundPreviewPeriodActionRemoved RefundPreviewPeriodAction = "removed"
+)
+
+// Valid indicates whether the value is a known member of the RefundPreviewPeriodAction enum.
+func (e RefundPreviewPeriodAction) Valid() bool {
+	switch e {
+	case RefundPreviewPeriodActionCut:
+		return true
+	case RefundPreviewPeriodActionKept:
+		return true
+	case RefundPreviewPeriodActionRemoved:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RefundPreviewReason.
+const (
+	RefundPreviewReasonDuplicate           RefundPreviewReason = "duplicate"
+	RefundPreviewReasonFraudulent          RefundPreviewReason = "fraudulent"
+	RefundPreviewReasonOther               RefundPreviewReason = "other"
+	RefundPreviewReasonRequestedByCustomer RefundPreviewReason = "requested_by_customer"
+	RefundPreviewReasonServiceIssue        RefundPreviewReason = "service_issue"
+	RefundPreviewReasonVehicleTransferred  RefundPreviewReason = "vehicle_transferred"
+)
+
+// Valid indicates whether the value is a known member of the RefundPreviewReason enum.
+func (e RefundPreviewReason) Valid() bool {
+	switch e {
+	case RefundPreviewReasonDuplicate:
+		return true
+	case RefundPreviewReasonFraudulent:
+		return true
+	case RefundPreviewReasonOther:
+		return true
+	case RefundPreviewReasonRequestedByCustomer:
+		return true
+	case RefundPreviewReasonServiceIssue:
+		return true
+	case RefundPreviewReasonVehicleTransferred:
 		return true
 	default:
 		return false
@@ -454,6 +535,24 @@ func (e ListAuditParamsFormat) Valid() bool {
 	case ListAuditParamsFormatCsv:
 		return true
 	case ListAuditParamsFormatJson:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CreateRefundParamsDryRun.
+const (
+	CreateRefundParamsDryRunFalse CreateRefundParamsDryRun = "false"
+	CreateRefundParamsDryRunTrue  CreateRefundParamsDryRun = "true"
+)
+
+// Valid indicates whether the value is a known member of the CreateRefundParamsDryRun enum.
+func (e CreateRefundParamsDryRun) Valid() bool {
+	switch e {
+	case CreateRefundParamsDryRunFalse:
+		return true
+	case CreateRefundParamsDryRunTrue:
 		return true
 	default:
 		return false
@@ -816,6 +915,37 @@ type RefundList struct {
 	Refunds    []Refund `json:"refunds"`
 }
 
+// RefundPreview What a refund would do (POST /v1/orders/{id}/refunds?dry_run=true); nothing was written.
+type RefundPreview struct {
+	// AmountFen What the refund would pay back
+	AmountFen    int64                     `json:"amount_fen"`
+	CoveredUntil *NullableTime             `json:"covered_until"`
+	Currency     RefundPreviewCurrency     `json:"currency"`
+	DryRun       RefundPreviewDryRun       `json:"dry_run"`
+	EndAccess    bool                      `json:"end_access"`
+	EvaluatedAt  Time                      `json:"evaluated_at"`
+	Note         string                    `json:"note"`
+	OrderId      string                    `json:"order_id"`
+	PeriodAction RefundPreviewPeriodAction `json:"period_action"`
+
+	// Periods The vehicle's periods after the refund, status at evaluated_at
+	Periods []Period            `json:"periods"`
+	Reason  RefundPreviewReason `json:"reason"`
+	Vin     string              `json:"vin"`
+}
+
+// RefundPreviewCurrency defines model for RefundPreview.Currency.
+type RefundPreviewCurrency string
+
+// RefundPreviewDryRun defines model for RefundPreview.DryRun.
+type RefundPreviewDryRun bool
+
+// RefundPreviewPeriodAction defines model for RefundPreview.PeriodAction.
+type RefundPreviewPeriodAction string
+
+// RefundPreviewReason defines model for RefundPreview.Reason.
+type RefundPreviewReason string
+
 // RefundRequest defines model for RefundRequest.
 type RefundRequest struct {
 	AmountFen *int64 `json:"amount_fen,omitempty"`
@@ -870,6 +1000,21 @@ type UsageResult struct {
 	} `json:"rejected"`
 }
 
+// VehicleList defines model for VehicleList.
+type VehicleList struct {
+	// NextCursor null on the last page
+	NextCursor *string          `json:"next_cursor"`
+	Vehicles   []VehicleSummary `json:"vehicles"`
+}
+
+// VehicleSummary defines model for VehicleSummary.
+type VehicleSummary struct {
+	ActivatedAt Time   `json:"activated_at"`
+	Model       string `json:"model"`
+	OwnerId     string `json:"owner_id"`
+	Vin         string `json:"vin"`
+}
+
 // Cursor defines model for Cursor.
 type Cursor = string
 
@@ -881,6 +1026,9 @@ type Limit = string
 
 // VIN defines model for VIN.
 type VIN = string
+
+// Overloaded defines model for Overloaded.
+type Overloaded = Problem
 
 // ListAuditParams defines parameters for ListAudit.
 type ListAuditParams struct {
@@ -910,9 +1058,15 @@ type ListAuditParamsFormat string
 
 // CreateRefundParams defines parameters for CreateRefund.
 type CreateRefundParams struct {
+	// DryRun true: answer what the refund would do, change nothing; anything but true or false is 400
+	DryRun *CreateRefundParamsDryRun `form:"dry_run,omitempty" json:"dry_run,omitempty"`
+
 	// IdempotencyKey Required (1-255 printable ASCII characters); missing is 400 `idempotency_key_required`.
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
+
+// CreateRefundParamsDryRun defines parameters for CreateRefund.
+type CreateRefundParamsDryRun string
 
 // ReceivePaymentNotificationParams defines parameters for ReceivePaymentNotification.
 type ReceivePaymentNotificationParams struct {
@@ -925,10 +1079,13 @@ type ListRefundsParams struct {
 	From *string `form:"from,omitempty" json:"from,omitempty"`
 
 	// To Created before (RFC 3339)
-	To     *string                  `form:"to,omitempty" json:"to,omitempty"`
-	Vin    *string                  `form:"vin,omitempty" json:"vin,omitempty"`
-	Reason *string                  `form:"reason,omitempty" json:"reason,omitempty"`
-	Format *ListRefundsParamsFormat `form:"format,omitempty" json:"format,omitempty"`
+	To     *string `form:"to,omitempty" json:"to,omitempty"`
+	Vin    *string `form:"vin,omitempty" json:"vin,omitempty"`
+	Reason *string `form:"reason,omitempty" json:"reason,omitempty"`
+
+	// Operator Issued by this operator (the refund's created_by, exactly)
+	Operator *string                  `form:"operator,omitempty" json:"operator,omitempty"`
+	Format   *ListRefundsParamsFormat `form:"format,omitempty" json:"format,omitempty"`
 
 	// Limit Page size, 1 to 200 (default 50).
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
@@ -939,6 +1096,17 @@ type ListRefundsParams struct {
 
 // ListRefundsParamsFormat defines parameters for ListRefunds.
 type ListRefundsParamsFormat string
+
+// ListVehiclesParams defines parameters for ListVehicles.
+type ListVehiclesParams struct {
+	OwnerId string `form:"owner_id" json:"owner_id"`
+
+	// Limit Page size, 1 to 200 (default 50).
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page; one that does not decode is 400 `validation_failed` for `cursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
 
 // CheckFeatureParams defines parameters for CheckFeature.
 type CheckFeatureParams struct {
@@ -1284,6 +1452,15 @@ type ClientInterface interface {
 	// `nothing_refundable`, 422 `refund_exceeds_balance`. Requires an
 	// `Idempotency-Key` (replayed with `Idempotent-Replayed: true`).
 	//
+	// With `dry_run=true` nothing is written: the request runs through the
+	// same rules, locks and statements as a real refund, in a transaction
+	// that is rolled back at the end, and the answer is 200 with the
+	// refund it would make and the vehicle's periods after it (a
+	// `RefundPreview`). The same request without `dry_run`, with nothing
+	// else changed meanwhile, refunds exactly that amount and leaves
+	// exactly those periods. A dry run needs no `Idempotency-Key` and
+	// refuses exactly as the real request would.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/orders/{id}/refunds (the `CreateRefund` operationId).
@@ -1299,6 +1476,15 @@ type ClientInterface interface {
 	// `end_access: true`. Errors: 409 `order_not_paid`, 422
 	// `nothing_refundable`, 422 `refund_exceeds_balance`. Requires an
 	// `Idempotency-Key` (replayed with `Idempotent-Replayed: true`).
+	//
+	// With `dry_run=true` nothing is written: the request runs through the
+	// same rules, locks and statements as a real refund, in a transaction
+	// that is rolled back at the end, and the answer is 200 with the
+	// refund it would make and the vehicle's periods after it (a
+	// `RefundPreview`). The same request without `dry_run`, with nothing
+	// else changed meanwhile, refunds exactly that amount and leaves
+	// exactly those periods. A dry run needs no `Idempotency-Key` and
+	// refuses exactly as the real request would.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1404,6 +1590,14 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/usage (the `IngestUsage` operationId).
 	IngestUsage(ctx context.Context, body IngestUsageJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListVehicles The vehicles of an owner, most recently activated first (billing, ops)
+	//
+	// A page at a time, like the orders list. `owner_id` is required;
+	// an owner with no vehicles gets an empty list.
+	//
+	// Corresponds with GET /v1/vehicles (the `ListVehicles` operationId).
+	ListVehicles(ctx context.Context, params *ListVehiclesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ActivateVehicleWithBody Activate a vehicle at hand-over (ops)
 	//
@@ -1624,6 +1818,15 @@ func (c *Client) GetOrder(ctx context.Context, id string, reqEditors ...RequestE
 // `nothing_refundable`, 422 `refund_exceeds_balance`. Requires an
 // `Idempotency-Key` (replayed with `Idempotent-Replayed: true`).
 //
+// With `dry_run=true` nothing is written: the request runs through the
+// same rules, locks and statements as a real refund, in a transaction
+// that is rolled back at the end, and the answer is 200 with the
+// refund it would make and the vehicle's periods after it (a
+// `RefundPreview`). The same request without `dry_run`, with nothing
+// else changed meanwhile, refunds exactly that amount and leaves
+// exactly those periods. A dry run needs no `Idempotency-Key` and
+// refuses exactly as the real request would.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/orders/{id}/refunds (the `CreateRefund` operationId).
@@ -1649,6 +1852,15 @@ func (c *Client) CreateRefundWithBody(ctx context.Context, id string, params *Cr
 // `end_access: true`. Errors: 409 `order_not_paid`, 422
 // `nothing_refundable`, 422 `refund_exceeds_balance`. Requires an
 // `Idempotency-Key` (replayed with `Idempotent-Replayed: true`).
+//
+// With `dry_run=true` nothing is written: the request runs through the
+// same rules, locks and statements as a real refund, in a transaction
+// that is rolled back at the end, and the answer is 200 with the
+// refund it would make and the vehicle's periods after it (a
+// `RefundPreview`). The same request without `dry_run`, with nothing
+// else changed meanwhile, refunds exactly that amount and leaves
+// exactly those periods. A dry run needs no `Idempotency-Key` and
+// refuses exactly as the real request would.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -1815,6 +2027,24 @@ func (c *Client) IngestUsageWithBody(ctx context.Context, contentType string, bo
 // Corresponds with POST /v1/usage (the `IngestUsage` operationId).
 func (c *Client) IngestUsage(ctx context.Context, body IngestUsageJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewIngestUsageRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListVehicles The vehicles of an owner, most recently activated first (billing, ops)
+//
+// A page at a time, like the orders list. `owner_id` is required;
+// an owner with no vehicles gets an empty list.
+//
+// Corresponds with GET /v1/vehicles (the `ListVehicles` operationId).
+func (c *Client) ListVehicles(ctx context.Context, params *ListVehiclesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListVehiclesRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -2369,6 +2599,33 @@ func NewCreateRefundRequestWithBody(server string, id string, params *CreateRefu
 		return nil, err
 	}
 
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.DryRun != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "dry_run", *params.DryRun, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
 	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
 	if err != nil {
 		return nil, err
@@ -2552,6 +2809,18 @@ func NewListRefundsRequest(server string, params *ListRefundsParams) (*http.Requ
 
 		}
 
+		if params.Operator != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "operator", *params.Operator, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if params.Format != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "format", *params.Format, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
@@ -2638,6 +2907,80 @@ func NewIngestUsageRequestWithBody(server string, contentType string, body io.Re
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewListVehiclesRequest constructs an http.Request for the ListVehicles method
+func NewListVehiclesRequest(server string, params *ListVehiclesParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/vehicles")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "owner_id", params.OwnerId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
 
 	return req, nil
 }
@@ -3177,6 +3520,15 @@ type ClientWithResponsesInterface interface {
 	// `nothing_refundable`, 422 `refund_exceeds_balance`. Requires an
 	// `Idempotency-Key` (replayed with `Idempotent-Replayed: true`).
 	//
+	// With `dry_run=true` nothing is written: the request runs through the
+	// same rules, locks and statements as a real refund, in a transaction
+	// that is rolled back at the end, and the answer is 200 with the
+	// refund it would make and the vehicle's periods after it (a
+	// `RefundPreview`). The same request without `dry_run`, with nothing
+	// else changed meanwhile, refunds exactly that amount and leaves
+	// exactly those periods. A dry run needs no `Idempotency-Key` and
+	// refuses exactly as the real request would.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/orders/{id}/refunds (the `CreateRefund` operationId).
@@ -3192,6 +3544,15 @@ type ClientWithResponsesInterface interface {
 	// `end_access: true`. Errors: 409 `order_not_paid`, 422
 	// `nothing_refundable`, 422 `refund_exceeds_balance`. Requires an
 	// `Idempotency-Key` (replayed with `Idempotent-Replayed: true`).
+	//
+	// With `dry_run=true` nothing is written: the request runs through the
+	// same rules, locks and statements as a real refund, in a transaction
+	// that is rolled back at the end, and the answer is 200 with the
+	// refund it would make and the vehicle's periods after it (a
+	// `RefundPreview`). The same request without `dry_run`, with nothing
+	// else changed meanwhile, refunds exactly that amount and leaves
+	// exactly those periods. A dry run needs no `Idempotency-Key` and
+	// refuses exactly as the real request would.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -3301,6 +3662,16 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/usage (the `IngestUsage` operationId).
 	IngestUsageWithResponse(ctx context.Context, body IngestUsageJSONRequestBody, reqEditors ...RequestEditorFn) (*IngestUsageResponse, error)
+
+	// ListVehiclesWithResponse The vehicles of an owner, most recently activated first (billing, ops)
+	//
+	// A page at a time, like the orders list. `owner_id` is required;
+	// an owner with no vehicles gets an empty list.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/vehicles (the `ListVehicles` operationId).
+	ListVehiclesWithResponse(ctx context.Context, params *ListVehiclesParams, reqEditors ...RequestEditorFn) (*ListVehiclesResponse, error)
 
 	// ActivateVehicleWithBodyWithResponse Activate a vehicle at hand-over (ops)
 	//
@@ -3610,6 +3981,11 @@ func (r GetReadinessResponse) ContentType() string {
 	return ""
 }
 
+// ListAuditResponse503Headers the declared response headers of an HTTP 503 response for ListAudit
+type ListAuditResponse503Headers struct {
+	RetryAfter *string
+}
+
 type ListAuditResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3621,6 +3997,10 @@ type ListAuditResponse struct {
 	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Overloaded
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListAuditResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -3641,6 +4021,11 @@ func (r ListAuditResponse) GetApplicationproblemJSON401() *Problem {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r ListAuditResponse) GetApplicationproblemJSON403() *Problem {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListAuditResponse) GetApplicationproblemJSON503() *Overloaded {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -3672,6 +4057,11 @@ func (r ListAuditResponse) ContentType() string {
 	return ""
 }
 
+// GetOrderResponse503Headers the declared response headers of an HTTP 503 response for GetOrder
+type GetOrderResponse503Headers struct {
+	RetryAfter *string
+}
+
 type GetOrderResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3685,6 +4075,10 @@ type GetOrderResponse struct {
 	ApplicationproblemJSON403 *Problem
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Overloaded
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetOrderResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -3710,6 +4104,11 @@ func (r GetOrderResponse) GetApplicationproblemJSON403() *Problem {
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r GetOrderResponse) GetApplicationproblemJSON404() *Problem {
 	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetOrderResponse) GetApplicationproblemJSON503() *Overloaded {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -3746,9 +4145,16 @@ type CreateRefundResponse201Headers struct {
 	IdempotentReplayed *string
 }
 
+// CreateRefundResponse503Headers the declared response headers of an HTTP 503 response for CreateRefund
+type CreateRefundResponse503Headers struct {
+	RetryAfter *string
+}
+
 type CreateRefundResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *RefundPreview
 	// JSON201 the response for an HTTP 201 `application/json` response
 	JSON201 *Refund
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
@@ -3767,8 +4173,17 @@ type CreateRefundResponse struct {
 	ApplicationproblemJSON413 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Overloaded
 	// Headers201 the parsed response headers for an HTTP 201 response
 	Headers201 *CreateRefundResponse201Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreateRefundResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r CreateRefundResponse) GetJSON200() *RefundPreview {
+	return r.JSON200
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -3816,6 +4231,11 @@ func (r CreateRefundResponse) GetApplicationproblemJSON422() *Problem {
 	return r.ApplicationproblemJSON422
 }
 
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r CreateRefundResponse) GetApplicationproblemJSON503() *Overloaded {
+	return r.ApplicationproblemJSON503
+}
+
 // GetBody returns the raw response body bytes
 func (r CreateRefundResponse) GetBody() []byte {
 	return r.Body
@@ -3845,6 +4265,11 @@ func (r CreateRefundResponse) ContentType() string {
 	return ""
 }
 
+// ReceivePaymentNotificationResponse503Headers the declared response headers of an HTTP 503 response for ReceivePaymentNotification
+type ReceivePaymentNotificationResponse503Headers struct {
+	RetryAfter *string
+}
+
 type ReceivePaymentNotificationResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3864,6 +4289,10 @@ type ReceivePaymentNotificationResponse struct {
 	ApplicationproblemJSON413 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Overloaded
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ReceivePaymentNotificationResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -3906,6 +4335,11 @@ func (r ReceivePaymentNotificationResponse) GetApplicationproblemJSON422() *Prob
 	return r.ApplicationproblemJSON422
 }
 
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ReceivePaymentNotificationResponse) GetApplicationproblemJSON503() *Overloaded {
+	return r.ApplicationproblemJSON503
+}
+
 // GetBody returns the raw response body bytes
 func (r ReceivePaymentNotificationResponse) GetBody() []byte {
 	return r.Body
@@ -3935,6 +4369,11 @@ func (r ReceivePaymentNotificationResponse) ContentType() string {
 	return ""
 }
 
+// ListProductsResponse503Headers the declared response headers of an HTTP 503 response for ListProducts
+type ListProductsResponse503Headers struct {
+	RetryAfter *string
+}
+
 type ListProductsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3944,6 +4383,10 @@ type ListProductsResponse struct {
 	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Overloaded
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListProductsResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -3959,6 +4402,11 @@ func (r ListProductsResponse) GetApplicationproblemJSON401() *Problem {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r ListProductsResponse) GetApplicationproblemJSON403() *Problem {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListProductsResponse) GetApplicationproblemJSON503() *Overloaded {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -3990,6 +4438,11 @@ func (r ListProductsResponse) ContentType() string {
 	return ""
 }
 
+// ListRefundsResponse503Headers the declared response headers of an HTTP 503 response for ListRefunds
+type ListRefundsResponse503Headers struct {
+	RetryAfter *string
+}
+
 type ListRefundsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4001,6 +4454,10 @@ type ListRefundsResponse struct {
 	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Overloaded
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListRefundsResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -4021,6 +4478,11 @@ func (r ListRefundsResponse) GetApplicationproblemJSON401() *Problem {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r ListRefundsResponse) GetApplicationproblemJSON403() *Problem {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListRefundsResponse) GetApplicationproblemJSON503() *Overloaded {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -4052,6 +4514,11 @@ func (r ListRefundsResponse) ContentType() string {
 	return ""
 }
 
+// IngestUsageResponse503Headers the declared response headers of an HTTP 503 response for IngestUsage
+type IngestUsageResponse503Headers struct {
+	RetryAfter *string
+}
+
 type IngestUsageResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4067,6 +4534,10 @@ type IngestUsageResponse struct {
 	ApplicationproblemJSON408 *Problem
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Overloaded
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *IngestUsageResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -4099,6 +4570,11 @@ func (r IngestUsageResponse) GetApplicationproblemJSON413() *Problem {
 	return r.ApplicationproblemJSON413
 }
 
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r IngestUsageResponse) GetApplicationproblemJSON503() *Overloaded {
+	return r.ApplicationproblemJSON503
+}
+
 // GetBody returns the raw response body bytes
 func (r IngestUsageResponse) GetBody() []byte {
 	return r.Body
@@ -4128,6 +4604,87 @@ func (r IngestUsageResponse) ContentType() string {
 	return ""
 }
 
+// ListVehiclesResponse503Headers the declared response headers of an HTTP 503 response for ListVehicles
+type ListVehiclesResponse503Headers struct {
+	RetryAfter *string
+}
+
+type ListVehiclesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *VehicleList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Overloaded
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListVehiclesResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListVehiclesResponse) GetJSON200() *VehicleList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListVehiclesResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListVehiclesResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListVehiclesResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListVehiclesResponse) GetApplicationproblemJSON503() *Overloaded {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListVehiclesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListVehiclesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListVehiclesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListVehiclesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ActivateVehicleResponse503Headers the declared response headers of an HTTP 503 response for ActivateVehicle
+type ActivateVehicleResponse503Headers struct {
+	RetryAfter *string
+}
+
 type ActivateVehicleResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4147,6 +4704,10 @@ type ActivateVehicleResponse struct {
 	ApplicationproblemJSON409 *Problem
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Overloaded
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ActivateVehicleResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -4189,6 +4750,11 @@ func (r ActivateVehicleResponse) GetApplicationproblemJSON413() *Problem {
 	return r.ApplicationproblemJSON413
 }
 
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ActivateVehicleResponse) GetApplicationproblemJSON503() *Overloaded {
+	return r.ApplicationproblemJSON503
+}
+
 // GetBody returns the raw response body bytes
 func (r ActivateVehicleResponse) GetBody() []byte {
 	return r.Body
@@ -4218,6 +4784,11 @@ func (r ActivateVehicleResponse) ContentType() string {
 	return ""
 }
 
+// GetEntitlementResponse503Headers the declared response headers of an HTTP 503 response for GetEntitlement
+type GetEntitlementResponse503Headers struct {
+	RetryAfter *string
+}
+
 type GetEntitlementResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4231,6 +4802,10 @@ type GetEntitlementResponse struct {
 	ApplicationproblemJSON403 *Problem
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Overloaded
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetEntitlementResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -4256,6 +4831,11 @@ func (r GetEntitlementResponse) GetApplicationproblemJSON403() *Problem {
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r GetEntitlementResponse) GetApplicationproblemJSON404() *Problem {
 	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetEntitlementResponse) GetApplicationproblemJSON503() *Overloaded {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -4287,6 +4867,11 @@ func (r GetEntitlementResponse) ContentType() string {
 	return ""
 }
 
+// ListFeaturesResponse503Headers the declared response headers of an HTTP 503 response for ListFeatures
+type ListFeaturesResponse503Headers struct {
+	RetryAfter *string
+}
+
 type ListFeaturesResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4300,6 +4885,10 @@ type ListFeaturesResponse struct {
 	ApplicationproblemJSON403 *Problem
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Overloaded
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListFeaturesResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -4325,6 +4914,11 @@ func (r ListFeaturesResponse) GetApplicationproblemJSON403() *Problem {
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r ListFeaturesResponse) GetApplicationproblemJSON404() *Problem {
 	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListFeaturesResponse) GetApplicationproblemJSON503() *Overloaded {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -4356,6 +4950,11 @@ func (r ListFeaturesResponse) ContentType() string {
 	return ""
 }
 
+// CheckFeatureResponse503Headers the declared response headers of an HTTP 503 response for CheckFeature
+type CheckFeatureResponse503Headers struct {
+	RetryAfter *string
+}
+
 type CheckFeatureResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4369,6 +4968,10 @@ type CheckFeatureResponse struct {
 	ApplicationproblemJSON403 *Problem
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Overloaded
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CheckFeatureResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -4394,6 +4997,11 @@ func (r CheckFeatureResponse) GetApplicationproblemJSON403() *Problem {
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r CheckFeatureResponse) GetApplicationproblemJSON404() *Problem {
 	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r CheckFeatureResponse) GetApplicationproblemJSON503() *Overloaded {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -4425,6 +5033,11 @@ func (r CheckFeatureResponse) ContentType() string {
 	return ""
 }
 
+// ListNoticesResponse503Headers the declared response headers of an HTTP 503 response for ListNotices
+type ListNoticesResponse503Headers struct {
+	RetryAfter *string
+}
+
 type ListNoticesResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4438,6 +5051,10 @@ type ListNoticesResponse struct {
 	ApplicationproblemJSON403 *Problem
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Overloaded
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListNoticesResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -4463,6 +5080,11 @@ func (r ListNoticesResponse) GetApplicationproblemJSON403() *Problem {
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r ListNoticesResponse) GetApplicationproblemJSON404() *Problem {
 	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListNoticesResponse) GetApplicationproblemJSON503() *Overloaded {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -4494,6 +5116,11 @@ func (r ListNoticesResponse) ContentType() string {
 	return ""
 }
 
+// ListVehicleOrdersResponse503Headers the declared response headers of an HTTP 503 response for ListVehicleOrders
+type ListVehicleOrdersResponse503Headers struct {
+	RetryAfter *string
+}
+
 type ListVehicleOrdersResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4507,6 +5134,10 @@ type ListVehicleOrdersResponse struct {
 	ApplicationproblemJSON403 *Problem
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Overloaded
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListVehicleOrdersResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -4532,6 +5163,11 @@ func (r ListVehicleOrdersResponse) GetApplicationproblemJSON403() *Problem {
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r ListVehicleOrdersResponse) GetApplicationproblemJSON404() *Problem {
 	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListVehicleOrdersResponse) GetApplicationproblemJSON503() *Overloaded {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -4568,6 +5204,11 @@ type CreateOrderResponse201Headers struct {
 	IdempotentReplayed *string
 }
 
+// CreateOrderResponse503Headers the declared response headers of an HTTP 503 response for CreateOrder
+type CreateOrderResponse503Headers struct {
+	RetryAfter *string
+}
+
 type CreateOrderResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4589,8 +5230,12 @@ type CreateOrderResponse struct {
 	ApplicationproblemJSON413 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Overloaded
 	// Headers201 the parsed response headers for an HTTP 201 response
 	Headers201 *CreateOrderResponse201Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreateOrderResponse503Headers
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -4638,6 +5283,11 @@ func (r CreateOrderResponse) GetApplicationproblemJSON422() *Problem {
 	return r.ApplicationproblemJSON422
 }
 
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r CreateOrderResponse) GetApplicationproblemJSON503() *Overloaded {
+	return r.ApplicationproblemJSON503
+}
+
 // GetBody returns the raw response body bytes
 func (r CreateOrderResponse) GetBody() []byte {
 	return r.Body
@@ -4667,6 +5317,11 @@ func (r CreateOrderResponse) ContentType() string {
 	return ""
 }
 
+// TransferVehicleResponse503Headers the declared response headers of an HTTP 503 response for TransferVehicle
+type TransferVehicleResponse503Headers struct {
+	RetryAfter *string
+}
+
 type TransferVehicleResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4684,6 +5339,10 @@ type TransferVehicleResponse struct {
 	ApplicationproblemJSON408 *Problem
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Overloaded
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *TransferVehicleResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -4719,6 +5378,11 @@ func (r TransferVehicleResponse) GetApplicationproblemJSON408() *Problem {
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
 func (r TransferVehicleResponse) GetApplicationproblemJSON413() *Problem {
 	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r TransferVehicleResponse) GetApplicationproblemJSON503() *Overloaded {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -4851,6 +5515,15 @@ func (c *ClientWithResponses) GetOrderWithResponse(ctx context.Context, id strin
 // `nothing_refundable`, 422 `refund_exceeds_balance`. Requires an
 // `Idempotency-Key` (replayed with `Idempotent-Replayed: true`).
 //
+// With `dry_run=true` nothing is written: the request runs through the
+// same rules, locks and statements as a real refund, in a transaction
+// that is rolled back at the end, and the answer is 200 with the
+// refund it would make and the vehicle's periods after it (a
+// `RefundPreview`). The same request without `dry_run`, with nothing
+// else changed meanwhile, refunds exactly that amount and leaves
+// exactly those periods. A dry run needs no `Idempotency-Key` and
+// refuses exactly as the real request would.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/orders/{id}/refunds (the `CreateRefund` operationId).
@@ -4872,6 +5545,15 @@ func (c *ClientWithResponses) CreateRefundWithBodyWithResponse(ctx context.Conte
 // `end_access: true`. Errors: 409 `order_not_paid`, 422
 // `nothing_refundable`, 422 `refund_exceeds_balance`. Requires an
 // `Idempotency-Key` (replayed with `Idempotent-Replayed: true`).
+//
+// With `dry_run=true` nothing is written: the request runs through the
+// same rules, locks and statements as a real refund, in a transaction
+// that is rolled back at the end, and the answer is 200 with the
+// refund it would make and the vehicle's periods after it (a
+// `RefundPreview`). The same request without `dry_run`, with nothing
+// else changed meanwhile, refunds exactly that amount and leaves
+// exactly those periods. A dry run needs no `Idempotency-Key` and
+// refuses exactly as the real request would.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -5022,6 +5704,22 @@ func (c *ClientWithResponses) IngestUsageWithResponse(ctx context.Context, body 
 		return nil, err
 	}
 	return ParseIngestUsageResponse(rsp)
+}
+
+// ListVehiclesWithResponse The vehicles of an owner, most recently activated first (billing, ops)
+//
+// A page at a time, like the orders list. `owner_id` is required;
+// an owner with no vehicles gets an empty list.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/vehicles (the `ListVehicles` operationId).
+func (c *ClientWithResponses) ListVehiclesWithResponse(ctx context.Context, params *ListVehiclesParams, reqEditors ...RequestEditorFn) (*ListVehiclesResponse, error) {
+	rsp, err := c.ListVehicles(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListVehiclesResponse(rsp)
 }
 
 // ActivateVehicleWithBodyWithResponse Activate a vehicle at hand-over (ops)
@@ -5379,9 +6077,29 @@ func ParseListAuditResponse(rsp *http.Response) (*ListAuditResponse, error) {
 		}
 		response.ApplicationproblemJSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Overloaded
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	case rsp.StatusCode == 200:
 		// Content-type (text/csv) unsupported
 
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ListAuditResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -5436,6 +6154,26 @@ func ParseGetOrderResponse(rsp *http.Response) (*GetOrderResponse, error) {
 		}
 		response.ApplicationproblemJSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Overloaded
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers GetOrderResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -5455,6 +6193,13 @@ func ParseCreateRefundResponse(rsp *http.Response) (*CreateRefundResponse, error
 	}
 
 	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest RefundPreview
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
 		var dest Refund
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -5518,6 +6263,13 @@ func ParseCreateRefundResponse(rsp *http.Response) (*CreateRefundResponse, error
 		}
 		response.ApplicationproblemJSON422 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Overloaded
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	}
 
 	switch {
@@ -5531,6 +6283,16 @@ func ParseCreateRefundResponse(rsp *http.Response) (*CreateRefundResponse, error
 			headers.IdempotentReplayed = &value
 		}
 		response.Headers201 = &headers
+	case rsp.StatusCode == 503:
+		var headers CreateRefundResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -5606,6 +6368,26 @@ func ParseReceivePaymentNotificationResponse(rsp *http.Response) (*ReceivePaymen
 		}
 		response.ApplicationproblemJSON422 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Overloaded
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ReceivePaymentNotificationResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -5646,6 +6428,26 @@ func ParseListProductsResponse(rsp *http.Response) (*ListProductsResponse, error
 		}
 		response.ApplicationproblemJSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Overloaded
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ListProductsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -5693,9 +6495,29 @@ func ParseListRefundsResponse(rsp *http.Response) (*ListRefundsResponse, error) 
 		}
 		response.ApplicationproblemJSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Overloaded
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	case rsp.StatusCode == 200:
 		// Content-type (text/csv) unsupported
 
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ListRefundsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -5757,6 +6579,93 @@ func ParseIngestUsageResponse(rsp *http.Response) (*IngestUsageResponse, error) 
 		}
 		response.ApplicationproblemJSON413 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Overloaded
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers IngestUsageResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListVehiclesResponse parses an HTTP response from a ListVehiclesWithResponse call
+func ParseListVehiclesResponse(rsp *http.Response) (*ListVehiclesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListVehiclesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest VehicleList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Overloaded
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ListVehiclesResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -5832,6 +6741,26 @@ func ParseActivateVehicleResponse(rsp *http.Response) (*ActivateVehicleResponse,
 		}
 		response.ApplicationproblemJSON413 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Overloaded
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ActivateVehicleResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -5886,6 +6815,26 @@ func ParseGetEntitlementResponse(rsp *http.Response) (*GetEntitlementResponse, e
 		}
 		response.ApplicationproblemJSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Overloaded
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers GetEntitlementResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -5940,6 +6889,26 @@ func ParseListFeaturesResponse(rsp *http.Response) (*ListFeaturesResponse, error
 		}
 		response.ApplicationproblemJSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Overloaded
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ListFeaturesResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -5994,6 +6963,26 @@ func ParseCheckFeatureResponse(rsp *http.Response) (*CheckFeatureResponse, error
 		}
 		response.ApplicationproblemJSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Overloaded
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers CheckFeatureResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -6048,6 +7037,26 @@ func ParseListNoticesResponse(rsp *http.Response) (*ListNoticesResponse, error) 
 		}
 		response.ApplicationproblemJSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Overloaded
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ListNoticesResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -6102,6 +7111,26 @@ func ParseListVehicleOrdersResponse(rsp *http.Response) (*ListVehicleOrdersRespo
 		}
 		response.ApplicationproblemJSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Overloaded
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ListVehicleOrdersResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -6184,6 +7213,13 @@ func ParseCreateOrderResponse(rsp *http.Response) (*CreateOrderResponse, error) 
 		}
 		response.ApplicationproblemJSON422 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Overloaded
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	}
 
 	switch {
@@ -6197,6 +7233,16 @@ func ParseCreateOrderResponse(rsp *http.Response) (*CreateOrderResponse, error) 
 			headers.IdempotentReplayed = &value
 		}
 		response.Headers201 = &headers
+	case rsp.StatusCode == 503:
+		var headers CreateOrderResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -6265,6 +7311,26 @@ func ParseTransferVehicleResponse(rsp *http.Response) (*TransferVehicleResponse,
 		}
 		response.ApplicationproblemJSON413 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Overloaded
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers TransferVehicleResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
