@@ -107,7 +107,8 @@ func periodOf(tl billing.Timeline, orderID string) *billing.Period {
 }
 
 // applyPeriodChanges cuts or removes the order's period as planned, lays
-// out the later periods again and keeps coverage_ends_at up to date.
+// out the later periods again, keeps coverage_ends_at up to date and
+// raises the vehicle's epoch (its coverage shrank).
 func applyPeriodChanges(tx *gorm.DB, tl *billing.Timeline, o billing.Order, plan billing.RefundPlan, loc *time.Location, now time.Time) error {
 	changed := tl.ApplyRefund(o.ID, plan.Action, loc, now)
 	if len(changed) == 0 {
@@ -128,6 +129,9 @@ func applyPeriodChanges(tx *gorm.DB, tl *billing.Timeline, o billing.Order, plan
 	}
 	if err := savePeriodTimes(tx, moved, now); err != nil {
 		return err
+	}
+	if err := tx.Exec(`UPDATE vehicles SET epoch = epoch + 1 WHERE vin = ?`, string(o.VIN)).Error; err != nil {
+		return fmt.Errorf("raise epoch of %s: %w", o.VIN, err)
 	}
 	return setCoverageEnd(tx, o.VIN, *tl, now)
 }

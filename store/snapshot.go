@@ -19,7 +19,7 @@ import (
 // once per row, and a car with two packages paid for it three times
 // (BenchmarkSnapshotWithUsageHistory: 50-55 against 42-44 µs with three
 // periods and two years of usage).
-const snapshotQuery = `SELECT v.owner_id, v.model, v.activated_at, v.created_at, v.updated_at,
+const snapshotQuery = `SELECT v.owner_id, v.model, v.activated_at, v.created_at, v.updated_at, v.epoch,
 	CASE WHEN p.seq IS NULL OR p.seq = 0
 		THEN (SELECT MAX(ua.last_ended_at) FROM usage_cycles ua WHERE ua.vin = v.vin) END,
 	uc.entertainment_bytes, uc.basic_bytes,
@@ -92,7 +92,7 @@ func (db *DB) readSnapshot(ctx context.Context, vin billing.VIN, cycle billing.C
 			id, source, orderID, product         sql.NullString
 			v                                    billing.Vehicle
 		)
-		if err := rows.Scan(&v.OwnerID, &v.Model, &v.ActivatedAt, &v.CreatedAt, &v.UpdatedAt,
+		if err := rows.Scan(&v.OwnerID, &v.Model, &v.ActivatedAt, &v.CreatedAt, &v.UpdatedAt, &v.Epoch,
 			&asOf, &ent, &basic,
 			&id, &seq, &source, &orderID, &product, &days, &dataBytes,
 			&paidAt, &startsAt, &endsAt, &refundedAt); err != nil {

@@ -86,7 +86,8 @@ func (db *DB) Activate(ctx context.Context, vin billing.VIN, a billing.Activatio
 // benefit belongs to the car. The previous owner's unpaid orders for it are
 // cancelled in the same transaction (a payment that still arrives makes
 // its order paid: the money was taken). Transferring to the current owner
-// is a no-op.
+// is a no-op. A transfer raises the vehicle's epoch: the previous owner's
+// car app may hold certificates that must no longer count.
 func (db *DB) TransferOwner(ctx context.Context, vin billing.VIN, ownerID string, now time.Time) (billing.Vehicle, error) {
 	defer db.forget(vin)
 	var v billing.Vehicle
@@ -100,7 +101,7 @@ func (db *DB) TransferOwner(ctx context.Context, vin billing.VIN, ownerID string
 			return nil
 		}
 		err = tx.Model(&vehicleRow{}).Where("vin = ?", string(vin)).
-			Updates(map[string]any{"owner_id": ownerID, "updated_at": utc(now)}).Error
+			Updates(map[string]any{"owner_id": ownerID, "updated_at": utc(now), "epoch": gorm.Expr("epoch + 1")}).Error
 		if err != nil {
 			return fmt.Errorf("transfer %s: %w", vin, err)
 		}
