@@ -92,7 +92,8 @@ type Config struct {
 		// errors only (see README, Performance).
 		Level string `yaml:"level"`
 	} `yaml:"log"`
-	Scheduler struct {
+	Certificate CertificateConfig `yaml:"certificate"`
+	Scheduler   struct {
 		Enabled      *bool  `yaml:"enabled"`
 		Expire       string `yaml:"expire"`
 		Remind       string `yaml:"remind"`
@@ -146,20 +147,21 @@ const devSecret = "dev-only"
 // envOverrides maps environment variables to the config fields they set.
 func (c *Config) envOverrides() map[string]*string {
 	return map[string]*string{
-		"ENTITLEMENTS_HTTP_ADDR":               &c.HTTP.Addr,
-		"ENTITLEMENTS_DATABASE_DRIVER":         &c.Database.Driver,
-		"ENTITLEMENTS_DATABASE_DSN":            &c.Database.DSN,
-		"ENTITLEMENTS_TIMEZONE":                &c.Timezone,
-		"ENTITLEMENTS_AUTH_TOKEN_SECRET":       &c.Auth.TokenSecret,
-		"ENTITLEMENTS_PAYMENTS_WEBHOOK_SECRET": &c.Payments.WebhookSecret,
-		"ENTITLEMENTS_NOTICES_WEBHOOK_URL":     &c.Notices.WebhookURL,
-		"ENTITLEMENTS_NOTICES_WEBHOOK_SECRET":  &c.Notices.WebhookSecret,
-		"ENTITLEMENTS_SCHEDULER_EXPIRE":        &c.Scheduler.Expire,
-		"ENTITLEMENTS_SCHEDULER_REMIND":        &c.Scheduler.Remind,
-		"ENTITLEMENTS_SCHEDULER_DELIVER":       &c.Scheduler.Deliver,
-		"ENTITLEMENTS_SCHEDULER_CANCEL_UNPAID": &c.Scheduler.CancelUnpaid,
-		"ENTITLEMENTS_SCHEDULER_PRUNE":         &c.Scheduler.Prune,
-		"ENTITLEMENTS_LOG_LEVEL":               &c.Log.Level,
+		"ENTITLEMENTS_HTTP_ADDR":                    &c.HTTP.Addr,
+		"ENTITLEMENTS_DATABASE_DRIVER":              &c.Database.Driver,
+		"ENTITLEMENTS_DATABASE_DSN":                 &c.Database.DSN,
+		"ENTITLEMENTS_TIMEZONE":                     &c.Timezone,
+		"ENTITLEMENTS_AUTH_TOKEN_SECRET":            &c.Auth.TokenSecret,
+		"ENTITLEMENTS_PAYMENTS_WEBHOOK_SECRET":      &c.Payments.WebhookSecret,
+		"ENTITLEMENTS_NOTICES_WEBHOOK_URL":          &c.Notices.WebhookURL,
+		"ENTITLEMENTS_NOTICES_WEBHOOK_SECRET":       &c.Notices.WebhookSecret,
+		"ENTITLEMENTS_SCHEDULER_EXPIRE":             &c.Scheduler.Expire,
+		"ENTITLEMENTS_SCHEDULER_REMIND":             &c.Scheduler.Remind,
+		"ENTITLEMENTS_SCHEDULER_DELIVER":            &c.Scheduler.Deliver,
+		"ENTITLEMENTS_SCHEDULER_CANCEL_UNPAID":      &c.Scheduler.CancelUnpaid,
+		"ENTITLEMENTS_SCHEDULER_PRUNE":              &c.Scheduler.Prune,
+		"ENTITLEMENTS_LOG_LEVEL":                    &c.Log.Level,
+		"ENTITLEMENTS_CERTIFICATE_SIGNING_KEY_FILE": &c.Certificate.SigningKeyFile,
 	}
 }
 
@@ -218,6 +220,10 @@ func defaultConfig() *Config {
 	c.Notices.QuotaThresholds = []int{80, 100}
 	c.Notices.WebhookTimeout = Duration(10 * time.Second)
 	c.Usage.Retention = Duration(9600 * time.Hour) // 400 days: last year's same month stays replay-safe
+	c.Certificate.Issuer = "entitlements"
+	c.Certificate.TTL = Duration(168 * time.Hour)
+	c.Certificate.Grace = Duration(24 * time.Hour)
+	c.Certificate.RenewAfter = Duration(12 * time.Hour)
 	c.Scheduler.Expire = "@every 1m"
 	c.Scheduler.Remind = "@every 10m"
 	c.Scheduler.Deliver = "@every 5s"
@@ -342,6 +348,7 @@ func (c *Config) validate() error {
 	if t := c.Notices.WebhookTimeout.D(); t <= 0 || t > 5*time.Minute {
 		bad("notices.webhook_timeout must be between 0 and 5m, got %s", t)
 	}
+	errs = append(errs, c.Certificate.validate()...)
 	for _, j := range []struct{ key, spec string }{
 		{"scheduler.expire", c.Scheduler.Expire},
 		{"scheduler.remind", c.Scheduler.Remind},
@@ -412,6 +419,9 @@ func (c *Config) DevSecrets() []string {
 	}
 	if c.Payments.WebhookSecret == devSecret {
 		out = append(out, "payments.webhook_secret")
+	}
+	if c.Certificate.devKey() {
+		out = append(out, "certificate.signing_key_file")
 	}
 	return out
 }

@@ -5,6 +5,7 @@
 //	go run . migrate                            apply database migrations and exit
 //	go run . token --role ROLE --sub SUBJECT [--ttl 1h]   print a bearer token
 //	go run . seed --vehicles N                  bulk-load N synthetic vehicles (load tests)
+//	go run . keys generate --out FILE           write a certificate signing key
 //
 // Every command reads ./config.yaml (or --config PATH) and the environment
 // overrides listed in README.md.
@@ -46,6 +47,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	cmd := "serve"
 	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
+	}
+	if cmd == "keys" {
+		return keysCommand(args, stdout, stderr)
 	}
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -151,6 +155,10 @@ func serve(ctx context.Context, cfg *Config, logOut io.Writer) error {
 	if cfg.Database.Driver == store.SQLite {
 		reg.MustRegister(checkpointCollectors(db)...)
 	}
+	certs, err := certificateOptions(cfg, log)
+	if err != nil {
+		return err
+	}
 	srv, err := api.New(api.Options{
 		Store:            db,
 		Catalog:          cfg.Catalog(),
@@ -166,6 +174,7 @@ func serve(ctx context.Context, cfg *Config, logOut io.Writer) error {
 		UnpaidTTL:        cfg.Orders.UnpaidTTL.D(),
 		QuotaThresholds:  cfg.Notices.QuotaThresholds,
 		UsageRetention:   cfg.Usage.Retention.D(),
+		Certificates:     certs,
 	})
 	if err != nil {
 		return err
