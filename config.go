@@ -142,7 +142,10 @@ func (c *Config) LogLevel() slog.Level { return c.logLevel }
 func (d Duration) D() time.Duration { return time.Duration(d) }
 
 // Shipped development secrets; using them outside development is logged.
-const devSecret = "dev-only"
+const (
+	devSecret        = "dev-only"
+	devWebhookSecret = "whsec_ZGV2LW9ubHktd2ViaG9vay1rZXk=" // base64 of "dev-only-webhook-key"
+)
 
 // envOverrides maps environment variables to the config fields they set.
 func (c *Config) envOverrides() map[string]*string {
@@ -419,6 +422,9 @@ func (c *Config) DevSecrets() []string {
 	}
 	if c.Payments.WebhookSecret == devSecret {
 		out = append(out, "payments.webhook_secret")
+	}
+	if c.Notices.WebhookURL != "" && c.Notices.WebhookSecret == devWebhookSecret {
+		out = append(out, "notices.webhook_secret")
 	}
 	if c.Certificate.devKey() {
 		out = append(out, "certificate.signing_key_file")

@@ -210,27 +210,32 @@ func writeNewKey(path string) error {
 
 // keysCommand runs `keys generate --out FILE`: a new certificate signing
 // key, for certificate.signing_key_file or certificate.next_key_file. It
-// prints the key's kid, which the JWKS will list.
+// prints the key's kid, which the JWKS will list. It reads no config.
 func keysCommand(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "generate" {
-		return errors.New("usage: keys generate --out FILE")
+	generate := len(args) > 0 && args[0] == "generate"
+	if generate {
+		args = args[1:]
 	}
-	fs := flag.NewFlagSet("keys generate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	out := fs.String("out", "", "file to write the PEM (PKCS#8) private key to; it must not exist")
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
+	a, err := parseFlags("keys", args, stdout, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
 	}
-	if *out == "" {
-		return errors.New("keys generate: --out FILE is required")
-	}
-	if err := writeNewKey(*out); err != nil {
-		return fmt.Errorf("keys generate: %w", err)
-	}
-	k, err := readKey("--out", *out)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "wrote %s (kid %s)\n", *out, api.KeyID(k.Public().(ed25519.PublicKey)))
+	if !generate {
+		return errors.New("usage: entitlements keys generate --out FILE")
+	}
+	if a.out == "" {
+		return errors.New("keys generate: --out FILE is required")
+	}
+	if err := writeNewKey(a.out); err != nil {
+		return fmt.Errorf("keys generate: %w", err)
+	}
+	k, err := readKey("--out", a.out)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s (kid %s)\n", a.out, api.KeyID(k.Public().(ed25519.PublicKey)))
 	return nil
 }

@@ -43,6 +43,12 @@ func TestKeysGenerate(t *testing.T) {
 	if again, _ := os.ReadFile(out); !bytes.Equal(again, raw) {
 		t.Error("keys generate overwrote an existing key")
 	}
+	for _, args := range [][]string{{"help", "keys"}, {"keys", "--help"}, {"keys", "generate", "-h"}} {
+		var help bytes.Buffer
+		if err := run(context.Background(), args, &help, io.Discard, noEnv); err != nil || !strings.Contains(help.String(), "-out") {
+			t.Errorf("%v = %v, %q; want the flags, -out among them", args, err, help.String())
+		}
+	}
 	for _, args := range [][]string{{"keys"}, {"keys", "generate"}, {"keys", "rotate"}} {
 		if err := run(context.Background(), args, io.Discard, io.Discard, noEnv); err == nil {
 			t.Errorf("%v: no error", args)

@@ -5,7 +5,9 @@
 //	go run . migrate                            apply database migrations and exit
 //	go run . token --role ROLE --sub SUBJECT [--ttl 1h]   print a bearer token
 //	go run . seed --vehicles N                  bulk-load N synthetic vehicles (load tests)
+//	go run . pay --order ID                     sign and post a payment notification (development)
 //	go run . keys generate --out FILE           write a certificate signing key
+//	go run . help [COMMAND]                     list the commands, or a command's flags
 //
 // Every command reads ./config.yaml (or --config PATH) and the environment
 // overrides listed in README.md.
@@ -17,11 +19,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 	_ "time/tzdata" // the zone database, for machines without one
@@ -44,6 +51,9 @@ func main() {
 // run dispatches a command line; it is main without the process exit, so
 // tests can call it.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	if len(args) > 0 && isHelp(args[0]) {
+		return help(args[1:], stdout)
+	}
 	cmd := "serve"
 	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
@@ -51,26 +61,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if cmd == "keys" {
 		return keysCommand(args, stdout, stderr)
 	}
-	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configPath := fs.String("config", "config.yaml", "path of the configuration file")
-	var role, sub string
-	var ttl time.Duration
-	var vehicles int
-	if cmd == "seed" {
-		fs.IntVar(&vehicles, "vehicles", 1000, "number of vehicles to load")
+	if _, ok := lookupCommand(cmd); !ok {
+		return fmt.Errorf("unknown command %q; run entitlements help for the list", cmd)
 	}
-	if cmd == "token" {
-		fs.StringVar(&role, "role", "", "vehicle, owner, billing, ops or carrier")
-		fs.StringVar(&sub, "sub", "", "subject: the VIN for vehicle, the owner_id for owner, a name otherwise")
-		fs.DurationVar(&ttl, "ttl", time.Hour, "validity")
+	a, err := parseFlags(cmd, args, stdout, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
 	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	cfg, err := LoadConfig(*configPath, getenv)
 	if err != nil {
 		return err
+	}
+	cfg, err := LoadConfig(a.config, getenv)
+	if err != nil {
+		return configHint(err, a)
 	}
 	switch cmd {
 	case "serve":
@@ -78,16 +81,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	case "migrate":
 		return migrate(ctx, cfg, stdout)
 	case "seed":
-		return seed(ctx, cfg, vehicles, stdout)
+		return seed(ctx, cfg, a.vehicles, a.force, stdout)
+	case "pay":
+		return pay(ctx, cfg, a, stdout)
+	case "backup":
+		return backup(ctx, cfg, a.to, stdout)
 	case "token":
-		tok, err := api.MintToken([]byte(cfg.Auth.TokenSecret), api.Role(role), sub, ttl, time.Now())
+		tok, err := api.MintToken([]byte(cfg.Auth.TokenSecret), api.Role(a.role), a.sub, a.ttl, time.Now())
 		if err != nil {
 			return err
 		}
 		fmt.Fprintln(stdout, tok)
 		return nil
 	}
-	return fmt.Errorf("unknown command %q (want serve, migrate, seed or token)", cmd)
+	return fmt.Errorf("command %q is not built into this binary", cmd)
 }
 
 // openStore opens the configured database and applies pending migrations.
@@ -105,30 +112,16 @@ func openStore(ctx context.Context, cfg *Config) (*store.DB, []int, error) {
 }
 
 func migrate(ctx context.Context, cfg *Config, stdout io.Writer) error {
+	created := missingDatabaseDir(cfg)
 	db, applied, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	if created != "" {
+		fmt.Fprintf(stdout, "created the database directory %s\n", created)
+	}
 	fmt.Fprintf(stdout, "applied migrations: %v\n", applied)
-	return nil
-}
-
-// seed bulk-loads synthetic vehicles for load tests and demos.
-func seed(ctx context.Context, cfg *Config, n int, stdout io.Writer) error {
-	if n < 1 {
-		return fmt.Errorf("--vehicles must be at least 1")
-	}
-	db, _, err := openStore(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	start := time.Now()
-	if err := db.Seed(ctx, n, store.DefaultSeedMix, cfg.Catalog(), cfg.Location(), time.Now()); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "seeded %d vehicles in %s\n", n, time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
@@ -136,6 +129,7 @@ func seed(ctx context.Context, cfg *Config, n int, stdout io.Writer) error {
 // then drains requests, waits for running jobs (bounded) and closes the
 // database.
 func serve(ctx context.Context, cfg *Config, logOut io.Writer) error {
+	logOut = &syncWriter{w: logOut} // shared by the service's and the start-up logger
 	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: cfg.LogLevel()}))
 	for _, k := range cfg.DevSecrets() {
 		log.Warn("secret is the shipped development default; set it before production", slog.String("key", k))
@@ -143,11 +137,23 @@ func serve(ctx context.Context, cfg *Config, logOut io.Writer) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	// The port is bound first: a second instance on a busy port fails
+	// here, before it migrates or runs a job.
+	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on http.addr %s: %w", cfg.HTTP.Addr, err)
+	}
+	defer ln.Close()
+
+	created := missingDatabaseDir(cfg)
 	db, applied, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	if created != "" {
+		startupLog(logOut).Info("created the database directory", slog.String("dir", created))
+	}
 	log.Info("database ready", slog.String("driver", cfg.Database.Driver), slog.Any("applied_migrations", applied))
 
 	reg := prometheus.NewRegistry()
@@ -222,10 +228,8 @@ func serve(ctx context.Context, cfg *Config, logOut io.Writer) error {
 		}()
 	}
 	errc := make(chan error, 1)
-	go func() {
-		log.Info("listening", slog.String("addr", cfg.HTTP.Addr))
-		errc <- hs.ListenAndServe()
-	}()
+	go func() { errc <- hs.Serve(ln) }()
+	startupLog(logOut).Info("listening", slog.String("addr", ln.Addr().String()))
 	select {
 	case err := <-errc:
 		return err
@@ -242,6 +246,41 @@ func serve(ctx context.Context, cfg *Config, logOut io.Writer) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// syncWriter serialises writes from several loggers to one writer.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+// startupLog logs at info whatever log.level says: the line with the
+// address is what operators look for.
+func startupLog(out io.Writer) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(out, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+// missingDatabaseDir returns the directory of an SQLite database.dsn if
+// it does not exist yet (opening the store creates it), or "".
+func missingDatabaseDir(cfg *Config) string {
+	if cfg.Database.Driver != store.SQLite {
+		return ""
+	}
+	path, _, _ := strings.Cut(strings.TrimPrefix(cfg.Database.DSN, "file:"), "?")
+	dir := filepath.Dir(path)
+	if path == "" || path == ":memory:" || dir == "." {
+		return ""
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		return ""
+	}
+	return dir
 }
 
 // newScheduler wires the background jobs of SPEC section 1 to their

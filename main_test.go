@@ -43,6 +43,14 @@ func TestShippedConfigIsValid(t *testing.T) {
 	if got := cfg.DevSecrets(); len(got) != 3 {
 		t.Errorf("DevSecrets() = %v, want both shipped secrets and the dev certificate key flagged", got)
 	}
+	// The shipped notices secret is flagged once notices are sent.
+	cfg, err = LoadConfig("config.yaml", env(map[string]string{"ENTITLEMENTS_NOTICES_WEBHOOK_URL": "http://127.0.0.1:9000/hook"}))
+	if err != nil {
+		t.Fatalf("config.yaml with a webhook URL: %v", err)
+	}
+	if got := cfg.DevSecrets(); len(got) != 4 || got[2] != "notices.webhook_secret" {
+		t.Errorf("DevSecrets() = %v with a webhook URL, want notices.webhook_secret flagged too", got)
+	}
 }
 
 func TestEnvironmentOverrides(t *testing.T) {
@@ -163,6 +171,9 @@ func TestTokenCommand(t *testing.T) {
 // a temporary SQLite file, talks to it, then cancels it as SIGTERM would.
 func TestServeAndGracefulShutdown(t *testing.T) {
 	logs := serveOnce(t, nil)
+	if !strings.Contains(logs, `"msg":"created the database directory"`) {
+		t.Errorf("the missing database directory was created without a log line:\n%s", logs)
+	}
 	if !strings.Contains(logs, `"msg":"request"`) || !strings.Contains(logs, `"route":"/readyz"`) {
 		t.Errorf("at log.level info, no request line for /readyz:\n%s", logs)
 	}
@@ -170,11 +181,21 @@ func TestServeAndGracefulShutdown(t *testing.T) {
 
 // TestLogLevelWarnDropsRequestLines: at warn the service logs no request
 // lines (the per-request cost that docs/performance.md measured) but
-// still logs its warnings.
+// still logs its warnings and the start-up line with its address.
 func TestLogLevelWarnDropsRequestLines(t *testing.T) {
 	logs := serveOnce(t, map[string]string{"ENTITLEMENTS_LOG_LEVEL": "warn"})
-	if strings.Contains(logs, `"msg":"request"`) || strings.Contains(logs, `"level":"INFO"`) {
-		t.Errorf("at log.level warn, info lines were logged:\n%s", logs)
+	if strings.Contains(logs, `"msg":"request"`) {
+		t.Errorf("at log.level warn, request lines were logged:\n%s", logs)
+	}
+	// Only the start-up lines operators look for are kept at info.
+	for _, l := range strings.Split(logs, "\n") {
+		if strings.Contains(l, `"level":"INFO"`) && !strings.Contains(l, `"msg":"listening"`) &&
+			!strings.Contains(l, `"msg":"created the database directory"`) {
+			t.Errorf("at log.level warn, an info line was logged: %s", l)
+		}
+	}
+	if !strings.Contains(logs, `"msg":"listening","addr":"127.0.0.1:`) {
+		t.Errorf("at log.level warn, the start-up line with the address is missing:\n%s", logs)
 	}
 	if !strings.Contains(logs, "development default") {
 		t.Errorf("at log.level warn, the dev-secret warning is missing:\n%s", logs)

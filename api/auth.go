@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -41,6 +42,32 @@ type Claims struct {
 	jwt.RegisteredClaims
 }
 
+// errNotNumericDate: a time claim that is not a JSON number.
+var errNotNumericDate = errors.New("exp, nbf and iat must be JSON numbers (RFC 7519 NumericDate)")
+
+// UnmarshalJSON decodes the claims, refusing exp, nbf or iat that are not
+// JSON numbers: RFC 7519 makes them NumericDate, a number of seconds
+// (fractions allowed), but golang-jwt also reads a string such as
+// "1767225600", which a token minted by some other system must not get
+// past us with.
+func (c *Claims) UnmarshalJSON(b []byte) error {
+	var times struct {
+		Exp json.RawMessage `json:"exp"`
+		Nbf json.RawMessage `json:"nbf"`
+		Iat json.RawMessage `json:"iat"`
+	}
+	if err := json.Unmarshal(b, &times); err != nil {
+		return err
+	}
+	for _, raw := range []json.RawMessage{times.Exp, times.Nbf, times.Iat} {
+		if len(raw) > 0 && raw[0] != '-' && (raw[0] < '0' || raw[0] > '9') {
+			return errNotNumericDate
+		}
+	}
+	type plain Claims // without this method
+	return json.Unmarshal(b, (*plain)(c))
+}
+
 // Principal is the authenticated caller.
 type Principal struct {
 	Role    Role
@@ -52,8 +79,8 @@ func MintToken(secret []byte, role Role, subject string, ttl time.Duration, now 
 	if !validRole(role) {
 		return "", fmt.Errorf("unknown role %q (want one of %v)", role, Roles)
 	}
-	if subject == "" {
-		return "", errors.New("subject is required")
+	if err := billing.SubjectField.Error(subject); err != nil {
+		return "", fmt.Errorf("subject: %w", err)
 	}
 	if ttl <= 0 {
 		return "", errors.New("ttl must be positive")
@@ -113,6 +140,8 @@ func (s *Server) verifyToken(raw string, now time.Time) (cachedToken, error) {
 		return cachedToken{}, billing.Errorf(billing.EUnauthorized, "the token is not valid")
 	case claims.Subject == "":
 		return cachedToken{}, billing.Errorf(billing.EUnauthorized, "the token has no subject")
+	case billing.SubjectField.Check(claims.Subject) != "":
+		return cachedToken{}, billing.Errorf(billing.EUnauthorized, "the token's subject has control or invisible characters or is too long")
 	case !validRole(claims.Role):
 		return cachedToken{}, billing.Errorf(billing.EUnauthorized, "the token has no known role")
 	}
@@ -135,9 +164,11 @@ func (s *Server) allow(roles ...Role) gin.HandlerFunc {
 			s.fail(c, err)
 			return
 		}
+		// Set before the role check, so that a 403's request line names
+		// the role and subject that were refused.
+		c.Set(ctxPrincipal, p)
 		for _, r := range roles {
 			if p.Role == r {
-				c.Set(ctxPrincipal, p)
 				c.Next()
 				return
 			}
@@ -152,6 +183,21 @@ func principal(c *gin.Context) Principal {
 	return pr
 }
 
+// viewer is the caller as the visibility rule (billing.Viewer) sees it.
+func viewer(c *gin.Context) billing.Viewer {
+	p := principal(c)
+	w := billing.Viewer{Subject: p.Subject}
+	switch p.Role {
+	case RoleVehicle:
+		w.Audience = billing.AudienceVehicle
+	case RoleOwner:
+		w.Audience = billing.AudienceOwner
+	case RoleBilling, RoleOps:
+		w.Audience = billing.AudienceStaff
+	}
+	return w
+}
+
 // vehicleFor parses the path's VIN and loads the vehicle if the caller may
 // see it (see readVehicle).
 func (s *Server) vehicleFor(c *gin.Context) (billing.VIN, billing.Vehicle, error) {
@@ -162,28 +208,30 @@ func (s *Server) vehicleFor(c *gin.Context) (billing.VIN, billing.Vehicle, error
 }
 
 // readVehicle parses the path's VIN and returns what load reads for it, if
-// the caller may see that vehicle: the vehicle itself, its owner, or staff.
-// load also returns the vehicle's owner. A vehicle or owner asking for
-// another's VIN gets the same EVehicleNotFound as for a VIN that does not
-// exist, so that tokens cannot probe the fleet; a vehicle token is refused
-// before anything is read.
+// the caller may see that vehicle (billing.Viewer). load also returns the
+// vehicle's owner. It is the one place where VIN-scoped endpoints apply the
+// rule: a caller who may not see the car gets billing.VehicleNotFound,
+// whether the car is another's, not activated, or unknown; a vehicle token
+// is refused before anything is read.
 func readVehicle[T any](c *gin.Context, load func(billing.VIN) (T, string, error)) (billing.VIN, T, error) {
 	var zero T
 	vin, err := billing.ParseVIN(c.Param("vin"))
 	if err != nil {
 		return "", zero, err
 	}
-	p := principal(c)
-	notFound := billing.Errorf(billing.EVehicleNotFound, "vehicle %s not found", vin)
-	if p.Role == RoleVehicle && p.Subject != string(vin) {
-		return vin, zero, notFound
+	w := viewer(c)
+	if !w.MayAsk(vin) {
+		return vin, zero, billing.VehicleNotFound(vin)
 	}
 	out, owner, err := load(vin)
+	if billing.IsCode(err, billing.EVehicleNotFound) && !w.MayLearnNotActivated(vin) {
+		return vin, zero, billing.VehicleNotFound(vin)
+	}
 	if err != nil {
 		return vin, zero, err
 	}
-	if p.Role == RoleOwner && owner != p.Subject {
-		return vin, zero, notFound
+	if !w.MaySeeVehicle(vin, owner) {
+		return vin, zero, billing.VehicleNotFound(vin)
 	}
 	return vin, out, nil
 }

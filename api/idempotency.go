@@ -61,10 +61,11 @@ const (
 	maxPageSize     = 200
 )
 
-// pageParams reads ?limit= and ?cursor=.
+// pageParams reads ?limit= and ?cursor=; a query string that does not
+// decode is refused with the rest (see queryProblems).
 func pageParams(c *gin.Context) (int, *billing.Cursor, error) {
 	limit := defaultPageSize
-	var fields []billing.FieldError
+	fields := queryProblems(c)
 	if raw := c.Query("limit"); raw != "" {
 		n, err := strconv.Atoi(raw)
 		if err != nil || n < 1 || n > maxPageSize {
@@ -95,14 +96,23 @@ func encodeCursor(c *billing.Cursor) *string {
 	return &s
 }
 
+// maxCursor bounds a cursor's length: base64 of a 20-digit time, a dot
+// and an id of at most billing.CursorIDField.Max characters.
+const maxCursor = 4 * (22 + 4*64) / 3
+
+// decodeCursor reads a cursor made by encodeCursor; its id must follow
+// billing.CursorIDField, as every id the service makes does.
 func decodeCursor(s string) (*billing.Cursor, bool) {
+	if len(s) > maxCursor {
+		return nil, false
+	}
 	raw, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil {
 		return nil, false
 	}
 	us, id, ok := strings.Cut(string(raw), ".")
 	n, err := strconv.ParseInt(us, 10, 64)
-	if !ok || err != nil || id == "" || len(id) > 64 {
+	if !ok || err != nil || billing.CursorIDField.Check(id) != "" {
 		return nil, false
 	}
 	return &billing.Cursor{At: time.UnixMicro(n).UTC(), ID: id}, true

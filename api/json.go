@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
+	"os"
+	"reflect"
 	"strings"
 
 	"entitlements/billing"
@@ -17,7 +20,8 @@ import (
 const MaxBodyBytes = 1 << 20
 
 // readBody reads the whole request body, at most MaxBodyBytes; a larger
-// body is ETooLarge.
+// body is ETooLarge, one that does not arrive within the server's read
+// timeout (http.Server.ReadTimeout, http.read_timeout) ERequestTimeout.
 func readBody(c *gin.Context) ([]byte, error) { return readBodyMax(c, MaxBodyBytes) }
 
 // readBodyMax is readBody with another limit, for endpoints that take bulk
@@ -36,8 +40,12 @@ func readBodyMax(c *gin.Context, max int64) ([]byte, error) {
 		body, err = io.ReadAll(r)
 	}
 	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
+	var netErr net.Error
+	switch {
+	case errors.As(err, &tooBig):
 		return nil, billing.Errorf(billing.ETooLarge, "request body is larger than %d bytes", max)
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		return nil, billing.Errorf(billing.ERequestTimeout, "request body did not arrive within the server's read timeout")
 	}
 	if err != nil {
 		return nil, billing.Errorf(billing.EMalformed, "could not read request body")
@@ -88,7 +96,7 @@ func malformed(err error) error {
 			field = "(body)"
 		}
 		return &billing.Error{Code: billing.EMalformed,
-			Message: "field " + field + " must be " + jsonType(typ.Type.Kind().String()) + ", got " + typ.Value,
+			Message: "field " + field + " must be " + jsonType(typ.Type.Kind(), field) + ", got " + typ.Value,
 			Fields:  []billing.FieldError{{Field: field, Code: "wrong_type"}}}
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
@@ -98,18 +106,34 @@ func malformed(err error) error {
 	return billing.Errorf(billing.EMalformed, "request body is not valid JSON")
 }
 
-func jsonType(kind string) string {
+// jsonType names the JSON value a Go kind takes, for the field named
+// field (its last path element picks the unit of an integer).
+func jsonType(kind reflect.Kind, field string) string {
 	switch kind {
-	case "string":
+	case reflect.String:
 		return "a string"
-	case "bool":
+	case reflect.Bool:
 		return "a boolean"
-	case "struct", "map":
+	case reflect.Struct, reflect.Map:
 		return "an object"
-	case "slice", "array":
+	case reflect.Slice, reflect.Array:
 		return "an array"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		if unit, ok := integerUnits[field[strings.LastIndexByte(field, '.')+1:]]; ok {
+			return "an integer number of " + unit
+		}
+		return "an integer"
 	}
-	return "a number"
+	return "a JSON value of another type"
+}
+
+// integerUnits are the units of the integer fields of request bodies.
+var integerUnits = map[string]string{
+	"amount_fen": "fen",
+	"bytes":      "bytes",
 }
 
 func jsonEncode(w io.Writer, v any) error {

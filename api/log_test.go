@@ -67,3 +67,27 @@ func TestRequestLinesAtWarn(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestLineOfForbiddenNamesTheCaller: a 403's request line carries
+// the role and subject of the valid token that was refused, and every
+// request line gives its duration in milliseconds.
+func TestRequestLineOfForbiddenNamesTheCaller(t *testing.T) {
+	var logs syncBuffer
+	h := newHarness(t, "sqlite", func(o *api.Options) {
+		o.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	})
+	if res := h.get("/v1/refunds", h.token(api.RoleCarrier, "carrier-feed")); res.Code != http.StatusForbidden {
+		t.Fatalf("refunds as carrier = %d %s, want 403", res.Code, res.Body)
+	}
+	var line string
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, `"msg":"request"`) && strings.Contains(l, `"status":403`) {
+			line = l
+		}
+	}
+	for _, want := range []string{`"role":"carrier"`, `"sub":"carrier-feed"`, `"duration_ms":`} {
+		if !strings.Contains(line, want) {
+			t.Errorf("the 403's request line %q lacks %s", line, want)
+		}
+	}
+}

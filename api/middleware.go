@@ -110,7 +110,7 @@ func (s *Server) observe(c *gin.Context) {
 		slog.String("method", c.Request.Method),
 		slog.String("route", route),
 		slog.Int("status", code),
-		slog.Duration("duration", elapsed),
+		slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
 		slog.String("client_ip", c.ClientIP()),
 	}
 	if p := principal(c); p.Role != "" {

@@ -29,8 +29,13 @@ const (
 )
 
 // listNotices handles GET /v1/vehicles/{vin}/notices: the vehicle's
-// notices, newest first, at most ?limit= (1-500, default 100).
+// notices the caller may see (billing.Viewer.NoticeQuery), newest first,
+// at most ?limit= (1-500, default 100).
 func (s *Server) listNotices(c *gin.Context) {
+	if err := checkQuery(c); err != nil {
+		s.fail(c, err)
+		return
+	}
 	limit := defaultNoticeLimit
 	if q, ok := c.GetQuery("limit"); ok {
 		n, err := strconv.Atoi(q)
@@ -45,12 +50,12 @@ func (s *Server) listNotices(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	ns, err := s.store.Notices(c.Request.Context(), vin, limit)
+	ns, err := s.store.QueryNotices(c.Request.Context(), viewer(c).NoticeQuery(vin, limit))
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	staff := principal(c).Role != RoleOwner
+	staff := viewer(c).Audience == billing.AudienceStaff
 	out := make([]noticeView, len(ns))
 	for i, n := range ns {
 		out[i] = noticeView{

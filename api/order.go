@@ -66,7 +66,7 @@ func (s *Server) createOrder(c *gin.Context) {
 		return
 	}
 	// Who may buy for this car is answered before the request is looked at.
-	if _, err := s.ownVehicle(c, vin); err != nil {
+	if _, _, err := s.vehicleFor(c); err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -75,8 +75,8 @@ func (s *Server) createOrder(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	if req.Product == nil || *req.Product == "" {
-		s.fail(c, billing.Invalid("product is required", billing.FieldError{Field: "product", Code: "required"}))
+	if err := billing.ProductField.Error(deref(req.Product)); err != nil {
+		s.fail(c, err)
 		return
 	}
 	k, err := idempotencyKey(c, map[string]string{"vin": string(vin), "product": *req.Product})
@@ -94,6 +94,9 @@ func (s *Server) createOrder(c *gin.Context) {
 	o := billing.NewOrder(vin, principal(c).Subject, p, now, s.unpaidTTL)
 	res, err := s.store.CreateOrder(c.Request.Context(), o, k,
 		renderJSON(http.StatusCreated, func(o billing.Order) any { return s.orderView(o, now) }))
+	if billing.IsCode(err, billing.ENotActivated) || billing.IsCode(err, billing.EVehicleNotFound) {
+		err = billing.VehicleNotFound(vin) // the car was transferred meanwhile
+	}
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -101,41 +104,23 @@ func (s *Server) createOrder(c *gin.Context) {
 	writeStored(c, res)
 }
 
-// ownVehicle checks that the owner calling owns vin. A VIN with no vehicle
-// is ENotActivated (the car has not been handed over yet); someone else's
-// car is EVehicleNotFound.
-func (s *Server) ownVehicle(c *gin.Context, vin billing.VIN) (billing.Vehicle, error) {
-	v, err := s.store.Vehicle(c.Request.Context(), vin)
-	if billing.IsCode(err, billing.EVehicleNotFound) {
-		return v, billing.Errorf(billing.ENotActivated, "vehicle %s is not activated", vin)
-	}
-	if err != nil {
-		return v, err
-	}
-	if v.OwnerID != principal(c).Subject {
-		return v, billing.Errorf(billing.EVehicleNotFound, "vehicle %s not found", vin)
-	}
-	return v, nil
-}
-
 // getOrder handles GET /v1/orders/{id}: an owner sees the orders they
 // placed; billing and ops see every order.
 func (s *Server) getOrder(c *gin.Context) {
 	id := c.Param("id")
+	if err := billing.PathIDField.Error(id); err != nil {
+		s.fail(c, err)
+		return
+	}
 	o, err := s.store.Order(c.Request.Context(), id)
-	if err == nil && !s.mayReadOrder(c, o) {
-		err = billing.Errorf(billing.EOrderNotFound, "order %s not found", id)
+	if err == nil && !viewer(c).MaySeeOrder(o) {
+		err = billing.OrderNotFound(id)
 	}
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, s.orderView(o, s.now()))
-}
-
-func (s *Server) mayReadOrder(c *gin.Context, o billing.Order) bool {
-	p := principal(c)
-	return p.Role != RoleOwner || o.OwnerID == p.Subject
 }
 
 // listOrders handles GET /v1/vehicles/{vin}/orders: newest first, a page
@@ -151,10 +136,7 @@ func (s *Server) listOrders(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	q := billing.OrderQuery{VIN: vin, After: cur, Limit: limit}
-	if p := principal(c); p.Role == RoleOwner {
-		q.OwnerID = p.Subject
-	}
+	q := viewer(c).OrderQuery(billing.OrderQuery{VIN: vin, After: cur, Limit: limit})
 	orders, next, err := s.store.Orders(c.Request.Context(), q)
 	if err != nil {
 		s.fail(c, err)

@@ -51,7 +51,7 @@ func TestCreateOrderIdempotencyAndAccess(t *testing.T) {
 			{"unknown product", alice, path, "key-2", map[string]string{"product": "weekly"}, 400, "unknown_product"},
 			{"no product", alice, path, "key-3", map[string]string{}, 400, "validation_failed"},
 			{"unknown field", alice, path, "key-4", map[string]string{"product": "monthly", "price_fen": "1"}, 400, "malformed_body"},
-			{"not activated", alice, "/v1/vehicles/" + vin("LSVAX4E10P2200999") + "/orders", "key-5", map[string]string{"product": "monthly"}, 409, "not_activated"},
+			{"not activated (looks like another's car)", alice, "/v1/vehicles/" + vin("LSVAX4E10P2200999") + "/orders", "key-5", map[string]string{"product": "monthly"}, 404, "vehicle_not_found"},
 			{"someone else's car", h.token(api.RoleOwner, "mallory"), path, "key-6", map[string]string{"product": "monthly"}, 404, "vehicle_not_found"},
 			{"bad vin", alice, "/v1/vehicles/NOTAVIN/orders", "key-7", map[string]string{"product": "monthly"}, 400, "invalid_vin"},
 			{"vehicle role", h.token(api.RoleVehicle, v), path, "key-8", map[string]string{"product": "monthly"}, 403, "forbidden"},

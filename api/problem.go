@@ -30,6 +30,8 @@ var statusOf = map[string]int{
 	billing.EOrderNotPaid:           http.StatusConflict,
 	billing.EIdempotencyInFlight:    http.StatusConflict,
 	billing.EConflict:               http.StatusConflict,
+	billing.EEventIDReused:          http.StatusConflict,
+	billing.ERequestTimeout:         http.StatusRequestTimeout,
 	billing.ETooLarge:               http.StatusRequestEntityTooLarge,
 	billing.ETooManyRecords:         http.StatusRequestEntityTooLarge,
 	billing.EIdempotencyKeyReused:   http.StatusUnprocessableEntity,

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/csv"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -52,6 +53,10 @@ func (s *Server) refundView(r billing.Refund) refundView {
 // Idempotency-Key required): 201 with the refund; the operator is the
 // token's subject.
 func (s *Server) createRefund(c *gin.Context) {
+	if err := billing.PathIDField.Error(c.Param("id")); err != nil {
+		s.fail(c, err)
+		return
+	}
 	var body refundRequest
 	if err := bindJSON(c, &body); err != nil {
 		s.fail(c, err)
@@ -116,7 +121,8 @@ func refundQuery(c *gin.Context) (billing.RefundQuery, error) {
 		fields = append(fields, billing.FieldError{Field: "format", Code: "invalid"})
 	}
 	limit, cur, err := pageParams(c)
-	if be, ok := err.(*billing.Error); ok {
+	var be *billing.Error
+	if errors.As(err, &be) {
 		fields = append(fields, be.Fields...)
 	}
 	q.Limit, q.After = limit, cur

@@ -38,7 +38,7 @@ type Store interface {
 	RefundOrder(ctx context.Context, orderID string, req billing.RefundRequest, operator string,
 		k billing.IdempotencyKey, render billing.Render[billing.Refund], loc *time.Location, now time.Time) (billing.StoredResponse, error)
 	Refunds(ctx context.Context, q billing.RefundQuery) ([]billing.Refund, *billing.Cursor, error)
-	Notices(ctx context.Context, vin billing.VIN, limit int) ([]billing.Notice, error)
+	QueryNotices(ctx context.Context, q billing.NoticeQuery) ([]billing.Notice, error)
 	Snapshot(ctx context.Context, vin billing.VIN, cycle billing.Cycle) (billing.Snapshot, error)
 	IngestUsage(ctx context.Context, recs []billing.UsageRecord, thresholds []int, loc *time.Location, now time.Time) (billing.IngestResult, error)
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"time"
@@ -74,8 +75,8 @@ func (s *Server) ingestUsage(c *gin.Context) {
 	recs := make([]billing.UsageRecord, 0, len(reqs))
 	index := make([]int, 0, len(reqs)) // recs[i] is record index[i] of the request
 	for i, rq := range reqs {
-		if d, bad := malformed[i]; bad {
-			rejected = append(rejected, billing.Reject(i, billing.RejectMalformed, "%s", d))
+		if r, bad := malformed[i]; bad {
+			rejected = append(rejected, r)
 			continue
 		}
 		r, code, detail := usageRecordOf(rq)
@@ -107,25 +108,41 @@ func (s *Server) ingestUsage(c *gin.Context) {
 }
 
 // decodeUsage decodes the batch strictly. When a record does not fit the
-// record shape (a wrong type, an unknown field), the batch is decoded again
-// record by record: such records come back in malformed (index to detail)
-// and the rest are kept. A body that is not {"records": [...]} is
-// EMalformed or EInvalid.
-func decodeUsage(body []byte) ([]usageRecordRequest, map[int]string, error) {
-	if reqs, ok := decodeUsageFast(body); ok {
+// record shape (a wrong type, an unknown field) or is null, the batch is
+// decoded again record by record: such records come back in malformed
+// (index to rejection) and the rest are kept. A body that is not
+// {"records": [...]} is EMalformed or EInvalid.
+func decodeUsage(body []byte) ([]usageRecordRequest, map[int]billing.Rejection, error) {
+	if reqs, ok := decodeUsageFast(body); ok && !anyEmpty(reqs) {
 		return reqs, nil, nil
 	}
 	return decodeUsageStrict(body)
 }
 
+// anyEmpty reports whether a record decoded to nothing at all: both
+// decoders read a null record as an empty one, so a batch with one is
+// decoded record by record to tell null from {}.
+func anyEmpty(reqs []usageRecordRequest) bool {
+	for i := range reqs {
+		if reqs[i] == (usageRecordRequest{}) {
+			return true
+		}
+	}
+	return false
+}
+
+var jsonNull = []byte("null")
+
 // decodeUsageStrict is decodeUsage with encoding/json alone.
-func decodeUsageStrict(body []byte) ([]usageRecordRequest, map[int]string, error) {
+func decodeUsageStrict(body []byte) ([]usageRecordRequest, map[int]billing.Rejection, error) {
 	var req usageRequest
 	if err := decodeStrict(body, &req); err == nil {
 		if req.Records == nil {
 			return nil, nil, billing.Invalid("records is required", billing.FieldError{Field: "records", Code: "required"})
 		}
-		return *req.Records, nil, nil
+		if !anyEmpty(*req.Records) {
+			return *req.Records, nil, nil
+		}
 	}
 	var raw usageRawRequest
 	if err := decodeStrict(body, &raw); err != nil {
@@ -135,10 +152,12 @@ func decodeUsageStrict(body []byte) ([]usageRecordRequest, map[int]string, error
 		return nil, nil, billing.Invalid("records is required", billing.FieldError{Field: "records", Code: "required"})
 	}
 	reqs := make([]usageRecordRequest, len(*raw.Records))
-	malformed := map[int]string{}
+	malformed := map[int]billing.Rejection{}
 	for i, m := range *raw.Records {
-		if err := decodeStrict(m, &reqs[i]); err != nil {
-			malformed[i] = billing.ErrorMessage(err)
+		if bytes.Equal(m, jsonNull) {
+			malformed[i] = billing.Reject(i, billing.RejectNullRecord, "record is null; a JSON object is expected")
+		} else if err := decodeStrict(m, &reqs[i]); err != nil {
+			malformed[i] = billing.Reject(i, billing.RejectMalformed, "%s", billing.ErrorMessage(err))
 		}
 	}
 	return reqs, malformed, nil

@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"entitlements/billing"
 )
 
 // usageDecodeCases are bodies on which encoding/json and
@@ -18,6 +20,8 @@ var usageDecodeCases = map[string]string{
 	"null body":            `null`,
 	"empty body":           ``,
 	"null record":          `{"records":[null]}`,
+	"null among records":   `{"records":[{"id":"a","bytes":1},null,{}]}`,
+	"empty record":         `{"records":[{}]}`,
 	"null fields":          `{"records":[{"id":null,"vin":null,"category":null,"bytes":null,"started_at":null,"ended_at":null}]}`,
 	"whitespace":           " \n{\"records\" : [ {\"id\" : \"a\"} ] }\t ",
 	"trailing data":        `{"records":[]} x`,
@@ -108,7 +112,7 @@ func BenchmarkDecodeUsage(b *testing.B) {
 	}
 	body.WriteString(`]}`)
 	raw := []byte(body.String())
-	for name, decode := range map[string]func([]byte) ([]usageRecordRequest, map[int]string, error){
+	for name, decode := range map[string]func([]byte) ([]usageRecordRequest, map[int]billing.Rejection, error){
 		"fast": decodeUsage, "encoding_json": decodeUsageStrict,
 	} {
 		b.Run(name, func(b *testing.B) {

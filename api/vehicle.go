@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"net/http"
 	"time"
 
@@ -77,7 +78,8 @@ func mergeInvalid(msg string, parse *billing.FieldError, err error) error {
 	if parse != nil {
 		out.Fields = append(out.Fields, *parse)
 	}
-	if be, ok := err.(*billing.Error); ok {
+	var be *billing.Error
+	if errors.As(err, &be) {
 		for _, f := range be.Fields {
 			if parse != nil && f.Field == parse.Field {
 				continue
@@ -176,6 +178,10 @@ func (s *Server) feature(c *gin.Context) {
 		s.fail(c, billing.Errorf(billing.EUnknownFeature, "feature %q is not known", code))
 		return
 	}
+	if err := checkQuery(c); err != nil {
+		s.fail(c, err)
+		return
+	}
 	conn, err := billing.ParseConnection(c.Query("connection"))
 	if err != nil {
 		s.fail(c, err)
@@ -194,19 +200,13 @@ func (s *Server) feature(c *gin.Context) {
 }
 
 // notActivated reports whether err says the vehicle is not activated and
-// the caller may learn so: the car itself (its own VIN) and staff get a
-// not_activated decision; an owner cannot own a car that is not activated,
-// so for an owner it stays a 404.
+// the caller may learn so (billing.Viewer.MayLearnNotActivated): the car
+// itself and staff get a not_activated decision; anyone else got
+// billing.VehicleNotFound from readVehicle.
 func (s *Server) notActivated(c *gin.Context, err error) bool {
 	if !billing.IsCode(err, billing.EVehicleNotFound) {
 		return false
 	}
-	switch p := principal(c); p.Role {
-	case RoleVehicle:
-		vin, _ := billing.ParseVIN(c.Param("vin"))
-		return p.Subject == string(vin)
-	case RoleBilling, RoleOps:
-		return true
-	}
-	return false
+	vin, perr := billing.ParseVIN(c.Param("vin"))
+	return perr == nil && viewer(c).MayLearnNotActivated(vin)
 }

@@ -73,7 +73,7 @@ type featureDecisionView struct {
 	Epoch        int64          `json:"epoch"`
 }
 
-func stamp(t time.Time, loc *time.Location) string { return t.In(loc).Format(time.RFC3339) }
+func stamp(t time.Time, loc *time.Location) string { return billing.Stamp(t, loc) }
 
 func stampPtr(t time.Time, loc *time.Location) *string {
 	if t.IsZero() {

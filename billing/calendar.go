@@ -46,3 +46,8 @@ func CycleAt(t time.Time, loc *time.Location) Cycle {
 
 // Key returns the cycle as "YYYY-MM", the form stored with aggregates.
 func (c Cycle) Key() string { return c.Start.Format("2006-01") }
+
+// Stamp renders the instant t as every API response, notice and webhook
+// body shows it: RFC 3339, whole seconds, with the offset of loc (the
+// configured timezone, SPEC section 2).
+func Stamp(t time.Time, loc *time.Location) string { return t.In(loc).Format(time.RFC3339) }

@@ -205,3 +205,20 @@ func TestCycleAt(t *testing.T) {
 		})
 	}
 }
+
+func TestStamp(t *testing.T) {
+	shanghai := mustZone(t, "Asia/Shanghai")
+	at := time.Date(2026, 6, 15, 4, 0, 0, 999_000_000, time.UTC)
+	for _, tc := range []struct {
+		loc  *time.Location
+		want string
+	}{
+		{shanghai, "2026-06-15T12:00:00+08:00"},
+		{time.UTC, "2026-06-15T04:00:00Z"},
+		{time.FixedZone("", -(3*3600 + 1800)), "2026-06-15T00:30:00-03:30"},
+	} {
+		if got := Stamp(at, tc.loc); got != tc.want {
+			t.Errorf("Stamp(%v, %v) = %s, want %s", at, tc.loc, got, tc.want)
+		}
+	}
+}

@@ -29,6 +29,8 @@ const (
 	EIdempotencyInFlight  = "idempotency_key_in_use"
 	EBadSignature         = "bad_signature"
 	EAmountMismatch       = "amount_mismatch"
+	EEventIDReused        = "event_id_reused" // a payment event_id already used for another notification
+	ERequestTimeout       = "request_timeout" // the request body did not arrive within the server's read timeout
 	ENothingRefundable    = "nothing_refundable"
 	ERefundExceedsBalance = "refund_exceeds_balance"
 	EConflict             = "conflict"

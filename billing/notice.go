@@ -52,3 +52,40 @@ func (n Notice) Payload() map[string]any {
 	data["vin"], data["owner_id"] = string(n.VIN), n.OwnerID
 	return data
 }
+
+// OrderPaidNotice is the order.paid notice of o, paid at paidAt, whose
+// period p was added, leaving the vehicle covered until coveredUntil (zero
+// if not covered now). It is addressed to the owner who placed the order:
+// the money was theirs, also when the car has changed hands since.
+func OrderPaidNotice(o Order, p Period, paidAt, coveredUntil time.Time, loc *time.Location) Notice {
+	var until any
+	if !coveredUntil.IsZero() {
+		until = Stamp(coveredUntil, loc)
+	}
+	return Notice{
+		VIN: o.VIN, OwnerID: o.OwnerID, Kind: NoticeOrderPaid,
+		DedupeKey: string(NoticeOrderPaid) + ":" + o.ID,
+		Data: map[string]any{
+			"order_id": o.ID, "amount_fen": o.AmountFen, "currency": o.Currency, "product": o.Product,
+			"days": o.Days, "period_id": p.ID, "paid_at": Stamp(paidAt, loc),
+			"starts_at": Stamp(p.StartsAt, loc), "ends_at": Stamp(p.EndsAt, loc),
+			"transaction_id": o.TransactionID, "covered_until": until,
+		},
+	}
+}
+
+// RefundIssuedNotice is the refund.issued notice of r, a refund of o that
+// brings the order's refunded total to refundedFen. Like the order's
+// notice it is addressed to the owner who placed the order.
+func RefundIssuedNotice(o Order, r Refund, refundedFen int64, loc *time.Location) Notice {
+	return Notice{
+		VIN: o.VIN, OwnerID: o.OwnerID, Kind: NoticeRefundIssued,
+		DedupeKey: string(NoticeRefundIssued) + ":" + r.ID,
+		Data: map[string]any{
+			"refund_id": r.ID, "order_id": o.ID, "transaction_id": o.TransactionID, "amount_fen": r.AmountFen,
+			"currency": r.Currency, "reason": string(r.Reason), "end_access": r.EndAccess,
+			"order_refunded_fen": refundedFen, "order_amount_fen": o.AmountFen,
+			"created_at": Stamp(r.CreatedAt, loc),
+		},
+	}
+}

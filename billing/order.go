@@ -1,9 +1,6 @@
 package billing
 
-import (
-	"time"
-	"unicode/utf8"
-)
+import "time"
 
 // OrderStatus is an order's lifecycle state; the values are public API.
 type OrderStatus string
@@ -108,19 +105,12 @@ func (o Order) PaidPeriod(paidAt time.Time, seq int) Period {
 	}
 }
 
-// ValidateIdempotencyKey checks an Idempotency-Key header: required, 1 to
-// 255 printable ASCII characters.
+// ValidateIdempotencyKey checks an Idempotency-Key header: required
+// (EIdempotencyKeyNeeded), then IdempotencyKeyField: 1 to 255 printable
+// ASCII characters.
 func ValidateIdempotencyKey(key string) error {
 	if key == "" {
 		return Errorf(EIdempotencyKeyNeeded, "the Idempotency-Key header is required")
 	}
-	if len(key) > 255 || !utf8.ValidString(key) {
-		return Invalid("Idempotency-Key is not valid", FieldError{"Idempotency-Key", "invalid"})
-	}
-	for i := 0; i < len(key); i++ {
-		if key[i] < ' ' || key[i] > '~' {
-			return Invalid("Idempotency-Key must be printable ASCII", FieldError{"Idempotency-Key", "invalid"})
-		}
-	}
-	return nil
+	return IdempotencyKeyField.Error(key)
 }

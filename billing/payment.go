@@ -39,32 +39,47 @@ type Payment struct {
 	TransactionID string
 }
 
-// Validate checks the notification's fields.
+// Validate checks the notification's fields: the text fields against
+// their TextField rules (a currency that is well formed but not the
+// order's is for Check to refuse, so that the mismatch is recorded).
 func (p Payment) Validate() error {
 	var fields []FieldError
-	if code := checkID(p.EventID); code != "" {
-		fields = append(fields, FieldError{"event_id", code})
-	}
-	if code := checkID(p.OrderID); code != "" {
-		fields = append(fields, FieldError{"order_id", code})
-	}
+	fields = EventIDField.AppendCheck(fields, p.EventID)
+	fields = OrderIDField.AppendCheck(fields, p.OrderID)
 	if p.Status != PaymentSucceeded && p.Status != PaymentFailed {
 		fields = append(fields, FieldError{"status", "invalid"})
 	}
 	if p.AmountFen < 0 {
 		fields = append(fields, FieldError{"amount_fen", "negative"})
 	}
-	if p.Currency == "" {
-		fields = append(fields, FieldError{"currency", "required"})
-	}
+	fields = CurrencyField.AppendCheck(fields, p.Currency)
 	if p.Status == PaymentSucceeded && p.TransactionID == "" {
 		fields = append(fields, FieldError{"transaction_id", "required"})
-	}
-	if len(p.TransactionID) > 128 {
-		fields = append(fields, FieldError{"transaction_id", "too_long"})
+	} else {
+		fields = TransactionIDField.AppendCheck(fields, p.TransactionID)
 	}
 	if len(fields) > 0 {
 		return Invalid("payment notification is not valid", fields...)
+	}
+	return nil
+}
+
+// Repeats reports whether p is a repeat of first, the notification
+// recorded under the same event_id: a provider that retries sends the same
+// event again, so the order, status, amount, currency and transaction id
+// must all be first's. Anything else is EEventIDReused: answering it with
+// first's outcome would acknowledge a notification that was never applied
+// (another order left pending, a success read as the earlier failure).
+// paid_at is not compared: it only places the period, and the first
+// delivery's value stands.
+func (p Payment) Repeats(first Payment) error {
+	if p.OrderID != first.OrderID {
+		return Errorf(EEventIDReused, "event_id %s was already used for order %s; a payment of order %s needs its own event_id",
+			p.EventID, first.OrderID, p.OrderID)
+	}
+	if p.Status != first.Status || p.AmountFen != first.AmountFen || p.Currency != first.Currency || p.TransactionID != first.TransactionID {
+		return Errorf(EEventIDReused, "event_id %s was already used for a notification of order %s with another status, amount, currency or transaction_id",
+			p.EventID, p.OrderID)
 	}
 	return nil
 }

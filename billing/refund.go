@@ -3,7 +3,6 @@ package billing
 import (
 	"math/bits"
 	"time"
-	"unicode/utf8"
 )
 
 // RefundReason says why money went back; the values are public API.
@@ -81,9 +80,7 @@ func (r RefundRequest) Validate() error {
 	case !r.Reason.Valid():
 		fields = append(fields, FieldError{"reason", "invalid"})
 	}
-	if !utf8.ValidString(r.Note) || utf8.RuneCountInString(r.Note) > MaxRefundNote {
-		fields = append(fields, FieldError{"note", "too_long"})
-	}
+	fields = NoteField.AppendCheck(fields, r.Note)
 	if r.AmountFen != nil && *r.AmountFen < 1 {
 		fields = append(fields, FieldError{"amount_fen", "not_positive"})
 	}

@@ -67,7 +67,7 @@ func ExpiringNotice(vin VIN, ownerID string, stage int, coveredUntil time.Time, 
 		CoveredUntil: &cu,
 		Data: map[string]any{
 			"stage":         stage,
-			"covered_until": coveredUntil.In(loc).Format(time.RFC3339),
+			"covered_until": Stamp(coveredUntil, loc),
 		},
 	}
 }
@@ -83,7 +83,7 @@ func ExpiredNotice(vin VIN, ownerID string, coveredUntil time.Time, loc *time.Lo
 		DedupeKey:    fmt.Sprintf("%s:%s:%s", NoticeExpired, vin, cu.Format(time.RFC3339Nano)),
 		CoveredUntil: &cu,
 		Data: map[string]any{
-			"covered_until": coveredUntil.In(loc).Format(time.RFC3339),
+			"covered_until": Stamp(coveredUntil, loc),
 		},
 	}
 }

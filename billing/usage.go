@@ -34,6 +34,7 @@ const ETooManyRecords = "too_many_records"
 // They are public API; never rename one.
 const (
 	RejectMalformed      = "malformed_record" // not an object, wrong types, unknown fields
+	RejectNullRecord     = "null_record"      // the record is JSON null
 	RejectIDRequired     = "id_required"
 	RejectIDTooLong      = "id_too_long"
 	RejectIDInvalid      = "id_invalid" // a space or control character
@@ -53,7 +54,7 @@ const (
 // Limits of usage ingestion.
 const (
 	MaxUsageBatch       = 10_000  // records in one POST /v1/usage
-	MaxUsageRecordID    = 128     // bytes of a record id
+	MaxUsageRecordID    = 128     // characters of a record id
 	MaxUsageRecordBytes = 1 << 40 // bytes of one record: 1 TiB, far above any real session
 )
 
@@ -107,13 +108,15 @@ type UsageTerms struct {
 // vehicle is for the store to say (RejectUnknownVIN). It returns the
 // rejection code and detail, or "" when the record is valid.
 func (r UsageRecord) Validate(t UsageTerms, now time.Time) (code, detail string) {
-	switch {
-	case r.ID == "":
+	switch UsageRecordIDField.Check(r.ID) {
+	case TextRequired:
 		return RejectIDRequired, "id is required"
-	case len(r.ID) > MaxUsageRecordID:
-		return RejectIDTooLong, fmt.Sprintf("id has %d bytes, at most %d are allowed", len(r.ID), MaxUsageRecordID)
-	case checkID(r.ID) != "":
-		return RejectIDInvalid, "id must not contain spaces or control characters"
+	case TextTooLong:
+		return RejectIDTooLong, fmt.Sprintf("id is longer than %d characters", MaxUsageRecordID)
+	case TextInvalidCharacter:
+		return RejectIDInvalid, "id must consist of visible characters without spaces"
+	}
+	switch {
 	case r.Category != CategoryEntertainment && r.Category != CategoryBasic:
 		return RejectBadCategory, fmt.Sprintf("category %q is not entertainment or basic", r.Category)
 	case r.Bytes < 0:

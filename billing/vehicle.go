@@ -1,10 +1,6 @@
 package billing
 
-import (
-	"strings"
-	"time"
-	"unicode"
-)
+import "time"
 
 // Vehicle is an activated car. It exists from its activation on.
 type Vehicle struct {
@@ -36,7 +32,7 @@ var (
 )
 
 // Validate checks an activation against the rules of SPEC section 2: an
-// owner id, a model, and a time not in the future (beyond ActivationSkew)
+// owner id (OwnerIDField), a model (ModelField), and a time not in the future (beyond ActivationSkew)
 // nor before EarliestActivation. now is the request's clock reading.
 func (a Activation) Validate(now time.Time) error {
 	var fields []FieldError
@@ -47,38 +43,17 @@ func (a Activation) Validate(now time.Time) error {
 	} else if a.ActivatedAt.Before(EarliestActivation) {
 		fields = append(fields, FieldError{"activated_at", "too_early"})
 	}
-	if code := checkID(a.OwnerID); code != "" {
-		fields = append(fields, FieldError{"owner_id", code})
-	}
-	if len(a.Model) > 100 {
-		fields = append(fields, FieldError{"model", "too_long"})
-	}
+	fields = OwnerIDField.AppendCheck(fields, a.OwnerID)
+	fields = ModelField.AppendCheck(fields, a.Model)
 	if len(fields) > 0 {
 		return Invalid("activation is not valid", fields...)
 	}
 	return nil
 }
 
-// ValidateOwnerID checks an owner id: 1 to 128 printable characters
-// without spaces.
-func ValidateOwnerID(id string) error {
-	if code := checkID(id); code != "" {
-		return Invalid("owner_id is not valid", FieldError{"owner_id", code})
-	}
-	return nil
-}
-
-func checkID(id string) string {
-	switch {
-	case id == "":
-		return "required"
-	case len(id) > 128:
-		return "too_long"
-	case strings.IndexFunc(id, func(r rune) bool { return !unicode.IsPrint(r) || unicode.IsSpace(r) }) >= 0:
-		return "invalid_character"
-	}
-	return ""
-}
+// ValidateOwnerID checks an owner id against OwnerIDField: 1 to 128
+// visible characters without spaces.
+func ValidateOwnerID(id string) error { return OwnerIDField.Error(id) }
 
 // TrialTerms configure the free first year.
 type TrialTerms struct {

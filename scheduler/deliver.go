@@ -155,6 +155,10 @@ func (d *Deliver) deliver(ctx context.Context, n billing.Notice, clock func() ti
 	}
 	next, dead := billing.NextAttempt(n.CreatedAt, now, n.Attempts, d.o.Jitter())
 	outcome := "retry"
+	if !dead {
+		d.log.Warn("notice delivery failed", slog.String("notice", n.ID), slog.String("kind", string(n.Kind)),
+			slog.Int("attempt", n.Attempts), slog.Time("next_retry", next), slog.String("error", err.Error()))
+	}
 	if dead {
 		outcome = "dead"
 		d.log.Warn("notice dead: undeliverable for 24 hours", slog.String("notice", n.ID),
@@ -174,7 +178,7 @@ type body struct {
 // Payload returns the JSON body sent for n at now: the kind, the time of
 // sending, and the kind's fields with vin and owner_id.
 func Payload(n billing.Notice, now time.Time, loc *time.Location) ([]byte, error) {
-	return json.Marshal(body{Type: n.Kind, Timestamp: now.In(loc).Format(time.RFC3339), Data: n.Payload()})
+	return json.Marshal(body{Type: n.Kind, Timestamp: billing.Stamp(now, loc), Data: n.Payload()})
 }
 
 // send posts n once; nil means the receiver answered 2xx.

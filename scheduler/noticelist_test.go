@@ -15,8 +15,8 @@ import (
 // moved forward (a purchase) and back to an instant no period ends at any
 // more (a refund that cut the purchase). It guards the list against an
 // optimisation that finds coverage notices by the vehicle's current
-// periods or end (docs/performance.md, session 7, tried a version that
-// finds them by every end of coverage the vehicle has had).
+// periods or end (docs/performance.md lists a version that found them
+// by every end of coverage the vehicle has had, and why it was dropped).
 func TestNoticeListFindsEveryCoverageEnd(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
 		t.Parallel()

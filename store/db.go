@@ -93,6 +93,9 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	db := &DB{dialect: cfg.Driver, writeSlot: make(chan struct{}, 1)}
 	switch cfg.Driver {
 	case SQLite:
+		if err := checkSynchronous(cfg.DSN); err != nil {
+			return nil, err
+		}
 		if err := ensureDir(cfg.DSN); err != nil {
 			return nil, err
 		}
@@ -163,7 +166,20 @@ func pool(g *gorm.DB, open, idle int, life time.Duration) error {
 
 // sqliteDSN turns a path or file: URI into a mattn/go-sqlite3 DSN with the
 // PRAGMAs the service relies on, so that every pooled connection gets them.
-// Parameters already present in dsn win.
+// Parameters already present in dsn win (checkSynchronous has refused a
+// weaker synchronous).
+//
+// synchronous=FULL: in WAL mode SQLite then syncs the WAL to disk in every
+// commit, before the commit returns, so a write the service has
+// acknowledged (a payment answered 200, which the provider never sends
+// again) survives an OS crash or a power cut. With NORMAL the WAL is
+// synced only at checkpoints, and the last commits before a power cut
+// can vanish. Only the writer's connection commits, so only it pays for
+// this: one fsync per commit, which group commit (group.go) shares among
+// the payments waiting together. The readers and the checkpointer get the
+// same setting so that no connection of the store runs at a weaker one;
+// it costs them nothing (a reader never commits, and a checkpoint syncs
+// the WAL and the database file at NORMAL and FULL alike).
 func sqliteDSN(dsn, txlock string) string {
 	base, query, _ := strings.Cut(dsn, "?")
 	if !strings.HasPrefix(base, "file:") {
@@ -178,10 +194,32 @@ func sqliteDSN(dsn, txlock string) string {
 	set("_journal_mode", "WAL")
 	set("_busy_timeout", "10000")
 	set("_foreign_keys", "on")
-	set("_synchronous", "NORMAL")
+	set("_synchronous", "FULL")
 	set("_txlock", txlock)
 	set("cache", "private")
 	return base + "?" + q.Encode()
+}
+
+// checkSynchronous refuses an SQLite DSN that asks for a synchronous
+// setting weaker than FULL (mattn/go-sqlite3 reads _synchronous or _sync):
+// the store acknowledges only writes that are on disk, and there is no
+// setting to trade that for speed.
+func checkSynchronous(dsn string) error {
+	_, query, _ := strings.Cut(dsn, "?")
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return fmt.Errorf("sqlite dsn %q: %w", dsn, err)
+	}
+	for _, k := range []string{"_synchronous", "_sync"} {
+		for _, v := range q[k] {
+			switch strings.ToUpper(v) {
+			case "2", "FULL", "3", "EXTRA":
+			default:
+				return fmt.Errorf("sqlite dsn sets %s=%s: the store commits with synchronous=FULL (or EXTRA), so that an acknowledged write survives a power cut; remove the parameter", k, v)
+			}
+		}
+	}
+	return nil
 }
 
 func ensureDir(dsn string) error {

@@ -188,6 +188,7 @@ var migrations = []migration{
 		`DROP INDEX notices_vin_idx`,
 	}},
 	noticesKeyedByCoverage,
+	noticesAddressedToPayer,
 	usageMigration,
 	usageAllowanceMigration,
 	{Version: 50, Name: "vehicles: epoch, raised when coverage shrinks", Up: []string{

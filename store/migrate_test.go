@@ -88,3 +88,61 @@ func TestUpgradeKeepsPeriodsAndNotices(t *testing.T) {
 		}
 	})
 }
+
+// TestUpgradeAddressesMoneyNoticesToThePayer: order.paid and refund.issued
+// notices written for the car's owner of the moment (the buyer, after a
+// sale) are addressed to the owner who placed the order; coverage notices
+// and a money notice whose order is unknown keep their owner.
+func TestUpgradeAddressesMoneyNoticesToThePayer(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		ctx := context.Background()
+		db, err := store.Open(ctx, storetest.Config(t, dialect))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		if _, err := db.MigrateOnly(ctx, 1, 2, 3, 4, 10, 20, 21, 30, 31, 32, 40, 41); err != nil {
+			t.Fatal(err)
+		}
+		g := db.Gorm()
+		vin := billing.FixCheckDigit("LSVAX4E10P2000301")
+		at := time.Date(2025, 2, 28, 16, 0, 0, 0, time.UTC)
+		must := func(q string, args ...any) {
+			t.Helper()
+			if err := g.Exec(q, args...).Error; err != nil {
+				t.Fatal(err)
+			}
+		}
+		must(`INSERT INTO vehicles (vin, owner_id, model, activated_at, coverage_ends_at, created_at, updated_at)
+			VALUES (?, 'bob', 'SU7', ?, ?, ?, ?)`, vin, at, at, at, at)
+		must(`INSERT INTO orders (id, vin, owner_id, product, amount_fen, currency, days, status, created_at, expires_at, updated_at)
+			VALUES ('ord_1', ?, 'alice', 'monthly', 1990, 'CNY', 31, 'paid', ?, ?, ?)`, vin, at, at, at)
+		must(`INSERT INTO refunds (id, order_id, vin, amount_fen, currency, reason, end_access, period_action, created_by, created_at)
+			VALUES ('rfd_1', 'ord_1', ?, 100, 'CNY', 'other', FALSE, 'kept', 'clerk', ?)`, vin, at)
+		notice := `INSERT INTO notices (id, vin, owner_id, kind, dedupe_key, stage, covered_until, data, status, next_attempt_at, created_at, updated_at)
+			VALUES (?, ?, 'bob', ?, ?, ?, ?, '{}', 'sent', ?, ?, ?)`
+		must(notice, "ntc_paid", vin, string(billing.NoticeOrderPaid), "order.paid:ord_1", 0, nil, at, at, at)
+		must(notice, "ntc_refund", vin, string(billing.NoticeRefundIssued), "refund.issued:rfd_1", 0, nil, at, at, at)
+		must(notice, "ntc_gone", vin, string(billing.NoticeOrderPaid), "order.paid:ord_gone", 0, nil, at, at, at)
+		must(notice, "ntc_expiring", vin, string(billing.NoticeExpiring), "coverage.expiring:x", 7, at, at, at, at)
+
+		if _, err := db.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		ns, err := db.Notices(ctx, billing.VIN(vin), 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]string{"ntc_paid": "alice", "ntc_refund": "alice", "ntc_gone": "bob", "ntc_expiring": "bob"}
+		for _, n := range ns {
+			if n.OwnerID != want[n.ID] {
+				t.Errorf("notice %s (%s) is addressed to %s after the upgrade, want %s", n.ID, n.Kind, n.OwnerID, want[n.ID])
+			}
+			delete(want, n.ID)
+		}
+		if len(want) != 0 {
+			t.Errorf("notices missing after the upgrade: %v", want)
+		}
+	})
+}

@@ -148,11 +148,19 @@ func (db *DB) prepareNotices(ctx context.Context) error {
 
 // Notices returns the vehicle's notices, newest first, at most limit.
 func (db *DB) Notices(ctx context.Context, vin billing.VIN, limit int) ([]billing.Notice, error) {
+	return db.QueryNotices(ctx, billing.NoticeQuery{VIN: vin, Limit: limit})
+}
+
+// QueryNotices returns the notices q selects, newest first: the filter is
+// in the query, so that the limit counts only notices the caller may see.
+func (db *DB) QueryNotices(ctx context.Context, q billing.NoticeQuery) ([]billing.Notice, error) {
+	tx := db.read.WithContext(ctx).Where("vin = ?", string(q.VIN))
+	if q.OwnerID != "" {
+		tx = tx.Where("owner_id = ?", q.OwnerID)
+	}
 	var rows []noticeRow
-	err := db.read.WithContext(ctx).Where("vin = ?", string(vin)).
-		Order("created_at DESC, id DESC").Limit(limit).Find(&rows).Error
-	if err != nil {
-		return nil, fmt.Errorf("list notices %s: %w", vin, err)
+	if err := tx.Order("created_at DESC, id DESC").Limit(q.Limit).Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("list notices %s: %w", q.VIN, err)
 	}
 	out := make([]billing.Notice, 0, len(rows))
 	for _, r := range rows {
@@ -164,3 +172,17 @@ func (db *DB) Notices(ctx context.Context, vin billing.VIN, limit int) ([]billin
 	}
 	return out, nil
 }
+
+// noticesAddressedToPayer addresses the money notices stored before they
+// were addressed to the owner who placed the order (billing.OrderPaidNotice):
+// an order.paid or refund.issued written after the car changed hands named
+// the new owner, who would see the previous owner's payment. The order is
+// found through the dedupe key ("order.paid:<order id>",
+// "refund.issued:<refund id>"); a notice whose order is gone is left as it
+// is. It reads the notices once.
+var noticesAddressedToPayer = migration{Version: 33, Name: "notices: money notices addressed to the owner who placed the order", Up: []string{
+	`UPDATE notices SET owner_id = (SELECT o.owner_id FROM orders o WHERE o.id = substr(notices.dedupe_key, 12))
+	WHERE kind = 'order.paid' AND owner_id <> (SELECT o.owner_id FROM orders o WHERE o.id = substr(notices.dedupe_key, 12))`,
+	`UPDATE notices SET owner_id = (SELECT o.owner_id FROM refunds r JOIN orders o ON o.id = r.order_id WHERE r.id = substr(notices.dedupe_key, 15))
+	WHERE kind = 'refund.issued' AND owner_id <> (SELECT o.owner_id FROM refunds r JOIN orders o ON o.id = r.order_id WHERE r.id = substr(notices.dedupe_key, 15))`,
+}}

@@ -27,6 +27,15 @@ type paymentRow struct {
 
 func (paymentRow) TableName() string { return "payments" }
 
+func (r paymentRow) payment() billing.Payment {
+	p := billing.Payment{EventID: r.EventID, OrderID: r.OrderID, Status: billing.PaymentStatus(r.Status),
+		AmountFen: r.AmountFen, Currency: r.Currency, TransactionID: r.TransactionID}
+	if r.PaidAt != nil {
+		p.PaidAt = r.PaidAt.UTC()
+	}
+	return p
+}
+
 // ApplyPayment records the notification p and applies it, in one
 // transaction with the vehicle locked:
 //   - a succeeded payment of the order's amount and currency makes the
@@ -38,8 +47,10 @@ func (paymentRow) TableName() string { return "payments" }
 //   - a payment of an order already paid (another event) changes nothing;
 //   - a wrong amount or currency is recorded and refused: EAmountMismatch.
 //
-// The event_id makes it idempotent: a repeat returns the order and the
-// error of the first delivery and changes nothing. Returns EOrderNotFound.
+// The event_id makes it idempotent: a repeat (see billing.Payment.Repeats)
+// returns the order and the error of the first delivery and changes
+// nothing; the same event_id with another order or content is
+// EEventIDReused and changes nothing either. Returns EOrderNotFound.
 func (db *DB) ApplyPayment(ctx context.Context, p billing.Payment, loc *time.Location, now time.Time) (billing.Order, error) {
 	var (
 		o       billing.Order
@@ -51,8 +62,7 @@ func (db *DB) ApplyPayment(ctx context.Context, p billing.Payment, loc *time.Loc
 		if o, err = db.order(db.inTx(tx), p.OrderID); err != nil {
 			return err
 		}
-		v, err := db.vehicle(db.inTx(tx), o.VIN, true) // an order never changes vehicle
-		if err != nil {
+		if _, err := db.vehicle(db.inTx(tx), o.VIN, true); err != nil { // the lock; an order never changes vehicle
 			return err
 		}
 		if db.dialect == Postgres { // read again under the vehicle's lock
@@ -70,10 +80,8 @@ func (db *DB) ApplyPayment(ctx context.Context, p billing.Payment, loc *time.Loc
 			if err := tx.Where("event_id = ?", p.EventID).Take(&prev).Error; err != nil {
 				return fmt.Errorf("read payment %s: %w", p.EventID, err)
 			}
-			if prev.OrderID != o.ID {
-				if o, err = db.order(db.inTx(tx), prev.OrderID); err != nil {
-					return err
-				}
+			if err := p.Repeats(prev.payment()); err != nil {
+				return err // nothing recorded: the transaction rolls back
 			}
 			outcome = billing.PaymentOutcome(prev.Outcome)
 			if outcome == billing.OutcomeAmountMismatch {
@@ -86,7 +94,7 @@ func (db *DB) ApplyPayment(ctx context.Context, p billing.Payment, loc *time.Loc
 			refused = p.Check(o)
 			return nil
 		case billing.OutcomeApplied:
-			o, err = db.markPaid(tx, v, o, p, loc, now)
+			o, err = db.markPaid(tx, o, p, loc, now)
 			return err
 		}
 		return nil
@@ -113,7 +121,7 @@ func paymentOutcome(p billing.Payment, o billing.Order) billing.PaymentOutcome {
 }
 
 // markPaid makes o paid by p and adds its period; tx holds the vehicle lock.
-func (db *DB) markPaid(tx *gorm.DB, v billing.Vehicle, o billing.Order, p billing.Payment, loc *time.Location, now time.Time) (billing.Order, error) {
+func (db *DB) markPaid(tx *gorm.DB, o billing.Order, p billing.Payment, loc *time.Location, now time.Time) (billing.Order, error) {
 	tl, err := db.timeline(db.inTx(tx), o.VIN)
 	if err != nil {
 		return o, err
@@ -143,16 +151,7 @@ func (db *DB) markPaid(tx *gorm.DB, v billing.Vehicle, o billing.Order, p billin
 		return o, fmt.Errorf("mark order %s paid: %w", o.ID, err)
 	}
 	o.Status, o.PaidAt, o.TransactionID = billing.OrderPaid, &paidAt, p.TransactionID
-	_, err = db.insertNotice(tx, billing.Notice{
-		VIN: o.VIN, OwnerID: v.OwnerID, Kind: billing.NoticeOrderPaid,
-		DedupeKey: "order.paid:" + o.ID,
-		Data: map[string]any{
-			"order_id": o.ID, "amount_fen": o.AmountFen, "currency": o.Currency, "product": o.Product,
-			"days": o.Days, "period_id": np.ID, "paid_at": paidAt.Format(time.RFC3339Nano),
-			"starts_at": np.StartsAt.Format(time.RFC3339Nano), "ends_at": np.EndsAt.Format(time.RFC3339Nano),
-			"transaction_id": p.TransactionID, "covered_until": tl.At(now).CoveredUntil.Format(time.RFC3339Nano),
-		},
-	}, now)
+	_, err = db.insertNotice(tx, billing.OrderPaidNotice(o, np, paidAt, tl.At(now).CoveredUntil, loc), now)
 	return o, err
 }
 

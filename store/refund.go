@@ -66,8 +66,7 @@ func (db *DB) RefundOrder(ctx context.Context, orderID string, req billing.Refun
 			return err
 		}
 		vin = o.VIN
-		v, err := db.vehicle(db.inTx(tx), o.VIN, true)
-		if err != nil {
+		if _, err := db.vehicle(db.inTx(tx), o.VIN, true); err != nil {
 			return err
 		}
 		if o, err = db.order(db.inTx(tx), orderID); err != nil { // again, under the lock
@@ -84,7 +83,7 @@ func (db *DB) RefundOrder(ctx context.Context, orderID string, req billing.Refun
 		if err := applyPeriodChanges(tx, &tl, o, plan, loc, now); err != nil {
 			return err
 		}
-		r, err := db.insertRefund(tx, o, v, req, plan, operator, now)
+		r, err := db.insertRefund(tx, o, req, plan, operator, loc, now)
 		if err != nil {
 			return err
 		}
@@ -138,7 +137,7 @@ func applyPeriodChanges(tx *gorm.DB, tl *billing.Timeline, o billing.Order, plan
 
 // insertRefund appends the refund, adds it to the order and writes the
 // refund.issued notice for the payment system.
-func (db *DB) insertRefund(tx *gorm.DB, o billing.Order, v billing.Vehicle, req billing.RefundRequest, plan billing.RefundPlan, operator string, now time.Time) (billing.Refund, error) {
+func (db *DB) insertRefund(tx *gorm.DB, o billing.Order, req billing.RefundRequest, plan billing.RefundPlan, operator string, loc *time.Location, now time.Time) (billing.Refund, error) {
 	row := refundRow{
 		ID: newID("rfd", now), OrderID: o.ID, VIN: string(o.VIN), AmountFen: plan.AmountFen, Currency: o.Currency,
 		Reason: string(req.Reason), Note: req.Note, EndAccess: plan.EndAccess, PeriodAction: string(plan.Action),
@@ -162,14 +161,7 @@ func (db *DB) insertRefund(tx *gorm.DB, o billing.Order, v billing.Vehicle, req 
 		return billing.Refund{}, billing.Errorf(billing.ERefundExceedsBalance, "refund would exceed what was paid for order %s", o.ID)
 	}
 	r := row.refund()
-	_, err := db.insertNotice(tx, billing.Notice{
-		VIN: o.VIN, OwnerID: v.OwnerID, Kind: billing.NoticeRefundIssued, DedupeKey: "refund.issued:" + r.ID,
-		Data: map[string]any{
-			"refund_id": r.ID, "order_id": o.ID, "transaction_id": o.TransactionID, "amount_fen": r.AmountFen,
-			"currency": r.Currency, "reason": string(r.Reason), "end_access": r.EndAccess,
-			"order_refunded_fen": total, "order_amount_fen": o.AmountFen,
-		},
-	}, now)
+	_, err := db.insertNotice(tx, billing.RefundIssuedNotice(o, r, total, loc), now)
 	return r, err
 }
 

@@ -55,11 +55,19 @@ func (db *DB) Seed(ctx context.Context, n int, mix SeedMix, cat billing.Catalog,
 	}
 	if db.dialect == SQLite {
 		// A bulk load that can be redone: trade durability of each commit
-		// for speed on the single writer connection, and restore it after.
-		db.write.Exec("PRAGMA synchronous = OFF")
-		db.write.Exec("PRAGMA cache_size = -262144") // 256 MiB
-		defer db.write.Exec("PRAGMA synchronous = NORMAL")
-		defer db.write.Exec("PRAGMA cache_size = -2000")
+		// for speed on the single writer connection, and restore the
+		// writer's own settings after (synchronous=FULL, its page cache),
+		// so that nothing written through the store later commits with
+		// the seed's. Other writes committed through this store while
+		// Seed runs commit without a sync too: seed an idle database.
+		restore, err := db.setWriterPragmas(ctx, map[string]string{
+			"synchronous": "OFF",
+			"cache_size":  "-262144", // 256 MiB
+		})
+		if err != nil {
+			return err
+		}
+		defer restore()
 	}
 	vcols := []string{"vin", "owner_id", "model", "activated_at", "coverage_ends_at", "created_at", "updated_at"}
 	pcols := []string{"id", "vin", "seq", "source", "order_id", "product", "days", "data_bytes_per_month", "paid_at", "starts_at", "ends_at", "created_at", "updated_at"}
@@ -145,6 +153,30 @@ func (db *DB) Seed(ctx context.Context, n int, mix SeedMix, cat billing.Catalog,
 		}
 	}
 	return nil
+}
+
+// setWriterPragmas sets PRAGMAs on the SQLite writer's connection and
+// returns a function that sets them back to the values they had.
+func (db *DB) setWriterPragmas(ctx context.Context, set map[string]string) (restore func(), err error) {
+	was := map[string]string{}
+	restore = func() {
+		for name, v := range was {
+			db.write.Exec("PRAGMA " + name + " = " + v)
+		}
+	}
+	for name, v := range set {
+		var cur string
+		if err := db.write.WithContext(ctx).Raw("PRAGMA " + name).Scan(&cur).Error; err != nil {
+			restore()
+			return nil, fmt.Errorf("read PRAGMA %s: %w", name, err)
+		}
+		if err := db.write.WithContext(ctx).Exec("PRAGMA " + name + " = " + v).Error; err != nil {
+			restore()
+			return nil, fmt.Errorf("set PRAGMA %s: %w", name, err)
+		}
+		was[name] = cur
+	}
+	return restore, nil
 }
 
 // bulkInsert writes rows with multi-row INSERT statements small enough for

@@ -26,12 +26,12 @@ import (
 // pruned after usage.retention.
 //
 // usage_vehicles held as_of, the latest ended_at seen for the vehicle.
-// Since session 7 nothing reads or writes it: as_of is the largest
+// Nothing reads or writes it any more: as_of is the largest
 // last_ended_at of the vehicle's cycles (every accepted record moves its
 // cycle's value, and cycles are never deleted), which the snapshot read
 // takes. The second upsert per vehicle cost each batch spread over a
 // million vehicles one more random page read and written to the WAL per
-// vehicle, 43 % of its aggregate updates (docs/performance.md, session 7).
+// vehicle, 43 % of its aggregate updates (docs/performance.md).
 // The table stays for now so that replicas of the previous release, which
 // still read and write it, keep working through a rolling upgrade or a
 // rollback on a shared PostgreSQL; a later release drops it.

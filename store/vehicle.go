@@ -67,7 +67,7 @@ func (db *DB) Activate(ctx context.Context, vin billing.VIN, a billing.Activatio
 				return err
 			}
 			if !existing.ActivatedAt.Equal(utc(a.ActivatedAt)) {
-				return billing.Errorf(billing.EAlreadyActivated, "vehicle %s was activated at %s", vin, existing.ActivatedAt.Format(time.RFC3339))
+				return billing.Errorf(billing.EAlreadyActivated, "vehicle %s was activated at %s", vin, billing.Stamp(existing.ActivatedAt, loc))
 			}
 			v = existing
 			return nil
