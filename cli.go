@@ -26,6 +26,7 @@ var commands = []command{
 	{"seed", "bulk-load synthetic vehicles for load tests and demos"},
 	{"pay", "sign and post a payment notification for an order (development and support)"},
 	{"backup", "write a consistent copy of the database"},
+	{"keys", "write a new certificate signing key: keys generate --out FILE"},
 }
 
 func lookupCommand(name string) (command, bool) {
@@ -55,6 +56,8 @@ type cliArgs struct {
 	url    string
 
 	to string // backup
+
+	out string // keys generate
 }
 
 // newFlagSet defines cmd's flags on a new flag set whose usage text
@@ -79,6 +82,8 @@ func newFlagSet(cmd string, out io.Writer) (*flag.FlagSet, *cliArgs) {
 		fs.StringVar(&a.url, "url", "", "base URL of the service (default: http:// and config http.addr)")
 	case "backup":
 		fs.StringVar(&a.to, "to", "", "file to write the copy to (required; must not exist)")
+	case "keys":
+		fs.StringVar(&a.out, "out", "", "keys generate: file to write the PEM (PKCS#8) Ed25519 private key to (required; must not exist)")
 	}
 	fs.Usage = func() {
 		c, _ := lookupCommand(cmd)

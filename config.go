@@ -120,7 +120,8 @@ type Config struct {
 		// errors only (see README, Performance).
 		Level string `yaml:"level"`
 	} `yaml:"log"`
-	Scheduler struct {
+	Certificate CertificateConfig `yaml:"certificate"`
+	Scheduler   struct {
 		Enabled      *bool  `yaml:"enabled"`
 		Expire       string `yaml:"expire"`
 		Remind       string `yaml:"remind"`
@@ -177,23 +178,24 @@ const (
 // envOverrides maps environment variables to the config fields they set.
 func (c *Config) envOverrides() map[string]*string {
 	return map[string]*string{
-		"ENTITLEMENTS_HTTP_ADDR":               &c.HTTP.Addr,
-		"ENTITLEMENTS_DATABASE_DRIVER":         &c.Database.Driver,
-		"ENTITLEMENTS_DATABASE_DSN":            &c.Database.DSN,
-		"ENTITLEMENTS_TIMEZONE":                &c.Timezone,
-		"ENTITLEMENTS_AUTH_TOKEN_SECRET":       &c.Auth.TokenSecret,
-		"ENTITLEMENTS_AUTH_JWKS_URL":           &c.Auth.JWKSURL,
-		"ENTITLEMENTS_AUTH_ISSUER":             &c.Auth.Issuer,
-		"ENTITLEMENTS_AUTH_AUDIENCE":           &c.Auth.Audience,
-		"ENTITLEMENTS_PAYMENTS_WEBHOOK_SECRET": &c.Payments.WebhookSecret,
-		"ENTITLEMENTS_NOTICES_WEBHOOK_URL":     &c.Notices.WebhookURL,
-		"ENTITLEMENTS_NOTICES_WEBHOOK_SECRET":  &c.Notices.WebhookSecret,
-		"ENTITLEMENTS_SCHEDULER_EXPIRE":        &c.Scheduler.Expire,
-		"ENTITLEMENTS_SCHEDULER_REMIND":        &c.Scheduler.Remind,
-		"ENTITLEMENTS_SCHEDULER_DELIVER":       &c.Scheduler.Deliver,
-		"ENTITLEMENTS_SCHEDULER_CANCEL_UNPAID": &c.Scheduler.CancelUnpaid,
-		"ENTITLEMENTS_SCHEDULER_PRUNE":         &c.Scheduler.Prune,
-		"ENTITLEMENTS_LOG_LEVEL":               &c.Log.Level,
+		"ENTITLEMENTS_HTTP_ADDR":                    &c.HTTP.Addr,
+		"ENTITLEMENTS_DATABASE_DRIVER":              &c.Database.Driver,
+		"ENTITLEMENTS_DATABASE_DSN":                 &c.Database.DSN,
+		"ENTITLEMENTS_TIMEZONE":                     &c.Timezone,
+		"ENTITLEMENTS_AUTH_TOKEN_SECRET":            &c.Auth.TokenSecret,
+		"ENTITLEMENTS_AUTH_JWKS_URL":                &c.Auth.JWKSURL,
+		"ENTITLEMENTS_AUTH_ISSUER":                  &c.Auth.Issuer,
+		"ENTITLEMENTS_AUTH_AUDIENCE":                &c.Auth.Audience,
+		"ENTITLEMENTS_PAYMENTS_WEBHOOK_SECRET":      &c.Payments.WebhookSecret,
+		"ENTITLEMENTS_NOTICES_WEBHOOK_URL":          &c.Notices.WebhookURL,
+		"ENTITLEMENTS_NOTICES_WEBHOOK_SECRET":       &c.Notices.WebhookSecret,
+		"ENTITLEMENTS_SCHEDULER_EXPIRE":             &c.Scheduler.Expire,
+		"ENTITLEMENTS_SCHEDULER_REMIND":             &c.Scheduler.Remind,
+		"ENTITLEMENTS_SCHEDULER_DELIVER":            &c.Scheduler.Deliver,
+		"ENTITLEMENTS_SCHEDULER_CANCEL_UNPAID":      &c.Scheduler.CancelUnpaid,
+		"ENTITLEMENTS_SCHEDULER_PRUNE":              &c.Scheduler.Prune,
+		"ENTITLEMENTS_LOG_LEVEL":                    &c.Log.Level,
+		"ENTITLEMENTS_CERTIFICATE_SIGNING_KEY_FILE": &c.Certificate.SigningKeyFile,
 	}
 }
 
@@ -259,6 +261,10 @@ func defaultConfig() *Config {
 	c.Limits.Concurrent.Writes = api.DefaultWritesInFlight
 	c.Limits.Concurrent.Payments = api.DefaultPaymentsInFlight
 	c.Limits.Concurrent.Usage = api.DefaultUsageInFlight
+	c.Certificate.Issuer = "entitlements"
+	c.Certificate.TTL = Duration(168 * time.Hour)
+	c.Certificate.Grace = Duration(24 * time.Hour)
+	c.Certificate.RenewAfter = Duration(12 * time.Hour)
 	c.Scheduler.Expire = "@every 1m"
 	c.Scheduler.Remind = "@every 10m"
 	c.Scheduler.Deliver = "@every 5s"
@@ -276,6 +282,7 @@ func (c *Config) validate() error {
 	c.validateCatalog(bad)
 	c.validateNotices(bad)
 	c.validateSchedules(bad)
+	errs = append(errs, c.Certificate.validate()...)
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid configuration:\n  - %s", strings.Join(errs, "\n  - "))
 	}
@@ -582,6 +589,9 @@ func (c *Config) DevSecrets() []string {
 	}
 	if c.Notices.WebhookURL != "" && c.Notices.WebhookSecret == devWebhookSecret {
 		out = append(out, "notices.webhook_secret")
+	}
+	if c.Certificate.devKey() {
+		out = append(out, "certificate.signing_key_file")
 	}
 	return out
 }

@@ -88,6 +88,7 @@ func TestCrashAndRestartLoseNoNotice(t *testing.T) {
 		cmd := exec.Command(bin, "serve", "--config", cfg)
 		cmd.Env = append(os.Environ(),
 			"ENTITLEMENTS_DATABASE_DSN="+dbPath,
+			"ENTITLEMENTS_CERTIFICATE_SIGNING_KEY_FILE="+filepath.Join(dir, "dev-only-certificate-key.pem"),
 			"ENTITLEMENTS_SCHEDULER_EXPIRE=@every 1s",
 			"ENTITLEMENTS_SCHEDULER_REMIND=@every 1s",
 			"ENTITLEMENTS_SCHEDULER_DELIVER=@every 1s",

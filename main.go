@@ -6,6 +6,7 @@
 //	go run . token --role ROLE --sub SUBJECT [--ttl 1h]   print a bearer token
 //	go run . seed --vehicles N                  bulk-load N synthetic vehicles (load tests)
 //	go run . pay --order ID                     sign and post a payment notification (development)
+//	go run . keys generate --out FILE           write a certificate signing key
 //	go run . help [COMMAND]                     list the commands, or a command's flags
 //
 // Every command reads ./config.yaml (or --config PATH) and the environment
@@ -57,6 +58,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	cmd := "serve"
 	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
+	}
+	if cmd == "keys" {
+		return keysCommand(args, stdout, stderr)
 	}
 	if _, ok := lookupCommand(cmd); !ok {
 		return fmt.Errorf("unknown command %q; run entitlements help for the list", cmd)
@@ -182,11 +186,15 @@ func serve(ctx context.Context, cfg *Config, logOut io.Writer) error {
 	if cfg.Database.Driver == store.SQLite {
 		reg.MustRegister(checkpointCollectors(db)...)
 	}
+	certs, err := certificateOptions(cfg, log)
+	if err != nil {
+		return err
+	}
 	idp, err := startIdP(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	srv, err := newAPI(cfg, db, idp, reg, log)
+	srv, err := newAPI(cfg, db, idp, certs, reg, log)
 	if err != nil {
 		return err
 	}
@@ -246,7 +254,7 @@ func startupAudit(cfg *Config, applied []int, now time.Time) billing.AuditEntry 
 }
 
 // newAPI builds the HTTP API over db as cfg says.
-func newAPI(cfg *Config, db *store.DB, idp *api.IdP, reg *prometheus.Registry, log *slog.Logger) (*api.Server, error) {
+func newAPI(cfg *Config, db *store.DB, idp *api.IdP, certs api.CertificateOptions, reg *prometheus.Registry, log *slog.Logger) (*api.Server, error) {
 	return api.New(api.Options{
 		IdP:              idp,
 		Store:            db,
@@ -264,6 +272,7 @@ func newAPI(cfg *Config, db *store.DB, idp *api.IdP, reg *prometheus.Registry, l
 		QuotaThresholds:  cfg.Notices.QuotaThresholds,
 		UsageRetention:   cfg.Usage.Retention.D(),
 		Limits:           cfg.APILimits(),
+		Certificates:     certs,
 	})
 }
 

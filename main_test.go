@@ -42,41 +42,43 @@ func TestShippedConfigIsValid(t *testing.T) {
 	if cfg.Location().String() != "Asia/Shanghai" || cfg.Trial.Months != 12 || cfg.Orders.UnpaidTTL.D() != 30*time.Minute {
 		t.Errorf("timezone %v, trial %d, ttl %v", cfg.Location(), cfg.Trial.Months, cfg.Orders.UnpaidTTL.D())
 	}
-	if got := cfg.DevSecrets(); len(got) != 2 {
-		t.Errorf("DevSecrets() = %v, want both shipped secrets flagged", got)
+	if got := cfg.DevSecrets(); len(got) != 3 {
+		t.Errorf("DevSecrets() = %v, want both shipped secrets and the dev certificate key flagged", got)
 	}
 	// The shipped notices secret is flagged once notices are sent.
 	cfg, err = LoadConfig("config.yaml", env(map[string]string{"ENTITLEMENTS_NOTICES_WEBHOOK_URL": "http://127.0.0.1:9000/hook"}))
 	if err != nil {
 		t.Fatalf("config.yaml with a webhook URL: %v", err)
 	}
-	if got := cfg.DevSecrets(); len(got) != 3 || got[2] != "notices.webhook_secret" {
+	if got := cfg.DevSecrets(); len(got) != 4 || got[2] != "notices.webhook_secret" {
 		t.Errorf("DevSecrets() = %v with a webhook URL, want notices.webhook_secret flagged too", got)
 	}
 }
 
 func TestEnvironmentOverrides(t *testing.T) {
 	cfg, err := LoadConfig("config.yaml", env(map[string]string{
-		"ENTITLEMENTS_HTTP_ADDR":               "0.0.0.0:9090",
-		"ENTITLEMENTS_DATABASE_DRIVER":         "postgres",
-		"ENTITLEMENTS_DATABASE_DSN":            "host=db",
-		"ENTITLEMENTS_TIMEZONE":                "UTC",
-		"ENTITLEMENTS_AUTH_TOKEN_SECRET":       "s1",
-		"ENTITLEMENTS_PAYMENTS_WEBHOOK_SECRET": "s2",
-		"ENTITLEMENTS_NOTICES_WEBHOOK_URL":     "https://hooks.example.com/n",
-		"ENTITLEMENTS_NOTICES_WEBHOOK_SECRET":  "whsec_MDEyMzQ1Njc4OWFiY2RlZg==",
+		"ENTITLEMENTS_HTTP_ADDR":                    "0.0.0.0:9090",
+		"ENTITLEMENTS_DATABASE_DRIVER":              "postgres",
+		"ENTITLEMENTS_DATABASE_DSN":                 "host=db",
+		"ENTITLEMENTS_TIMEZONE":                     "UTC",
+		"ENTITLEMENTS_AUTH_TOKEN_SECRET":            "s1",
+		"ENTITLEMENTS_PAYMENTS_WEBHOOK_SECRET":      "s2",
+		"ENTITLEMENTS_NOTICES_WEBHOOK_URL":          "https://hooks.example.com/n",
+		"ENTITLEMENTS_NOTICES_WEBHOOK_SECRET":       "whsec_MDEyMzQ1Njc4OWFiY2RlZg==",
+		"ENTITLEMENTS_CERTIFICATE_SIGNING_KEY_FILE": "/etc/entitlements/certificate.pem",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := []string{cfg.HTTP.Addr, cfg.Database.Driver, cfg.Database.DSN, cfg.Location().String(),
-		cfg.Auth.TokenSecret, cfg.Payments.WebhookSecret, cfg.Notices.WebhookURL, cfg.Notices.WebhookSecret}
-	want := []string{"0.0.0.0:9090", "postgres", "host=db", "UTC", "s1", "s2", "https://hooks.example.com/n", "whsec_MDEyMzQ1Njc4OWFiY2RlZg=="}
+		cfg.Auth.TokenSecret, cfg.Payments.WebhookSecret, cfg.Notices.WebhookURL, cfg.Notices.WebhookSecret, cfg.Certificate.SigningKeyFile}
+	want := []string{"0.0.0.0:9090", "postgres", "host=db", "UTC", "s1", "s2", "https://hooks.example.com/n", "whsec_MDEyMzQ1Njc4OWFiY2RlZg==",
+		"/etc/entitlements/certificate.pem"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("overridden = %v, want %v", got, want)
 	}
 	if len(cfg.DevSecrets()) != 0 {
-		t.Errorf("DevSecrets() = %v after overriding both", cfg.DevSecrets())
+		t.Errorf("DevSecrets() = %v after overriding them all", cfg.DevSecrets())
 	}
 }
 
@@ -250,6 +252,8 @@ func serveOnce(t *testing.T, extra map[string]string) string {
 		"ENTITLEMENTS_HTTP_ADDR":       addr,
 		"ENTITLEMENTS_DATABASE_DSN":    filepath.Join(dir, "sub", "e.db"),
 		"ENTITLEMENTS_DATABASE_DRIVER": "sqlite",
+		// The shipped dev key, generated in the test's directory, not in data/.
+		"ENTITLEMENTS_CERTIFICATE_SIGNING_KEY_FILE": filepath.Join(dir, "keys", "dev-only-certificate-key.pem"),
 	}
 	for k, v := range extra {
 		vars[k] = v

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -40,6 +41,7 @@ func TestTwoProcessesOnPostgresShareTheWork(t *testing.T) {
 	srv := newLocalServer(t, rcv)
 	var logs syncBuffer
 	addrs := []string{freePort(t), freePort(t)}
+	keyFile := filepath.Join(t.TempDir(), "dev-only-certificate-key.pem")
 	var procs []*exec.Cmd
 	for _, addr := range addrs {
 		cmd := exec.Command(bin, "serve", "--config", "config.yaml")
@@ -47,6 +49,7 @@ func TestTwoProcessesOnPostgresShareTheWork(t *testing.T) {
 			"ENTITLEMENTS_HTTP_ADDR="+addr,
 			"ENTITLEMENTS_DATABASE_DRIVER=postgres",
 			"ENTITLEMENTS_DATABASE_DSN="+cfg.DSN,
+			"ENTITLEMENTS_CERTIFICATE_SIGNING_KEY_FILE="+keyFile, // both replicas: one key
 			"ENTITLEMENTS_SCHEDULER_EXPIRE=@every 1s",
 			"ENTITLEMENTS_SCHEDULER_REMIND=@every 1s",
 			"ENTITLEMENTS_SCHEDULER_DELIVER=@every 1s",

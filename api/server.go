@@ -78,6 +78,9 @@ type Options struct {
 	// Limits bound the request bodies held and the requests in progress
 	// at once (limits.*); zero fields take their defaults.
 	Limits Limits
+	// Certificates configure GET /v1/vehicles/{vin}/certificate and the
+	// JWKS; without Keys the certificate endpoint answers 503.
+	Certificates CertificateOptions
 
 	QuotaThresholds []int         // notices.quota_thresholds: percent of the allowance that raise a quota.threshold notice
 	UsageRetention  time.Duration // usage.retention: older usage records are rejected (they would be pruned); 0 = no limit
@@ -103,6 +106,7 @@ type Server struct {
 	unpaidTTL        time.Duration
 	quotaThresholds  []int
 	usageRetention   time.Duration
+	certs            CertificateOptions
 }
 
 // New builds the server and its router.
@@ -123,6 +127,7 @@ func New(o Options) (*Server, error) {
 		unpaidTTL:        or(o.UnpaidTTL, 30*time.Minute),
 		quotaThresholds:  o.QuotaThresholds,
 		usageRetention:   o.UsageRetention,
+		certs:            o.Certificates,
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -170,6 +175,7 @@ func (s *Server) routes(trusted []string, bench bool) error {
 	r.GET("/readyz", s.readyz)
 	r.GET("/metrics", s.metricsHandler())
 	r.GET("/openapi.yaml", func(c *gin.Context) { c.Data(http.StatusOK, "application/yaml", openAPI) })
+	r.GET("/.well-known/jwks.json", s.jwks)
 
 	staff := []Role{RoleBilling, RoleOps}
 	readers := append([]Role{RoleVehicle, RoleOwner}, staff...)
@@ -180,6 +186,7 @@ func (s *Server) routes(trusted []string, bench bool) error {
 	v1.GET("/vehicles/:vin/entitlement", s.allow(readers...), s.entitlement)
 	v1.GET("/vehicles/:vin/features", s.allow(readers...), s.features)
 	v1.GET("/vehicles/:vin/features/:feature", s.allow(readers...), s.feature)
+	v1.GET("/vehicles/:vin/certificate", s.allow(readers...), s.certificate)
 	if bench {
 		static := gin.H{"status": "ok", "covered": true, "days_left": 42}
 		v1.GET("/_bench/static", s.allow(Roles...), func(c *gin.Context) { c.JSON(http.StatusOK, static) })

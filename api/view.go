@@ -22,6 +22,7 @@ type entitlementView struct {
 	Data         dataView       `json:"data"`
 	Features     []decisionView `json:"features"`
 	AsOf         string         `json:"evaluated_at"`
+	Epoch        int64          `json:"epoch"`
 }
 
 type periodView struct {
@@ -59,6 +60,7 @@ type featureListView struct {
 	Covered      bool           `json:"covered"`
 	CoveredUntil *string        `json:"covered_until"`
 	Features     []decisionView `json:"features"`
+	Epoch        int64          `json:"epoch"`
 }
 
 type featureDecisionView struct {
@@ -68,6 +70,7 @@ type featureDecisionView struct {
 	Throttled    bool           `json:"throttled"`
 	Reason       billing.Reason `json:"reason"`
 	CoveredUntil *string        `json:"covered_until"`
+	Epoch        int64          `json:"epoch"`
 }
 
 func stamp(t time.Time, loc *time.Location) string { return billing.Stamp(t, loc) }
@@ -111,6 +114,7 @@ func (s *Server) entitlementView(e billing.Entitlement) entitlementView {
 		},
 		Features: decisionViews(e.Features),
 		AsOf:     stamp(e.Now, loc),
+		Epoch:    e.Vehicle.Epoch,
 	}
 	return v
 }
@@ -129,6 +133,7 @@ func featureListViewOf(vin billing.VIN, ds []billing.Decision, e *billing.Entitl
 	if e != nil {
 		v.Covered = e.Coverage.Covered
 		v.CoveredUntil = stampPtr(e.Coverage.CoveredUntil, loc)
+		v.Epoch = e.Vehicle.Epoch
 	}
 	return v
 }
@@ -137,6 +142,7 @@ func featureView(d billing.Decision, e *billing.Entitlement, loc *time.Location)
 	v := featureDecisionView{Feature: d.Feature, Tier: d.Tier, Allowed: d.Allowed, Throttled: d.Throttled, Reason: d.Reason}
 	if e != nil {
 		v.CoveredUntil = stampPtr(e.Coverage.CoveredUntil, loc)
+		v.Epoch = e.Vehicle.Epoch
 	}
 	return v
 }

@@ -70,7 +70,7 @@ func main() {
 	flag.BoolVar(&o.usageFleet, "usage-fleet", true, "usage batches spread over the whole seeded fleet (false: over the 20 000 sample VINs of the read phases, whose rows stay cached)")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of each phase")
 	flag.StringVar(&o.dir, "dir", filepath.Join(os.TempDir(), "entitlements-bench"), "working directory (binary, config, database)")
-	flag.StringVar(&o.phases, "phases", "ceiling,entitlement,feature,payment,usage", "phases to run, in order")
+	flag.StringVar(&o.phases, "phases", "ceiling,entitlement,feature,certificate,payment,usage", "phases to run, in order")
 	flag.BoolVar(&o.keep, "keep", true, "reuse a database seeded with the same --vehicles")
 	flag.StringVar(&o.driver, "driver", "sqlite", "database driver")
 	flag.StringVar(&o.dsn, "dsn", "", "database DSN (default: an SQLite file in --dir)")
@@ -241,6 +241,9 @@ func writeConfig(path, addr string, o options) error {
 			line = fmt.Sprintf("auth: {token_secret: %s}", tokenSecret)
 		case strings.HasPrefix(line, "payments:"):
 			line = fmt.Sprintf("payments: {webhook_secret: %s, tolerance: 5m}", paymentSecret)
+		case strings.HasPrefix(line, "certificate:"):
+			// The development key, generated in the working directory.
+			line = strings.Replace(line, "data/dev-only-certificate-key.pem", filepath.Join(o.dir, "dev-only-certificate-key.pem"), 1)
 		case strings.HasPrefix(line, "scheduler:"):
 			// Jobs stay off: the phases measure the API alone.
 			line = strings.Replace(line, "enabled: true", "enabled: false", 1)
@@ -373,6 +376,12 @@ func (d *driver) phase(name string) (result, error) {
 			k := i % len(d.vins)
 			return "/v1/vehicles/" + d.vins[k] + "/features/video_streaming", d.tokens[k]
 		})
+	case "certificate":
+		op, closeConns = d.reader(conc, func(i int) (string, string) {
+			k := i % len(d.vins)
+			return "/v1/vehicles/" + d.vins[k] + "/certificate", d.tokens[k]
+		})
+		note = "a new signed certificate each request (no If-None-Match)"
 	case "payment":
 		conc = d.o.payConc
 		orders, err := d.prepareOrders(int(float64(3000) * d.o.duration.Seconds()))
@@ -400,7 +409,7 @@ func (d *driver) phase(name string) (result, error) {
 		return result{}, fmt.Errorf("unknown phase %q", name)
 	}
 	rate := 0.0 // requests per second, all connections together; 0 = as fast as they go
-	if name == "ceiling" || name == "entitlement" || name == "feature" {
+	if name == "ceiling" || name == "entitlement" || name == "feature" || name == "certificate" {
 		rate = d.o.rate
 	}
 	defer closeConns()

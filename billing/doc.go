@@ -19,6 +19,14 @@
 // vehicle, not to its owner: an ownership transfer changes OwnerID and
 // nothing else on the timeline.
 //
+// # Offline certificates
+//
+// IssueCertificate states a vehicle's coverage from now on (merged
+// windows, each with its data allowance), the current cycle's usage and
+// the vehicle's Epoch, for a car to decide features offline with
+// Certificate.DecideAt: the same Decide rules, applied at any instant of
+// the certificate's validity. Epoch rises whenever coverage shrinks.
+//
 // # Time
 //
 // Nothing in this package reads the clock. Every rule that depends on the

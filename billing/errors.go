@@ -34,6 +34,8 @@ const (
 	ENothingRefundable    = "nothing_refundable"
 	ERefundExceedsBalance = "refund_exceeds_balance"
 	EConflict             = "conflict"
+
+	ECertificateUnavailable = "certificate_unavailable" // no signing key is configured
 )
 
 // FieldError names one field of a request and what is wrong with it.

@@ -10,6 +10,11 @@ type Vehicle struct {
 	ActivatedAt time.Time
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
+	// Epoch increases whenever the vehicle's coverage shrinks (a refund
+	// that cuts or removes a period, an ownership transfer): a car that
+	// sees a higher epoch online discards certificates of a lower one.
+	// It is read with the entitlement snapshot.
+	Epoch int64
 }
 
 // Activation is a request from the delivery system to activate a car.

@@ -23,7 +23,8 @@ type migration struct {
 // schema_migrations. Never edit one that has shipped; add a new one.
 // Version ranges by area keep parallel work from colliding:
 // 1-9 foundation, 10-19 orders and payments, 20-29 refunds,
-// 30-39 scheduler and notices, 40-49 usage, 50-59 audit.
+// 30-39 scheduler and notices, 40-49 usage, 50-59 audit, 60-69 coverage
+// certificates.
 var migrations = []migration{
 	{Version: 1, Name: "vehicles, periods, notices", Up: []string{
 		`CREATE TABLE vehicles (
@@ -190,6 +191,12 @@ var migrations = []migration{
 	usageMigration,
 	usageAllowanceMigration,
 	auditMigration,
+	{Version: 60, Name: "vehicles: epoch, raised when coverage shrinks", Up: []string{
+		// Offline coverage certificates state the epoch they were issued
+		// at; a car that sees a higher one online discards them. Adding a
+		// column with a constant default rewrites no row on either engine.
+		`ALTER TABLE vehicles ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0`,
+	}},
 }
 
 func (db *DB) render(m migration) []string {

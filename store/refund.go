@@ -134,7 +134,14 @@ func periodOf(tl billing.Timeline, orderID string) *billing.Period {
 }
 
 // applyPeriodChanges cuts or removes the order's period as planned, lays
-// out the later periods again and keeps coverage_ends_at up to date.
+// out the later periods again, keeps coverage_ends_at up to date and
+// raises the vehicle's epoch (its coverage shrank).
+// raiseEpochStmt raises a vehicle's epoch: offline certificates issued
+// before it are to be discarded.
+var raiseEpochStmt = statement{"vehicle/raise-epoch", func() string {
+	return `UPDATE vehicles SET epoch = epoch + 1 WHERE vin = ?`
+}}
+
 func applyPeriodChanges(tx *Tx, tl *billing.Timeline, o billing.Order, plan billing.RefundPlan, loc *time.Location, now time.Time) error {
 	changed := tl.ApplyRefund(o.ID, plan.Action, loc, now)
 	if len(changed) == 0 {
@@ -154,6 +161,9 @@ func applyPeriodChanges(tx *Tx, tl *billing.Timeline, o billing.Order, plan bill
 	}
 	if err := savePeriodTimes(tx, moved, now); err != nil {
 		return err
+	}
+	if _, err := tx.exec(raiseEpochStmt, string(o.VIN)); err != nil {
+		return fmt.Errorf("raise epoch of %s: %w", o.VIN, err)
 	}
 	return setCoverageEnd(tx, o.VIN, tl.End(), now)
 }

@@ -19,7 +19,7 @@ import (
 // through timeCol, like every other read of the store.
 func (db *DB) snapshotQuery() string {
 	return `SELECT v.owner_id, v.model, ` + db.timeCol("v.activated_at") + `, ` + db.timeCol("v.created_at") + `, ` +
-		db.timeCol("v.updated_at") + `,
+		db.timeCol("v.updated_at") + `, v.epoch,
 	CASE WHEN p.seq IS NULL OR p.seq = 0
 		THEN (SELECT MAX(ua.last_ended_at) FROM usage_cycles ua WHERE ua.vin = v.vin) END,
 	uc.entertainment_bytes, uc.basic_bytes,
@@ -80,7 +80,7 @@ func (db *DB) readSnapshot(ctx context.Context, vin billing.VIN, cycle billing.C
 			id, source, orderID, product         sql.NullString
 			v                                    billing.Vehicle
 		)
-		if err := rows.Scan(&v.OwnerID, &v.Model, &activated, &created, &updated,
+		if err := rows.Scan(&v.OwnerID, &v.Model, &activated, &created, &updated, &v.Epoch,
 			&asOf, &ent, &basic,
 			&id, &seq, &source, &orderID, &product, &days, &dataBytes,
 			&paidAt, &startsAt, &endsAt, &refundedAt); err != nil {

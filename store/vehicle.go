@@ -87,7 +87,7 @@ var (
 			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
 	}}
 	transferStmt = statement{"vehicle/transfer", func() string {
-		return `UPDATE vehicles SET owner_id = ?, updated_at = ? WHERE vin = ?`
+		return `UPDATE vehicles SET owner_id = ?, updated_at = ?, epoch = epoch + 1 WHERE vin = ?`
 	}}
 )
 
@@ -95,7 +95,8 @@ var (
 // benefit belongs to the car. The previous owner's unpaid orders for it are
 // cancelled in the same transaction (a payment that still arrives makes
 // its order paid: the money was taken). Transferring to the current owner
-// is a no-op.
+// is a no-op. A transfer raises the vehicle's epoch: the previous owner's
+// car app may hold certificates that must no longer count.
 func (db *DB) TransferOwner(ctx context.Context, vin billing.VIN, ownerID string, now time.Time) (billing.Vehicle, error) {
 	var v billing.Vehicle
 	err := db.write(ctx, []billing.VIN{vin}, func(tx *Tx) error {

@@ -130,6 +130,66 @@ func (e FeatureDecisionTier) Valid() bool {
 	}
 }
 
+// Defines values for JWKSKeysAlg.
+const (
+	EdDSA JWKSKeysAlg = "EdDSA"
+)
+
+// Valid indicates whether the value is a known member of the JWKSKeysAlg enum.
+func (e JWKSKeysAlg) Valid() bool {
+	switch e {
+	case EdDSA:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for JWKSKeysCrv.
+const (
+	Ed25519 JWKSKeysCrv = "Ed25519"
+)
+
+// Valid indicates whether the value is a known member of the JWKSKeysCrv enum.
+func (e JWKSKeysCrv) Valid() bool {
+	switch e {
+	case Ed25519:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for JWKSKeysKty.
+const (
+	OKP JWKSKeysKty = "OKP"
+)
+
+// Valid indicates whether the value is a known member of the JWKSKeysKty enum.
+func (e JWKSKeysKty) Valid() bool {
+	switch e {
+	case OKP:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for JWKSKeysUse.
+const (
+	Sig JWKSKeysUse = "sig"
+)
+
+// Valid indicates whether the value is a known member of the JWKSKeysUse enum.
+func (e JWKSKeysUse) Valid() bool {
+	switch e {
+	case Sig:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for NoticeKind.
 const (
 	NoticeKindCoverageExpired  NoticeKind = "coverage.expired"
@@ -668,7 +728,12 @@ type Entitlement struct {
 	Data         Data          `json:"data"`
 
 	// DaysLeft Remaining covered time in days, rounded up
-	DaysLeft    int              `json:"days_left"`
+	DaysLeft int `json:"days_left"`
+
+	// Epoch Raised whenever the vehicle's coverage shrinks (a refund that cuts
+	// or removes a period, an ownership transfer). A car discards offline
+	// certificates whose epoch is lower than the last one it saw online.
+	Epoch       *Epoch           `json:"epoch,omitempty"`
 	EvaluatedAt *Time            `json:"evaluated_at,omitempty"`
 	Features    []Decision       `json:"features"`
 	Model       *string          `json:"model,omitempty"`
@@ -681,14 +746,24 @@ type Entitlement struct {
 // EntitlementState defines model for Entitlement.State.
 type EntitlementState string
 
+// Epoch Raised whenever the vehicle's coverage shrinks (a refund that cuts
+// or removes a period, an ownership transfer). A car discards offline
+// certificates whose epoch is lower than the last one it saw online.
+type Epoch = int64
+
 // FeatureDecision defines model for FeatureDecision.
 type FeatureDecision struct {
-	Allowed      bool                `json:"allowed"`
-	CoveredUntil *NullableTime       `json:"covered_until"`
-	Feature      string              `json:"feature"`
-	Reason       Reason              `json:"reason"`
-	Throttled    bool                `json:"throttled"`
-	Tier         FeatureDecisionTier `json:"tier"`
+	Allowed      bool          `json:"allowed"`
+	CoveredUntil *NullableTime `json:"covered_until"`
+
+	// Epoch Raised whenever the vehicle's coverage shrinks (a refund that cuts
+	// or removes a period, an ownership transfer). A car discards offline
+	// certificates whose epoch is lower than the last one it saw online.
+	Epoch     *Epoch              `json:"epoch,omitempty"`
+	Feature   string              `json:"feature"`
+	Reason    Reason              `json:"reason"`
+	Throttled bool                `json:"throttled"`
+	Tier      FeatureDecisionTier `json:"tier"`
 }
 
 // FeatureDecisionTier defines model for FeatureDecision.Tier.
@@ -698,8 +773,13 @@ type FeatureDecisionTier string
 type FeatureList struct {
 	Covered      bool          `json:"covered"`
 	CoveredUntil *NullableTime `json:"covered_until"`
-	Features     []Decision    `json:"features"`
-	Vin          string        `json:"vin"`
+
+	// Epoch Raised whenever the vehicle's coverage shrinks (a refund that cuts
+	// or removes a period, an ownership transfer). A car discards offline
+	// certificates whose epoch is lower than the last one it saw online.
+	Epoch    *Epoch     `json:"epoch,omitempty"`
+	Features []Decision `json:"features"`
+	Vin      string     `json:"vin"`
 }
 
 // Health defines model for Health.
@@ -707,6 +787,30 @@ type Health struct {
 	Database *string `json:"database,omitempty"`
 	Status   string  `json:"status"`
 }
+
+// JWKS defines model for JWKS.
+type JWKS struct {
+	Keys []struct {
+		Alg *JWKSKeysAlg `json:"alg,omitempty"`
+		Crv JWKSKeysCrv  `json:"crv"`
+		Kid string       `json:"kid"`
+		Kty JWKSKeysKty  `json:"kty"`
+		Use *JWKSKeysUse `json:"use,omitempty"`
+		X   string       `json:"x"`
+	} `json:"keys"`
+}
+
+// JWKSKeysAlg defines model for JWKS.Keys.Alg.
+type JWKSKeysAlg string
+
+// JWKSKeysCrv defines model for JWKS.Keys.Crv.
+type JWKSKeysCrv string
+
+// JWKSKeysKty defines model for JWKS.Keys.Kty.
+type JWKSKeysKty string
+
+// JWKSKeysUse defines model for JWKS.Keys.Use.
+type JWKSKeysUse string
 
 // Notice defines model for Notice.
 type Notice struct {
@@ -1030,6 +1134,11 @@ type VIN = string
 // Overloaded defines model for Overloaded.
 type Overloaded = Problem
 
+// GetJWKSParams defines parameters for GetJWKS.
+type GetJWKSParams struct {
+	IfNoneMatch *string `json:"If-None-Match,omitempty"`
+}
+
 // ListAuditParams defines parameters for ListAudit.
 type ListAuditParams struct {
 	Vin     *string `form:"vin,omitempty" json:"vin,omitempty"`
@@ -1106,6 +1215,11 @@ type ListVehiclesParams struct {
 
 	// Cursor The `next_cursor` of the previous page; one that does not decode is 400 `validation_failed` for `cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// GetCertificateParams defines parameters for GetCertificate.
+type GetCertificateParams struct {
+	IfNoneMatch *string `json:"If-None-Match,omitempty"`
 }
 
 // CheckFeatureParams defines parameters for CheckFeature.
@@ -1399,6 +1513,15 @@ func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
 // The interface specification for the client above.
 type ClientInterface interface {
 
+	// GetJWKS Public keys that verify coverage certificates (RFC 7517, RFC 8037)
+	//
+	// The signing key, the next key (published before it signs) and
+	// retired keys (for certificate.ttl after their last use). Cacheable;
+	// a car that meets an unknown kid fetches it again.
+	//
+	// Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
+	GetJWKS(ctx context.Context, params *GetJWKSParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetHealth Liveness
 	//
 	// Corresponds with GET /healthz (the `GetHealth` operationId).
@@ -1621,6 +1744,21 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/vehicles/{vin}/activation (the `ActivateVehicle` operationId).
 	ActivateVehicle(ctx context.Context, vin VIN, body ActivateVehicleJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetCertificate Offline coverage certificate (vehicle's own, owner's own, billing, ops)
+	//
+	// A compact JWS (RFC 7515; alg EdDSA, typ entitlement+jwt, kid of a
+	// key in /.well-known/jwks.json) whose payload states the vehicle's
+	// coverage windows from now on, the current cycle's data status and
+	// the epoch, so that the head unit decides features offline as the
+	// feature check does (docs/certificate.md). Same callers and 404s as
+	// the entitlement read. The ETag covers every claim but iat, nbf and
+	// exp: If-None-Match with it is 304 while the coverage is unchanged
+	// and the certificate is younger than certificate.renew_after.
+	// Without a signing key configured: 503 `certificate_unavailable`.
+	//
+	// Corresponds with GET /v1/vehicles/{vin}/certificate (the `GetCertificate` operationId).
+	GetCertificate(ctx context.Context, vin VIN, params *GetCertificateParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetEntitlement What the vehicle has now (own vehicle, owner's vehicles, billing, ops)
 	//
 	// Corresponds with GET /v1/vehicles/{vin}/entitlement (the `GetEntitlement` operationId).
@@ -1703,6 +1841,25 @@ type ClientInterface interface {
 	//
 	// Corresponds with PUT /v1/vehicles/{vin}/owner (the `TransferVehicle` operationId).
 	TransferVehicle(ctx context.Context, vin VIN, body TransferVehicleJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+}
+
+// GetJWKS Public keys that verify coverage certificates (RFC 7517, RFC 8037)
+//
+// The signing key, the next key (published before it signs) and
+// retired keys (for certificate.ttl after their last use). Cacheable;
+// a car that meets an unknown kid fetches it again.
+//
+// Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
+func (c *Client) GetJWKS(ctx context.Context, params *GetJWKSParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetJWKSRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
 }
 
 // GetHealth Liveness
@@ -2097,6 +2254,31 @@ func (c *Client) ActivateVehicle(ctx context.Context, vin VIN, body ActivateVehi
 	return c.Client.Do(req)
 }
 
+// GetCertificate Offline coverage certificate (vehicle's own, owner's own, billing, ops)
+//
+// A compact JWS (RFC 7515; alg EdDSA, typ entitlement+jwt, kid of a
+// key in /.well-known/jwks.json) whose payload states the vehicle's
+// coverage windows from now on, the current cycle's data status and
+// the epoch, so that the head unit decides features offline as the
+// feature check does (docs/certificate.md). Same callers and 404s as
+// the entitlement read. The ETag covers every claim but iat, nbf and
+// exp: If-None-Match with it is 304 while the coverage is unchanged
+// and the certificate is younger than certificate.renew_after.
+// Without a signing key configured: 503 `certificate_unavailable`.
+//
+// Corresponds with GET /v1/vehicles/{vin}/certificate (the `GetCertificate` operationId).
+func (c *Client) GetCertificate(ctx context.Context, vin VIN, params *GetCertificateParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetCertificateRequest(c.Server, vin, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // GetEntitlement What the vehicle has now (own vehicle, owner's vehicles, billing, ops)
 //
 // Corresponds with GET /v1/vehicles/{vin}/entitlement (the `GetEntitlement` operationId).
@@ -2268,6 +2450,48 @@ func (c *Client) TransferVehicle(ctx context.Context, vin VIN, body TransferVehi
 		return nil, err
 	}
 	return c.Client.Do(req)
+}
+
+// NewGetJWKSRequest constructs an http.Request for the GetJWKS method
+func NewGetJWKSRequest(server string, params *GetJWKSParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/.well-known/jwks.json")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.IfNoneMatch != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "If-None-Match", *params.IfNoneMatch, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("If-None-Match", headerParam0)
+		}
+
+	}
+
+	return req, nil
 }
 
 // NewGetHealthRequest constructs an http.Request for the GetHealth method
@@ -3032,6 +3256,55 @@ func NewActivateVehicleRequestWithBody(server string, vin VIN, contentType strin
 	return req, nil
 }
 
+// NewGetCertificateRequest constructs an http.Request for the GetCertificate method
+func NewGetCertificateRequest(server string, vin VIN, params *GetCertificateParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "vin", vin, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/vehicles/%s/certificate", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.IfNoneMatch != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "If-None-Match", *params.IfNoneMatch, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("If-None-Match", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
 // NewGetEntitlementRequest constructs an http.Request for the GetEntitlement method
 func NewGetEntitlementRequest(server string, vin VIN) (*http.Request, error) {
 	var err error
@@ -3455,6 +3728,17 @@ func WithBaseURL(baseURL string) ClientOption {
 // ClientWithResponsesInterface is the interface specification for the client with responses above.
 type ClientWithResponsesInterface interface {
 
+	// GetJWKSWithResponse Public keys that verify coverage certificates (RFC 7517, RFC 8037)
+	//
+	// The signing key, the next key (published before it signs) and
+	// retired keys (for certificate.ttl after their last use). Cacheable;
+	// a car that meets an unknown kid fetches it again.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
+	GetJWKSWithResponse(ctx context.Context, params *GetJWKSParams, reqEditors ...RequestEditorFn) (*GetJWKSResponse, error)
+
 	// GetHealthWithResponse Liveness
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -3695,6 +3979,23 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/vehicles/{vin}/activation (the `ActivateVehicle` operationId).
 	ActivateVehicleWithResponse(ctx context.Context, vin VIN, body ActivateVehicleJSONRequestBody, reqEditors ...RequestEditorFn) (*ActivateVehicleResponse, error)
 
+	// GetCertificateWithResponse Offline coverage certificate (vehicle's own, owner's own, billing, ops)
+	//
+	// A compact JWS (RFC 7515; alg EdDSA, typ entitlement+jwt, kid of a
+	// key in /.well-known/jwks.json) whose payload states the vehicle's
+	// coverage windows from now on, the current cycle's data status and
+	// the epoch, so that the head unit decides features offline as the
+	// feature check does (docs/certificate.md). Same callers and 404s as
+	// the entitlement read. The ETag covers every claim but iat, nbf and
+	// exp: If-None-Match with it is 304 while the coverage is unchanged
+	// and the certificate is younger than certificate.renew_after.
+	// Without a signing key configured: 503 `certificate_unavailable`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/vehicles/{vin}/certificate (the `GetCertificate` operationId).
+	GetCertificateWithResponse(ctx context.Context, vin VIN, params *GetCertificateParams, reqEditors ...RequestEditorFn) (*GetCertificateResponse, error)
+
 	// GetEntitlementWithResponse What the vehicle has now (own vehicle, owner's vehicles, billing, ops)
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -3787,6 +4088,62 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with PUT /v1/vehicles/{vin}/owner (the `TransferVehicle` operationId).
 	TransferVehicleWithResponse(ctx context.Context, vin VIN, body TransferVehicleJSONRequestBody, reqEditors ...RequestEditorFn) (*TransferVehicleResponse, error)
+}
+
+// GetJWKSResponse200Headers the declared response headers of an HTTP 200 response for GetJWKS
+type GetJWKSResponse200Headers struct {
+	CacheControl *string
+	ETag         *string
+}
+
+type GetJWKSResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationjwkSetJSON200 the response for an HTTP 200 `application/jwk-set+json` response
+	ApplicationjwkSetJSON200 *JWKS
+	// ApplicationproblemJSON4XX the response for an HTTP 4XX `application/problem+json` response
+	ApplicationproblemJSON4XX *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetJWKSResponse200Headers
+}
+
+// GetApplicationjwkSetJSON200 returns the response for an HTTP 200 `application/jwk-set+json` response
+func (r GetJWKSResponse) GetApplicationjwkSetJSON200() *JWKS {
+	return r.ApplicationjwkSetJSON200
+}
+
+// GetApplicationproblemJSON4XX returns the response for an HTTP 4XX `application/problem+json` response
+func (r GetJWKSResponse) GetApplicationproblemJSON4XX() *Problem {
+	return r.ApplicationproblemJSON4XX
+}
+
+// GetBody returns the raw response body bytes
+func (r GetJWKSResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetJWKSResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetJWKSResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetJWKSResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
 }
 
 type GetHealthResponse struct {
@@ -4784,6 +5141,90 @@ func (r ActivateVehicleResponse) ContentType() string {
 	return ""
 }
 
+// GetCertificateResponse200Headers the declared response headers of an HTTP 200 response for GetCertificate
+type GetCertificateResponse200Headers struct {
+	CacheControl *string
+	ETag         *string
+}
+
+// GetCertificateResponse304Headers the declared response headers of an HTTP 304 response for GetCertificate
+type GetCertificateResponse304Headers struct {
+	ETag *string
+}
+
+type GetCertificateResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetCertificateResponse200Headers
+	// Headers304 the parsed response headers for an HTTP 304 response
+	Headers304 *GetCertificateResponse304Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetCertificateResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetCertificateResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetCertificateResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetCertificateResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetCertificateResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetCertificateResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetCertificateResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetCertificateResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetCertificateResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // GetEntitlementResponse503Headers the declared response headers of an HTTP 503 response for GetEntitlement
 type GetEntitlementResponse503Headers struct {
 	RetryAfter *string
@@ -5414,6 +5855,23 @@ func (r TransferVehicleResponse) ContentType() string {
 	return ""
 }
 
+// GetJWKSWithResponse Public keys that verify coverage certificates (RFC 7517, RFC 8037)
+//
+// The signing key, the next key (published before it signs) and
+// retired keys (for certificate.ttl after their last use). Cacheable;
+// a car that meets an unknown kid fetches it again.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
+func (c *ClientWithResponses) GetJWKSWithResponse(ctx context.Context, params *GetJWKSParams, reqEditors ...RequestEditorFn) (*GetJWKSResponse, error) {
+	rsp, err := c.GetJWKS(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetJWKSResponse(rsp)
+}
+
 // GetHealthWithResponse Liveness
 //
 // Returns a wrapper object for the known response body format(s).
@@ -5756,6 +6214,29 @@ func (c *ClientWithResponses) ActivateVehicleWithResponse(ctx context.Context, v
 	return ParseActivateVehicleResponse(rsp)
 }
 
+// GetCertificateWithResponse Offline coverage certificate (vehicle's own, owner's own, billing, ops)
+//
+// A compact JWS (RFC 7515; alg EdDSA, typ entitlement+jwt, kid of a
+// key in /.well-known/jwks.json) whose payload states the vehicle's
+// coverage windows from now on, the current cycle's data status and
+// the epoch, so that the head unit decides features offline as the
+// feature check does (docs/certificate.md). Same callers and 404s as
+// the entitlement read. The ETag covers every claim but iat, nbf and
+// exp: If-None-Match with it is 304 while the coverage is unchanged
+// and the certificate is younger than certificate.renew_after.
+// Without a signing key configured: 503 `certificate_unavailable`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/vehicles/{vin}/certificate (the `GetCertificate` operationId).
+func (c *ClientWithResponses) GetCertificateWithResponse(ctx context.Context, vin VIN, params *GetCertificateParams, reqEditors ...RequestEditorFn) (*GetCertificateResponse, error) {
+	rsp, err := c.GetCertificate(ctx, vin, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetCertificateResponse(rsp)
+}
+
 // GetEntitlementWithResponse What the vehicle has now (own vehicle, owner's vehicles, billing, ops)
 //
 // Returns a wrapper object for the known response body format(s).
@@ -5901,6 +6382,62 @@ func (c *ClientWithResponses) TransferVehicleWithResponse(ctx context.Context, v
 		return nil, err
 	}
 	return ParseTransferVehicleResponse(rsp)
+}
+
+// ParseGetJWKSResponse parses an HTTP response from a GetJWKSWithResponse call
+func ParseGetJWKSResponse(rsp *http.Response) (*GetJWKSResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetJWKSResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest JWKS
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationjwkSetJSON200 = &dest
+
+	case rsp.StatusCode == 304:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 4:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON4XX = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetJWKSResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = &value
+		}
+		response.Headers200 = &headers
+	}
+
+	return response, nil
 }
 
 // ParseGetHealthResponse parses an HTTP response from a GetHealthWithResponse call
@@ -6761,6 +7298,93 @@ func ParseActivateVehicleResponse(rsp *http.Response) (*ActivateVehicleResponse,
 			headers.RetryAfter = &value
 		}
 		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetCertificateResponse parses an HTTP response from a GetCertificateWithResponse call
+func ParseGetCertificateResponse(rsp *http.Response) (*GetCertificateResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetCertificateResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 304:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetCertificateResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 304:
+		var headers GetCertificateResponse304Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = &value
+		}
+		response.Headers304 = &headers
 	}
 
 	return response, nil
