@@ -201,9 +201,9 @@ func TestStartIsAudited(t *testing.T) {
 		t.Fatalf("%d config.loaded entries after two starts, want 2", len(es))
 	}
 	e := es[0]
-	if e.Actor != "system:startup" || fmt.Sprint(e.After["dev_only_secrets"]) != "[auth.token_secret payments.webhook_secret]" ||
+	if e.Actor != "system:startup" || fmt.Sprint(e.After["dev_only_secrets"]) != "[auth.token_secret payments.webhook_secret certificate.signing_key_file]" ||
 		e.After["database_driver"] != "sqlite" || e.After["timezone"] != "Asia/Shanghai" {
-		t.Errorf("entry %+v, want system:startup naming both development secrets", e)
+		t.Errorf("entry %+v, want system:startup naming the development secrets", e)
 	}
 	if fmt.Sprint(es[1].After["applied_migrations"]) == "[]" || fmt.Sprint(e.After["applied_migrations"]) != "[]" {
 		t.Errorf("applied migrations %v then %v, want the first start's only", es[1].After["applied_migrations"], e.After["applied_migrations"])

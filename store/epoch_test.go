@@ -24,7 +24,7 @@ func TestEpochUpgradeAndTransfer(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { db.Close() })
-		if _, err := db.MigrateOnly(ctx, 1, 2, 3, 4, 10, 20, 21, 30, 31, 32, 33, 40, 41); err != nil {
+		if _, err := db.MigrateOnly(ctx, 1, 2, 3, 4, 10, 20, 21, 30, 31, 32, 33, 40, 41, 50); err != nil {
 			t.Fatal(err)
 		}
 		loc, _ := time.LoadLocation("Asia/Shanghai")
@@ -35,8 +35,8 @@ func TestEpochUpgradeAndTransfer(t *testing.T) {
 			t.Fatal(err)
 		}
 		applied, err := db.Migrate(ctx)
-		if err != nil || !slices.Contains(applied, 50) {
-			t.Fatalf("Migrate() = %v, %v; want 50 applied", applied, err)
+		if err != nil || !slices.Contains(applied, 60) {
+			t.Fatalf("Migrate() = %v, %v; want 60 applied", applied, err)
 		}
 		epoch := func() int64 {
 			t.Helper()
