@@ -163,6 +163,16 @@ func TestAuditRecordsStaffActions(t *testing.T) {
 			{o.ID, "refund_exceeds_balance", map[string]any{"reason": "other", "amount_fen": 5000}},
 			{pending.ID, "order_not_paid", map[string]any{"reason": "other"}},
 		} {
+			// A refused dry run is not an attempt: it leaves no entry.
+			dry := h.do(request{Method: http.MethodPost, Path: "/v1/orders/" + c.order + "/refunds?dry_run=true", Token: h.token(api.RoleBilling, "bob"), Body: c.body})
+			if dry.Code == 200 || dry.problem(t).Code != c.code {
+				t.Fatalf("dry run of %s = %d %s, want %s", c.order, dry.Code, dry.Body, c.code)
+			}
+			for _, e := range h.audit("order_id=" + c.order).Entries {
+				if e.Action == "refund.refused" {
+					t.Fatalf("a refused dry run of %s was recorded: %+v", c.order, e)
+				}
+			}
 			res := h.do(request{Method: http.MethodPost, Path: "/v1/orders/" + c.order + "/refunds", Token: h.token(api.RoleBilling, "bob"),
 				Body: c.body, Headers: map[string]string{"Idempotency-Key": "rf-" + c.code, "X-Request-Id": "req-" + c.code}})
 			if res.Code == 201 || res.problem(t).Code != c.code {

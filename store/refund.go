@@ -103,7 +103,8 @@ func (db *DB) RefundOrder(ctx context.Context, orderID string, req billing.Refun
 		out, err = storeResponse(tx, k, r, render)
 		return err
 	})
-	if code := billing.ErrorCode(err); slices.Contains(refusedCodes, code) {
+	// A refused dry run is not an attempt: only refused refunds are recorded.
+	if code := billing.ErrorCode(err); slices.Contains(refusedCodes, code) && !isPreview(ctx) {
 		after := billing.Fields{"code": code, "reason": string(req.Reason), "end_access": req.EndAccess}
 		if req.AmountFen != nil {
 			after["amount_fen"] = *req.AmountFen

@@ -28,10 +28,16 @@ func (*previewResult) Error() string { return "refund preview: rolled back" }
 // made inside its transaction. For a dry run it returns the error that
 // rolls the transaction back and carries r and tl out; otherwise nil.
 func previewStop(ctx context.Context, r billing.Refund, tl billing.Timeline) error {
-	if _, ok := ctx.Value(previewKey{}).(bool); !ok {
+	if !isPreview(ctx) {
 		return nil
 	}
 	return &previewResult{p: refundPreview{refund: r, timeline: tl}}
+}
+
+// isPreview reports whether ctx is a dry run's (PreviewRefund).
+func isPreview(ctx context.Context) bool {
+	_, ok := ctx.Value(previewKey{}).(bool)
+	return ok
 }
 
 // PreviewRefund answers what RefundOrder would do: the refund it would
