@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
-	"fmt"
 	"strconv"
 	"time"
 
@@ -68,34 +66,12 @@ func (db *DB) remindWhere() string {
 // contain now (refunded ones included: billing skips them): as much of
 // each timeline as coverage at now depends on. One query per 1024.
 func (db *DB) timelinesAt(tx *Tx, vins []any, now time.Time) (map[billing.VIN]billing.Timeline, error) {
-	byVIN := make(map[billing.VIN][]billing.Period, len(vins))
 	at := db.timeArg(now)
-	err := queryChunks(tx.query, db.periodsAtSQL, []any{at, at}, vins, func(rows *sql.Rows) error {
-		var (
-			p                      billing.Period
-			vin                    string
-			starts, ends, refunded dbTime
-		)
-		if err := rows.Scan(&vin, &p.Seq, &starts, &ends, &refunded); err != nil {
-			return err
-		}
-		p.VIN, p.StartsAt, p.EndsAt, p.RefundedAt = billing.VIN(vin), starts.T, ends.T, refunded.ptr()
-		byVIN[p.VIN] = append(byVIN[p.VIN], p)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("load periods: %w", err)
-	}
-	out := make(map[billing.VIN]billing.Timeline, len(byVIN))
-	for vin, ps := range byVIN {
-		out[vin] = billing.NewTimeline(ps)
-	}
-	return out, nil
+	return db.timelines(tx, db.periodsAtSQL, []any{at, at}, vins)
 }
 
 func (db *DB) periodsAtSQL(n int) statement {
 	return statement{"remind/periods/" + strconv.Itoa(n), func() string {
-		return `SELECT vin, seq, ` + db.timeCol("starts_at") + `, ` + db.timeCol("ends_at") + `, ` + db.timeCol("refunded_at") +
-			` FROM periods WHERE starts_at <= ? AND ends_at > ? AND vin IN (` + placeholders(n) + `)`
+		return `SELECT ` + db.periodColumns() + ` FROM periods WHERE starts_at <= ? AND ends_at > ? AND vin IN (` + placeholders(n) + `)`
 	}}
 }

@@ -266,9 +266,21 @@ func (db *DB) greatest() string {
 // contain an instant in [from, to] and whose monthly allowance is between
 // 1 and maxAllowance bytes.
 func (db *DB) timelinesAround(tx *Tx, vins []any, from, to time.Time, maxAllowance int64) (map[billing.VIN]billing.Timeline, error) {
+	return db.timelines(tx, db.periodsSQL, []any{db.timeArg(from), db.timeArg(to), maxAllowance}, vins)
+}
+
+// periodColumns are the columns timelines scans, in its order.
+func (db *DB) periodColumns() string {
+	return `id, vin, seq, source, product, data_bytes_per_month, ` +
+		db.timeCol("starts_at") + `, ` + db.timeCol("ends_at") + `, ` + db.timeCol("refunded_at")
+}
+
+// timelines runs st (sized for a chunk of vins, selecting periodColumns)
+// with lead before each chunk's VINs, and returns the periods read as a
+// timeline per vehicle. One query per 1024 VINs.
+func (db *DB) timelines(tx *Tx, st func(n int) statement, lead, vins []any) (map[billing.VIN]billing.Timeline, error) {
 	byVIN := make(map[billing.VIN][]billing.Period, len(vins))
-	lead := []any{db.timeArg(from), db.timeArg(to), maxAllowance}
-	err := queryChunks(tx.query, db.periodsSQL, lead, vins, func(rows *sql.Rows) error {
+	err := queryChunks(tx.query, st, lead, vins, func(rows *sql.Rows) error {
 		var p billing.Period
 		var vin string
 		var starts, ends, refunded dbTime
@@ -291,7 +303,7 @@ func (db *DB) timelinesAround(tx *Tx, vins []any, from, to time.Time, maxAllowan
 
 func (db *DB) periodsSQL(n int) statement {
 	return statement{"usage/periods/" + strconv.Itoa(n), func() string {
-		return `SELECT id, vin, seq, source, product, data_bytes_per_month, starts_at, ends_at, refunded_at
+		return `SELECT ` + db.periodColumns() + `
 		FROM periods WHERE ends_at > ? AND starts_at <= ?
 		AND data_bytes_per_month > 0 AND data_bytes_per_month <= ? AND vin IN (` + placeholders(n) + `)`
 	}}
