@@ -93,11 +93,14 @@ func TestCheckpointerDoesNotHoldWritersForAPinnedWAL(t *testing.T) {
 	}
 	before := db.ckpt.held.Load()
 	pinned := writeBlobs(t, db, path, 1000, 0) // 8 MiB, 32 times the limit
-	// One pass may run between the reader's start and the first write, when
-	// the reader's snapshot is still the latest; none after that.
+	// Two passes may count after before was read without the pinned WAL
+	// being held for: one already running when it was read, and one
+	// between the reader's start and the first write, when the reader's
+	// snapshot is still the latest. None after that: without the rule, a
+	// pass every 5 ms holds writers dozens of times over these 1 000 writes.
 	mid := db.ckpt.held.Load()
-	if mid-before > 1 {
-		t.Errorf("%d passes held writers off while a reader pinned the WAL; want at most 1", mid-before)
+	if mid-before > 2 {
+		t.Errorf("%d passes held writers off while a reader pinned the WAL; want at most 2", mid-before)
 	}
 	// The pinned WAL cannot restart, so a pass now sees its frames.
 	db.ckpt.pass()
