@@ -56,6 +56,9 @@ type options struct {
 	writerCache  int
 	bin          string
 	rate         float64
+	openRate     float64
+	openDuration time.Duration
+	openP99      time.Duration
 	client       string
 }
 
@@ -63,14 +66,17 @@ func main() {
 	var o options
 	flag.IntVar(&o.vehicles, "vehicles", 100_000, "vehicles to seed")
 	flag.IntVar(&o.concurrency, "concurrency", 64, "concurrent connections for the read phases")
-	flag.Float64Var(&o.rate, "rate", 0, "open loop: send the read phases' requests at this many per second in all, latency counted from when each was due (0: closed loop, as fast as the connections go)")
+	flag.Float64Var(&o.rate, "rate", 0, "open loop: send the closed-loop read phases' requests at this many per second in all, with vegeta, latency counted from when each was due (0: closed loop, as fast as the connections go)")
+	flag.Float64Var(&o.openRate, "open-rate", 5000, "feature-open: feature checks due per second; feature-open-max: the first step's rate")
+	flag.DurationVar(&o.openDuration, "open-duration", 30*time.Second, "length of the feature-open phase (each feature-open-max step lasts --duration)")
+	flag.DurationVar(&o.openP99, "open-p99", 5*time.Millisecond, "feature-open-max: the p99 a rate must hold to count")
 	flag.IntVar(&o.payConc, "payment-concurrency", 16, "concurrent connections for payment notifications")
 	flag.IntVar(&o.usageConc, "usage-concurrency", 2, "concurrent 10 000-record batches")
-	flag.IntVar(&o.usageCars, "usage-vehicles-per-batch", usageBatch, "distinct vehicles in each usage batch (10 000: one record each, the worst case; 1 000: ten each, like a carrier's batch)")
+	flag.IntVar(&o.usageCars, "usage-vehicles-per-batch", 1000, "distinct vehicles in each batch of the usage phase (1 000: ten records each, like a carrier's batch; usage-spread always takes 10 000, one record each, the worst case)")
 	flag.BoolVar(&o.usageFleet, "usage-fleet", true, "usage batches spread over the whole seeded fleet (false: over the 20 000 sample VINs of the read phases, whose rows stay cached)")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of each phase")
 	flag.StringVar(&o.dir, "dir", filepath.Join(os.TempDir(), "entitlements-bench"), "working directory (binary, config, database)")
-	flag.StringVar(&o.phases, "phases", "ceiling,entitlement,feature,certificate,payment,usage", "phases to run, in order")
+	flag.StringVar(&o.phases, "phases", "ceiling,entitlement,feature,certificate,feature-open,feature-open-max,payment,usage,usage-spread", "phases to run, in order")
 	flag.BoolVar(&o.keep, "keep", true, "reuse a database seeded with the same --vehicles")
 	flag.StringVar(&o.driver, "driver", "sqlite", "database driver")
 	flag.StringVar(&o.dsn, "dsn", "", "database DSN (default: an SQLite file in --dir)")
@@ -120,11 +126,15 @@ func run(o options) error {
 	if err := writeConfig(cfgPath, addr, o); err != nil {
 		return err
 	}
-	seeded := filepath.Join(o.dir, fmt.Sprintf("seeded-v3-%d", o.vehicles))
-	if _, err := os.Stat(seeded); err != nil || !o.keep || o.driver != "sqlite" {
-		os.Remove(o.dsn)
-		os.Remove(o.dsn + "-wal")
-		os.Remove(o.dsn + "-shm")
+	// A marker per database says it holds the seeded fleet (a PostgreSQL
+	// database keeps it between runs as a file does).
+	seeded := filepath.Join(o.dir, fmt.Sprintf("seeded-v3-%d-%x", o.vehicles, sha256.Sum256([]byte(o.driver+" "+o.dsn))))
+	if _, err := os.Stat(seeded); err != nil || !o.keep {
+		if o.driver == "sqlite" {
+			os.Remove(o.dsn)
+			os.Remove(o.dsn + "-wal")
+			os.Remove(o.dsn + "-shm")
+		}
 		start := time.Now()
 		// --force: on PostgreSQL the database keeps the vehicles earlier
 		// runs' phases added, which seed would otherwise take for real data.
@@ -175,8 +185,8 @@ func run(o options) error {
 	if o.rate > 0 {
 		fmt.Printf("read phases in open loop: %.0f requests/s due, latency counted from when each was due\n", o.rate)
 	}
-	fmt.Println("cpu µs/req: CPU time per request of the service and of the load generator (both on this machine's cores)")
-	fmt.Printf("%-12s %10s %9s %9s %9s %9s %8s %15s %s\n", "phase", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "ceiling", "cpu µs/req s+c", "note")
+	fmt.Println("cpu µs/req: CPU time per request of the service, of the database server (PostgreSQL's processes; 0 on SQLite, which runs in the service) and of the load generator, all on this machine's cores")
+	fmt.Printf("%-12s %10s %9s %9s %9s %9s %8s %15s %s\n", "phase", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "ceiling", "cpu s+db+c", "note")
 	var ceiling float64
 	for _, ph := range strings.Split(o.phases, ",") {
 		if ph == "" {
@@ -193,8 +203,7 @@ func run(o options) error {
 		if ceiling > 0 {
 			ratio = fmt.Sprintf("%.0f%%", 100*r.rps/ceiling)
 		}
-		cpu := fmt.Sprintf("%.0f+%.0f", r.svcCPU, r.clientCPU)
-		fmt.Printf("%-12s %10.0f %9.2f %9.2f %9.2f %9d %8s %15s %s\n", ph, r.rps, ms(r.p50), ms(r.p99), ms(r.p999), r.errors, ratio, cpu, r.note)
+		fmt.Printf("%-12s %10.0f %9.2f %9.2f %9.2f %9d %8s %15s %s\n", ph, r.rps, ms(r.p50), ms(r.p99), ms(r.p999), r.errors, ratio, r.cpu(), r.note)
 	}
 	fmt.Printf("\nservice peak RSS: %.0f MB\n", float64(peakRSS(svc.Process.Pid))/1024)
 	svc.Process.Signal(syscall.SIGTERM)
@@ -298,10 +307,13 @@ type result struct {
 	p50, p99, p999 time.Duration
 	errors         int64
 	note           string
-	// CPU time per request, µs: the service's, and the load generator's
-	// (this process: requests, signing, latency bookkeeping).
-	svcCPU, clientCPU float64
+	// CPU time per request, µs: the service's, the database server's
+	// (PostgreSQL), and the load generator's (this process: requests,
+	// signing, latency bookkeeping).
+	svcCPU, dbCPU, clientCPU float64
 }
+
+func (r result) cpu() string { return fmt.Sprintf("%.0f+%.0f+%.0f", r.svcCPU, r.dbCPU, r.clientCPU) }
 
 // processCPU is the CPU time (user and system) process pid has used.
 func processCPU(pid int) time.Duration {
@@ -323,16 +335,17 @@ func processCPU(pid int) time.Duration {
 const clockTicks = 100
 
 type driver struct {
-	base   string
-	o      options
-	client *http.Client
-	tokens []string // vehicle tokens for a sample of seeded VINs
-	vins   []string
-	staff  string
-	owners []string
-	next   atomic.Int64
-	run    string // this run's prefix of usage record ids, so a rerun on a kept database posts new records
-	svcPid int
+	base    string
+	o       options
+	client  *http.Client
+	tokens  []string // vehicle tokens for a sample of seeded VINs
+	vins    []string
+	staff   string
+	owners  []string
+	next    atomic.Int64
+	run     string // this run's prefix of usage record ids, so a rerun on a kept database posts new records
+	svcPid  int
+	openSeq int // the open-loop targeter's request counter (vegeta calls it under its lock)
 }
 
 func (d *driver) prepare() error {
@@ -356,6 +369,19 @@ func (d *driver) prepare() error {
 	return err
 }
 
+// readTarget is the request i of a read phase: its path and token, over
+// the sample VINs in turn (the bare endpoint with the vehicles' tokens).
+func (d *driver) readTarget(phase string) func(i int) (path, token string) {
+	suffix := map[string]string{"entitlement": "/entitlement", "feature": "/features/video_streaming", "certificate": "/certificate"}[phase]
+	return func(i int) (string, string) {
+		k := i % len(d.vins)
+		if phase == "ceiling" {
+			return "/v1/_bench/static", d.tokens[k]
+		}
+		return "/v1/vehicles/" + d.vins[k] + suffix, d.tokens[k]
+	}
+}
+
 // phase runs one endpoint's load for the configured duration.
 func (d *driver) phase(name string) (result, error) {
 	var op func(worker, i int) error
@@ -363,25 +389,21 @@ func (d *driver) phase(name string) (result, error) {
 	note := ""
 	conc := d.o.concurrency
 	switch name {
-	case "ceiling":
-		op, closeConns = d.reader(conc, func(i int) (string, string) { return "/v1/_bench/static", d.tokens[i%len(d.tokens)] })
-		note = "bare gin endpoint, same middleware and auth"
-	case "entitlement":
-		op, closeConns = d.reader(conc, func(i int) (string, string) {
-			k := i % len(d.vins)
-			return "/v1/vehicles/" + d.vins[k] + "/entitlement", d.tokens[k]
-		})
-	case "feature":
-		op, closeConns = d.reader(conc, func(i int) (string, string) {
-			k := i % len(d.vins)
-			return "/v1/vehicles/" + d.vins[k] + "/features/video_streaming", d.tokens[k]
-		})
-	case "certificate":
-		op, closeConns = d.reader(conc, func(i int) (string, string) {
-			k := i % len(d.vins)
-			return "/v1/vehicles/" + d.vins[k] + "/certificate", d.tokens[k]
-		})
-		note = "a new signed certificate each request (no If-None-Match)"
+	case "ceiling", "entitlement", "feature", "certificate":
+		if d.o.rate > 0 {
+			return d.openLoop(d.readTarget(name), d.o.rate, d.o.duration), nil
+		}
+		op, closeConns = d.reader(conc, d.readTarget(name))
+		switch name {
+		case "ceiling":
+			note = "bare gin endpoint, same middleware and auth"
+		case "certificate":
+			note = "a new signed certificate each request (no If-None-Match)"
+		}
+	case "feature-open":
+		return d.openLoop(d.readTarget("feature"), d.o.openRate, d.o.openDuration), nil
+	case "feature-open-max":
+		return d.openLoopMax(d.readTarget("feature"), d.o.openRate, d.o.duration, d.o.openP99), nil
 	case "payment":
 		conc = d.o.payConc
 		orders, err := d.prepareOrders(int(float64(3000) * d.o.duration.Seconds()))
@@ -395,22 +417,22 @@ func (d *driver) phase(name string) (result, error) {
 			return d.pay(orders[i-1])
 		}
 		note = fmt.Sprintf("signed notifications for %d orders created beforehand, %d connections", len(orders), conc)
-	case "usage":
+	case "usage", "usage-spread":
 		conc = d.o.usageConc
-		op = d.usage
-		note = "10 000-record batches; see records/s"
-		if d.o.usageCars < 1 || d.o.usageCars > usageBatch {
+		cars := d.o.usageCars
+		if name == "usage-spread" {
+			cars = usageBatch
+		}
+		if cars < 1 || cars > usageBatch {
 			return result{}, fmt.Errorf("--usage-vehicles-per-batch must be 1..%d", usageBatch)
 		}
-		if d.o.usageFleet && d.o.usageCars > d.o.vehicles {
-			return result{}, fmt.Errorf("--usage-vehicles-per-batch (%d) exceeds --vehicles (%d): a batch's vehicles would repeat", d.o.usageCars, d.o.vehicles)
+		if d.o.usageFleet && cars > d.o.vehicles {
+			return result{}, fmt.Errorf("%d vehicles a usage batch exceed --vehicles (%d): a batch's vehicles would repeat", cars, d.o.vehicles)
 		}
+		op = d.usage(cars)
+		note = fmt.Sprintf("%.0f records/s in 10 000-record batches over %d vehicles each", 0.0, cars)
 	default:
 		return result{}, fmt.Errorf("unknown phase %q", name)
-	}
-	rate := 0.0 // requests per second, all connections together; 0 = as fast as they go
-	if name == "ceiling" || name == "entitlement" || name == "feature" || name == "certificate" {
-		rate = d.o.rate
 	}
 	defer closeConns()
 	profiled := d.profile(name)
@@ -420,7 +442,7 @@ func (d *driver) phase(name string) (result, error) {
 	var errs atomic.Int64
 	var firstErr atomic.Value
 	deadline := time.Now().Add(d.o.duration)
-	svc0, client0 := processCPU(d.svcPid), processCPU(os.Getpid())
+	svc0, db0, client0 := processCPU(d.svcPid), d.serverCPU(), processCPU(os.Getpid())
 	var wg sync.WaitGroup
 	start := time.Now()
 	var counter atomic.Int64
@@ -433,16 +455,6 @@ func (d *driver) phase(name string) (result, error) {
 			for time.Now().Before(deadline) {
 				i := int(counter.Add(1))
 				t0 := time.Now()
-				if rate > 0 {
-					// Open loop: request i is due at a fixed instant, and
-					// its latency counts from then, so a slow answer that
-					// delays the next requests is charged to them too.
-					t0 = start.Add(time.Duration(float64(i-1) / rate * float64(time.Second)))
-					if t0.After(deadline) {
-						break
-					}
-					time.Sleep(time.Until(t0))
-				}
 				err := op(w, i)
 				if err == errNoMoreOrders {
 					break
@@ -463,7 +475,7 @@ func (d *driver) phase(name string) (result, error) {
 		}(w)
 	}
 	wg.Wait()
-	svcCPU, clientCPU := processCPU(d.svcPid)-svc0, processCPU(os.Getpid())-client0
+	svcCPU, dbCPU, clientCPU := processCPU(d.svcPid)-svc0, d.serverCPU()-db0, processCPU(os.Getpid())-client0
 	elapsed := time.Since(start)
 	if last := lastDone.Load(); last != nil {
 		elapsed = last.(time.Time).Sub(start) // work ran out before the deadline
@@ -471,11 +483,9 @@ func (d *driver) phase(name string) (result, error) {
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	r := result{rps: float64(len(lat)) / elapsed.Seconds(), errors: errs.Load(), note: note,
 		p50: pct(lat, 0.50), p99: pct(lat, 0.99), p999: pct(lat, 0.999)}
-	if n := float64(len(lat)); n > 0 {
-		r.svcCPU, r.clientCPU = float64(svcCPU.Microseconds())/n, float64(clientCPU.Microseconds())/n
-	}
-	if name == "usage" {
-		r.note = fmt.Sprintf("%.0f records/s in 10 000-record batches over %d vehicles each", r.rps*usageBatch, d.o.usageCars)
+	r.svcCPU, r.dbCPU, r.clientCPU = perRequest(svcCPU, len(lat)), perRequest(dbCPU, len(lat)), perRequest(clientCPU, len(lat))
+	if strings.HasPrefix(name, "usage") {
+		r.note = strings.Replace(note, "0 records/s", fmt.Sprintf("%.0f records/s", r.rps*usageBatch), 1)
 	}
 	if e, ok := firstErr.Load().(string); ok {
 		r.note += " first error: " + e
@@ -653,7 +663,11 @@ const usageBatch = 10_000
 // batch: vehicles spread over the whole seeded fleet (a carrier's feed
 // covers every car that is on the road), or with --usage-fleet=false the
 // 20 000 sample VINs of the read phases, whose rows stay in the cache.
-func (d *driver) usage(w, i int) error {
+func (d *driver) usage(per int) func(w, i int) error {
+	return func(w, i int) error { return d.usageBatch(per, i) }
+}
+
+func (d *driver) usageBatch(per, i int) error {
 	type rec struct {
 		ID        string `json:"id"`
 		VIN       string `json:"vin"`
@@ -665,7 +679,6 @@ func (d *driver) usage(w, i int) error {
 	now := time.Now().UTC().Add(-time.Hour)
 	recs := make([]rec, usageBatch)
 	for j := range recs {
-		per := d.o.usageCars
 		var vin string
 		if d.o.usageFleet {
 			// Knuth's multiplicative hash: consecutive indexes land far
