@@ -85,3 +85,13 @@ func BenchmarkPaymentNotification(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkEntitlementReadPostgres is BenchmarkEntitlementRead on
+// PostgreSQL (ENTITLEMENTS_TEST_POSTGRES_DSN), whose snapshot read is a
+// round trip to the server rather than a cached call into SQLite.
+func BenchmarkEntitlementReadPostgres(b *testing.B) {
+	h := newHarness(b, "postgres", func(o *api.Options) { o.BenchEndpoint = true })
+	v := vin("LSVAX4E10P2000900")
+	h.activate(v, "owner-b", time.Date(2026, 3, 1, 8, 0, 0, 0, shanghai))
+	benchGet(b, h, "/v1/vehicles/"+v+"/entitlement", h.token(api.RoleVehicle, v))
+}

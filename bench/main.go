@@ -475,7 +475,7 @@ func (d *driver) phase(name string) (result, error) {
 		}(w)
 	}
 	wg.Wait()
-	svcCPU, dbCPU, clientCPU := processCPU(d.svcPid)-svc0, d.serverCPU()-db0, processCPU(os.Getpid())-client0
+	svcCPU, dbCPU, clientCPU := processCPU(d.svcPid)-svc0, d.serverCPUSince(db0), processCPU(os.Getpid())-client0
 	elapsed := time.Since(start)
 	if last := lastDone.Load(); last != nil {
 		elapsed = last.(time.Time).Sub(start) // work ran out before the deadline

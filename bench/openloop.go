@@ -92,7 +92,7 @@ func (d *driver) openLoop(target func(i int) (path, token string), rate float64,
 	for len(idle) > 0 {
 		(<-idle).close()
 	}
-	r.svcCPU, r.dbCPU, r.clientCPU = perRequest(processCPU(d.svcPid)-svc0, len(lat)), perRequest(d.serverCPU()-db0, len(lat)), perRequest(processCPU(os.Getpid())-client0, len(lat))
+	r.svcCPU, r.dbCPU, r.clientCPU = perRequest(processCPU(d.svcPid)-svc0, len(lat)), perRequest(d.serverCPUSince(db0), len(lat)), perRequest(processCPU(os.Getpid())-client0, len(lat))
 	return r.latencies(lat, elapsed, fmt.Sprintf("open loop, %.0f/s due for %s, latency from when due; generator at most %.1f ms behind", rate, dur, ms(lag)), first)
 }
 
@@ -145,7 +145,7 @@ func (d *driver) openLoopVegeta(target func(i int) (path, token string), rate fl
 		lat = append(lat, max(res.Timestamp.Add(res.Latency).Sub(due), res.Latency))
 	}
 	elapsed := time.Since(start)
-	r.svcCPU, r.dbCPU, r.clientCPU = perRequest(processCPU(d.svcPid)-svc0, len(lat)), perRequest(d.serverCPU()-db0, len(lat)), perRequest(processCPU(os.Getpid())-client0, len(lat))
+	r.svcCPU, r.dbCPU, r.clientCPU = perRequest(processCPU(d.svcPid)-svc0, len(lat)), perRequest(d.serverCPUSince(db0), len(lat)), perRequest(processCPU(os.Getpid())-client0, len(lat))
 	return r.latencies(lat, elapsed, fmt.Sprintf("open loop, %.0f/s due for %s (vegeta's attacker, net/http), latency from when due; generator at most %.1f ms behind", rate, dur, ms(lag)), first)
 }
 
@@ -174,18 +174,22 @@ func (d *driver) openLoopMax(target func(i int) (path, token string), rate float
 	return best
 }
 
-// serverCPU is the CPU time all local PostgreSQL server processes have
-// used (0 on SQLite, whose work is the service's own): the database's
-// share of a request on a machine that runs both.
-func (d *driver) serverCPU() time.Duration {
+// serverCPU is the CPU time the local PostgreSQL server has used for
+// this database: its background processes (WAL writer, checkpointer,
+// autovacuum...) and the backends connected to the database the service
+// uses, by pid; empty on SQLite, whose work is the service's own. Other
+// databases' backends are left out, so that other work on the same
+// server is not charged to the service.
+func (d *driver) serverCPU() map[int]time.Duration {
 	if d.o.driver != "postgres" {
-		return 0
+		return nil
 	}
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
-		return 0
+		return nil
 	}
-	var total time.Duration
+	db := dsnField(d.o.dsn, "dbname")
+	cpu := map[int]time.Duration{}
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -195,9 +199,34 @@ func (d *driver) serverCPU() time.Duration {
 		if err != nil || strings.TrimSpace(string(b)) != "postgres" {
 			continue
 		}
-		total += processCPU(pid)
+		// A backend's title is "postgres: 15/main: USER DATABASE HOST(PORT) STATE".
+		title, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if f := strings.Fields(strings.ReplaceAll(string(title), "\x00", " ")); len(f) >= 5 && strings.Contains(f[4], "(") && f[3] != db {
+			continue
+		}
+		cpu[pid] = processCPU(pid)
+	}
+	return cpu
+}
+
+// serverCPUSince is the CPU the server's processes used since before was
+// taken; a process that ended meanwhile is not counted.
+func (d *driver) serverCPUSince(before map[int]time.Duration) time.Duration {
+	var total time.Duration
+	for pid, t := range d.serverCPU() {
+		total += t - before[pid]
 	}
 	return total
+}
+
+// dsnField is a key=value field of a PostgreSQL DSN.
+func dsnField(dsn, key string) string {
+	for _, f := range strings.Fields(dsn) {
+		if v, ok := strings.CutPrefix(f, key+"="); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 func perRequest(d time.Duration, n int) float64 {
