@@ -31,9 +31,9 @@ func (d *driver) openLoop(target func(i int) (path, token string), rate float64,
 		return d.openLoopVegeta(target, rate, dur)
 	}
 	addr := strings.TrimPrefix(d.base, "http://")
-	idle := make(chan *rawConn, 4096)
-	for range d.o.concurrency {
-		idle <- newRawConn(addr)
+	type job struct {
+		due         time.Time
+		path, token string
 	}
 	var (
 		mu    sync.Mutex
@@ -43,6 +43,34 @@ func (d *driver) openLoop(target func(i int) (path, token string), rate float64,
 		lag   time.Duration
 		wg    sync.WaitGroup
 	)
+	jobs := make(chan job)
+	// A worker owns one connection and sends the requests handed to it.
+	worker := func() {
+		defer wg.Done()
+		c := newRawConn(addr)
+		defer c.close()
+		for j := range jobs {
+			code, err := c.get(j.path, j.token)
+			l := time.Since(j.due)
+			if err == nil && code != http.StatusOK {
+				err = fmt.Errorf("GET %s = %d: %.200s", j.path, code, c.body)
+			}
+			mu.Lock()
+			if err != nil {
+				r.errors++
+				if first == "" {
+					first = err.Error()
+				}
+			} else {
+				lat = append(lat, l)
+			}
+			mu.Unlock()
+		}
+	}
+	for range d.o.concurrency {
+		wg.Add(1)
+		go worker()
+	}
 	svc0, db0, client0 := processCPU(d.svcPid), d.serverCPU(), processCPU(os.Getpid())
 	pacer := vegeta.ConstantPacer{Freq: int(rate), Per: time.Second}
 	per := float64(time.Second) / rate
@@ -55,43 +83,18 @@ func (d *driver) openLoop(target func(i int) (path, token string), rate float64,
 		time.Sleep(wait)
 		due := start.Add(time.Duration(float64(seq) * per))
 		lag = max(lag, time.Since(due))
-		var c *rawConn
-		select {
-		case c = <-idle:
-		default:
-			c = newRawConn(addr)
-		}
 		path, token := target(int(seq) + 1)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			code, err := c.get(path, token)
-			l := time.Since(due)
-			if err == nil && code != http.StatusOK {
-				err = fmt.Errorf("GET %s = %d: %.200s", path, code, c.body)
-			}
-			select {
-			case idle <- c:
-			default:
-				c.close()
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				r.errors++
-				if first == "" {
-					first = err.Error()
-				}
-				return
-			}
-			lat = append(lat, l)
-		}()
+		select {
+		case jobs <- job{due, path, token}:
+		default: // every worker is busy: one more, so that no request waits for another
+			wg.Add(1)
+			go worker()
+			jobs <- job{due, path, token}
+		}
 	}
+	close(jobs)
 	wg.Wait()
 	elapsed := time.Since(start)
-	for len(idle) > 0 {
-		(<-idle).close()
-	}
 	r.svcCPU, r.dbCPU, r.clientCPU = perRequest(processCPU(d.svcPid)-svc0, len(lat)), perRequest(d.serverCPUSince(db0), len(lat)), perRequest(processCPU(os.Getpid())-client0, len(lat))
 	return r.latencies(lat, elapsed, fmt.Sprintf("open loop, %.0f/s due for %s, latency from when due; generator at most %.1f ms behind", rate, dur, ms(lag)), first)
 }
