@@ -2,7 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
 	"strings"
+	"testing"
 	"time"
 
 	"entitlements/store"
@@ -261,4 +265,96 @@ func (l *load) checkNotices(db *store.DB, rcv *crashReceiver, seeded int) {
 		t.Errorf("no car crossed a quota threshold: the test proves nothing about them")
 	}
 	t.Logf("notices: %v; %d delivered", kinds, len(rcv.perID))
+}
+
+// checkJobRuns checks the record of job runs (table job_runs, one row per
+// job and tick, naming the replica that claimed it) against each
+// replica's own count of the runs it did (scheduler_job_runs_total minus
+// scheduler_job_skipped_total at /metrics): no replica ran a tick it had
+// not claimed, so no tick ran on two. And the ticks of the workload's
+// window were run, not all skipped. replicas[i] is the name of the
+// process at addrs[i] in job_runs.
+func (l *load) checkJobRuns(db *store.DB, replicas []string, from, to time.Time) {
+	t := l.t
+	t.Helper()
+	jobs := []string{store.JobExpire, store.JobRemind, store.JobDeliver, store.JobCancelUnpaid, "prune_usage", "purge_keys"}
+	claimed := func() map[string]int {
+		var rows []struct {
+			Job, Replica string
+			N            int
+		}
+		db.Gorm().Raw(`SELECT job, replica, COUNT(*) AS n FROM job_runs GROUP BY job, replica`).Scan(&rows)
+		out := map[string]int{}
+		for _, r := range rows {
+			out[r.Job+" "+r.Replica] = r.N
+		}
+		return out
+	}
+	before := claimed()
+	ran := map[string]int{}
+	for i, addr := range l.addrs {
+		m := scrapeMetrics(t, addr)
+		for _, job := range jobs {
+			runs, skipped := m[`scheduler_job_runs_total{job="`+job+`"}`], m[`scheduler_job_skipped_total{job="`+job+`"}`]
+			ran[job+" "+replicas[i]] = int(runs - skipped)
+		}
+	}
+	after := claimed()
+	for i := range l.addrs {
+		for _, job := range jobs {
+			k := job + " " + replicas[i]
+			// A run is claimed when it starts and counted when it ends:
+			// one run of a job may be in progress in each replica.
+			if ran[k] > after[k] || ran[k] < before[k]-1 {
+				t.Errorf("replica %d ran %s %d times, claimed %d ticks (%d a moment before): it ran ticks it had not claimed", i, job, ran[k], after[k], before[k])
+			}
+		}
+	}
+	var ticks []struct {
+		Job     string
+		Ticks   int
+		Runners int
+	}
+	db.Gorm().Raw(`SELECT job, COUNT(*) AS ticks, COUNT(DISTINCT replica) AS runners FROM job_runs WHERE tick >= ? AND tick < ? GROUP BY job`,
+		from.UTC(), to.UTC()).Scan(&ticks)
+	window := int(to.Sub(from) / time.Second)
+	got := map[string]string{}
+	for _, tk := range ticks {
+		got[tk.Job] = fmt.Sprintf("%d ticks by %d replicas", tk.Ticks, tk.Runners)
+		if tk.Ticks < window/2 {
+			t.Errorf("job %s ran %d ticks of %d in the workload's window, want most", tk.Job, tk.Ticks, window)
+		}
+	}
+	if len(ticks) != len(jobs) {
+		t.Errorf("job runs recorded for %v, want %v", got, jobs)
+	}
+	// Each stale order was cancelled once (an audit entry per cancellation).
+	var twice int
+	db.Gorm().Raw(`SELECT COUNT(*) FROM (SELECT order_id FROM audit_log WHERE action = 'order.cancelled_stale' GROUP BY order_id HAVING COUNT(*) > 1) x`).Scan(&twice)
+	if twice != 0 {
+		t.Errorf("%d orders cancelled as stale more than once", twice)
+	}
+	t.Logf("job runs in the %d s window: %v", window, got)
+}
+
+// scrapeMetrics returns the samples at addr's /metrics by name with labels.
+func scrapeMetrics(t *testing.T, addr string) map[string]float64 {
+	t.Helper()
+	res, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	out := map[string]float64{}
+	for _, line := range strings.Split(string(raw), "\n") {
+		name, v, ok := strings.Cut(line, " ")
+		if !ok || strings.HasPrefix(line, "#") {
+			continue
+		}
+		var f float64
+		fmt.Sscan(v, &f)
+		out[name] = f
+	}
+	return out
 }

@@ -113,6 +113,12 @@ func TestThreeReplicasUnderMixedLoad(t *testing.T) {
 	}
 	l.checkWrites(db)
 	l.checkNotices(db, rcv, seeded)
+	host, _ := os.Hostname()
+	var names []string
+	for _, p := range procs {
+		names = append(names, fmt.Sprintf("%s/%d", host, p.Process.Pid))
+	}
+	l.checkJobRuns(db, names, start.Add(2*time.Second), start.Add(replicaLoadDuration))
 }
 
 // replicaConfig writes the shipped config.yaml with a short unpaid-order
