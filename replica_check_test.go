@@ -269,11 +269,13 @@ func (l *load) checkNotices(db *store.DB, rcv *crashReceiver, seeded int) {
 
 // checkJobRuns checks the record of job runs (table job_runs, one row per
 // job and tick, naming the replica that claimed it) against each
-// replica's own count of the runs it did (scheduler_job_runs_total minus
-// scheduler_job_skipped_total at /metrics): no replica ran a tick it had
-// not claimed, so no tick ran on two. And the ticks of the workload's
-// window were run, not all skipped. replicas[i] is the name of the
-// process at addrs[i] in job_runs.
+// replica's own count of the times it ran a job's code (the count of
+// scheduler_job_duration_seconds, observed around the job's Run only) at
+// /metrics: no replica ran a tick it had not claimed, so no tick ran on
+// two, and every tick it fired was either run or skipped
+// (scheduler_job_skipped_total). And the ticks of the workload's window
+// were run, not all skipped. replicas[i] is the name of the process at
+// addrs[i] in job_runs.
 func (l *load) checkJobRuns(db *store.DB, replicas []string, from, to time.Time) {
 	t := l.t
 	t.Helper()
@@ -295,8 +297,13 @@ func (l *load) checkJobRuns(db *store.DB, replicas []string, from, to time.Time)
 	for i, addr := range l.addrs {
 		m := scrapeMetrics(t, addr)
 		for _, job := range jobs {
-			runs, skipped := m[`scheduler_job_runs_total{job="`+job+`"}`], m[`scheduler_job_skipped_total{job="`+job+`"}`]
-			ran[job+" "+replicas[i]] = int(runs - skipped)
+			fired, skipped := m[`scheduler_job_runs_total{job="`+job+`"}`], m[`scheduler_job_skipped_total{job="`+job+`"}`]
+			did := m[`scheduler_job_duration_seconds_count{job="`+job+`"}`]
+			ran[job+" "+replicas[i]] = int(did)
+			// The two counts of a run are raised one after the other.
+			if d := fired - skipped - did; d < 0 || d > 1 {
+				t.Errorf("replica %d: %s fired %v times, skipped %v, ran %v", i, job, fired, skipped, did)
+			}
 		}
 	}
 	after := claimed()
