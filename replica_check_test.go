@@ -95,6 +95,9 @@ func (l *load) checkWrites(db *store.DB) {
 	for _, o := range l.unpaid {
 		unpaid[o.ID] = true
 	}
+	if len(orders) != len(l.orders) || len(refunds) != len(l.refunds) {
+		t.Errorf("%d orders and %d refunds stored, %d and %d acknowledged", len(orders), len(refunds), len(l.orders), len(l.refunds))
+	}
 	for id, o := range l.orders {
 		row, ok := byID[id]
 		switch {

@@ -159,6 +159,7 @@ type load struct {
 	mu         sync.Mutex             // protects the fields below
 	vins       []string               // acknowledged activations, in order
 	owners     map[string]string      // vin → owner_id
+	moving     map[string]bool        // vins whose transfer is in flight
 	trial      map[string]bool        // vins activated an hour ago: in their trial, usage goes to them
 	orders     map[string]ackOrder    // acknowledged orders by id
 	unpaid     []ackOrder             // orders left to be paid late
@@ -203,7 +204,7 @@ func newLoad(t *testing.T, addrs []string, loc *time.Location) *load {
 		t: t, addrs: addrs, loc: loc,
 		client:  &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 16}},
 		billing: mint(api.RoleBilling, "billing-1"), ops: mint(api.RoleOps, "delivery"), carrier: mint(api.RoleCarrier, "carrier-1"),
-		owners: map[string]string{}, trial: map[string]bool{}, orders: map[string]ackOrder{}, events: map[string]string{},
+		owners: map[string]string{}, moving: map[string]bool{}, trial: map[string]bool{}, orders: map[string]ackOrder{}, events: map[string]string{},
 		refunds: map[string]ackRefund{}, usage: map[string]usageRecord{}, statuses: map[string]map[int]int{},
 	}
 }
@@ -221,6 +222,7 @@ func (l *load) run(d time.Duration) {
 		{15 * time.Millisecond, l.orderAndPay},
 		{15 * time.Millisecond, l.orderAndPay},
 		{250 * time.Millisecond, l.payLate},
+		{100 * time.Millisecond, l.transfer},
 		{30 * time.Millisecond, l.refundRace},
 		{60 * time.Millisecond, l.usageBatches},
 		{10 * time.Millisecond, l.read},
@@ -289,7 +291,7 @@ func (l *load) summary() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var b strings.Builder
-	for _, s := range []string{"activate", "order", "order replay", "pay", "pay again", "pay late", "refund", "usage", "read"} {
+	for _, s := range []string{"activate", "transfer", "order", "order replay", "pay", "pay again", "pay late", "refund", "usage", "read"} {
 		fmt.Fprintf(&b, "%s %v; ", s, l.statuses[s])
 	}
 	return b.String()
@@ -371,8 +373,30 @@ func (l *load) orderAndPay(r *rand.Rand) {
 	body := fmt.Appendf(nil, `{"product":%q}`, product)
 	idem := map[string]string{"Idempotency-Key": fmt.Sprintf("order-%d", l.nextID.Add(1))}
 	first := r.IntN(3)
-	code, out := l.call(first, "POST", "/v1/vehicles/"+vin+"/orders", tok, body, idem)
-	if !l.note("order", code, out, http.StatusCreated) {
+	var code int
+	var out []byte
+	if r.IntN(4) == 0 {
+		// A client retrying at once on another replica: both answers are
+		// the one order.
+		var codes [2]int
+		var outs [2][]byte
+		var wg sync.WaitGroup
+		for i := range 2 {
+			wg.Go(func() { codes[i], outs[i] = l.call(first+i, "POST", "/v1/vehicles/"+vin+"/orders", tok, body, idem) })
+		}
+		wg.Wait()
+		l.note("order replay", codes[1], outs[1], l.ownerStatuses(vin, owner, http.StatusCreated)...)
+		if codes[0] == http.StatusCreated && codes[1] == http.StatusCreated && !bytes.Equal(outs[0], outs[1]) {
+			l.recordUnexpected(fmt.Sprintf("one order request sent at once to two replicas: %s and %s", outs[0], outs[1]))
+		}
+		code, out = codes[0], outs[0]
+		if code != http.StatusCreated {
+			code, out = codes[1], outs[1]
+		}
+	} else {
+		code, out = l.call(first, "POST", "/v1/vehicles/"+vin+"/orders", tok, body, idem)
+	}
+	if !l.note("order", code, out, l.ownerStatuses(vin, owner, http.StatusCreated)...) || code != http.StatusCreated {
 		return
 	}
 	var o struct {
@@ -471,9 +495,10 @@ func (l *load) payLate(r *rand.Rand) {
 }
 
 // refundRace sends three refunds of one paid order, each with its own
-// Idempotency-Key, to the three replicas at once: what is unused, or (a
-// goodwill refund) the whole amount. Exactly one may succeed; the others
-// are a clean 4xx.
+// Idempotency-Key (now and then two with one key: a retry), to the three
+// replicas at once: what is unused, or (a goodwill refund) the whole
+// amount. Exactly one refund is made; the others are a clean 4xx (or, for
+// the retry, the same answer).
 func (l *load) refundRace(r *rand.Rand) {
 	l.mu.Lock()
 	if len(l.paid) == 0 {
@@ -493,25 +518,30 @@ func (l *load) refundRace(r *rand.Rand) {
 		out  []byte
 	}
 	var results [3]result
+	retry := r.IntN(3) == 0 // the first two are one request, retried at once on another replica
 	var wg sync.WaitGroup
 	for i := range 3 {
 		wg.Go(func() {
-			idem := map[string]string{"Idempotency-Key": fmt.Sprintf("refund-%s-%d", o.ID, i)}
+			k := i
+			if retry && k == 1 {
+				k = 0
+			}
+			idem := map[string]string{"Idempotency-Key": fmt.Sprintf("refund-%s-%d", o.ID, k)}
 			code, out := l.call(i, "POST", "/v1/orders/"+o.ID+"/refunds", l.billing, body, idem)
 			results[i] = result{code, out}
 		})
 	}
 	wg.Wait()
-	won := 0
+	won := map[string]bool{}
 	for _, res := range results {
 		switch {
 		case res.code == http.StatusCreated:
-			won++
 			var v struct {
 				ID        string `json:"id"`
 				AmountFen int64  `json:"amount_fen"`
 			}
 			json.Unmarshal(res.out, &v)
+			won[v.ID] = true
 			l.mu.Lock()
 			l.refunds[o.ID] = ackRefund{ID: v.ID, AmountFen: v.AmountFen}
 			l.mu.Unlock()
@@ -525,8 +555,8 @@ func (l *load) refundRace(r *rand.Rand) {
 			l.note("refund", res.code, res.out, http.StatusCreated, http.StatusConflict, http.StatusUnprocessableEntity)
 		}
 	}
-	if won != 1 {
-		l.recordUnexpected(fmt.Sprintf("%d of 3 racing refunds of order %s succeeded, want 1: %v", won, o.ID, results))
+	if len(won) != 1 {
+		l.recordUnexpected(fmt.Sprintf("%d refunds of order %s made by 3 racing requests, want 1: %v", len(won), o.ID, results))
 	}
 }
 
@@ -617,7 +647,46 @@ func (l *load) read(r *rand.Rand) {
 		path = "/v1/vehicles/" + vin + "/features/" + []string{"navigation", "music_streaming", "karaoke"}[r.IntN(3)]
 	}
 	code, out := l.call(r.IntN(3), "GET", path, tok, nil, nil)
-	l.note("read", code, out, http.StatusOK)
+	if tok == l.ops {
+		l.note("read", code, out, http.StatusOK)
+		return
+	}
+	l.note("read", code, out, l.ownerStatuses(vin, owner, http.StatusOK)...)
+}
+
+// ownerStatuses returns want, and 404 when the car changed hands since
+// the request was made for owner, or is changing hands: a former owner's
+// car is not theirs. Call it after the response.
+func (l *load) ownerStatuses(vin, owner string, want ...int) []int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.owners[vin] != owner || l.moving[vin] {
+		return append(want, http.StatusNotFound)
+	}
+	return want
+}
+
+// transfer hands a car to a new owner through one replica while the other
+// workers order, pay and read for it: the previous owner's unpaid orders
+// are cancelled, what was paid stays with the car. One worker transfers,
+// so the last acknowledged owner is the car's.
+func (l *load) transfer(r *rand.Rand) {
+	vin, _ := l.pick(r, false)
+	if vin == "" {
+		return
+	}
+	owner := fmt.Sprintf("owner-t%d", l.nextID.Add(1))
+	l.mu.Lock()
+	l.moving[vin] = true
+	l.mu.Unlock()
+	code, out := l.call(r.IntN(3), "PUT", "/v1/vehicles/"+vin+"/owner", l.ops, fmt.Appendf(nil, `{"owner_id":%q}`, owner), nil)
+	ok := l.note("transfer", code, out, http.StatusOK)
+	l.mu.Lock()
+	if ok {
+		l.owners[vin] = owner
+	}
+	delete(l.moving, vin)
+	l.mu.Unlock()
 }
 
 func (l *load) recordUnexpected(s string) {
