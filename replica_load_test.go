@@ -218,15 +218,15 @@ func (l *load) run(d time.Duration) {
 		pause time.Duration
 		step  func(r *rand.Rand)
 	}{
-		{40 * time.Millisecond, l.activate},
-		{15 * time.Millisecond, l.orderAndPay},
-		{15 * time.Millisecond, l.orderAndPay},
+		{50 * time.Millisecond, l.activate},
+		{25 * time.Millisecond, l.orderAndPay},
+		{25 * time.Millisecond, l.orderAndPay},
 		{250 * time.Millisecond, l.payLate},
 		{100 * time.Millisecond, l.transfer},
-		{30 * time.Millisecond, l.refundRace},
+		{40 * time.Millisecond, l.refundRace},
 		{60 * time.Millisecond, l.usageBatches},
-		{10 * time.Millisecond, l.read},
-		{10 * time.Millisecond, l.read},
+		{20 * time.Millisecond, l.read},
+		{20 * time.Millisecond, l.read},
 	}
 	var wg sync.WaitGroup
 	for i, w := range workers {
