@@ -31,8 +31,9 @@ const replicaLoadDuration = 60 * time.Second
 
 // Three service processes on one PostgreSQL schema, every job on and
 // ticking each second, under a mixed workload spread over them for
-// replicaLoadDuration: activations, orders, signed payment notifications
-// sent twice at once to two replicas, refunds racing on one order from all
+// replicaLoadDuration: activations, ownership transfers, orders (some
+// retried at once on another replica), signed payment notifications sent
+// twice at once to two replicas, refunds racing on one order from all
 // three, usage batches that overlap sent at once to two replicas, and
 // reads. Afterwards the database holds every acknowledged write once,
 // nothing is counted twice, every notice was created once and delivered,
