@@ -25,7 +25,8 @@ import (
 
 // crashReceiver counts deliveries per webhook-id and checks signatures.
 type crashReceiver struct {
-	key []byte
+	key   []byte
+	delay time.Duration // before each answer
 
 	mu     sync.Mutex // protects the fields below
 	perID  map[string]int
@@ -38,7 +39,7 @@ func (r *crashReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	mac := hmac.New(sha256.New, r.key)
 	mac.Write([]byte(id + "." + ts + "." + string(body)))
 	ok := req.Header.Get("webhook-signature") == "v1,"+base64.StdEncoding.EncodeToString(mac.Sum(nil))
-	time.Sleep(100 * time.Millisecond) // slow enough that kills find notices pending
+	time.Sleep(r.delay)
 	r.mu.Lock()
 	r.perID[id]++
 	if !ok {
@@ -70,7 +71,7 @@ func TestCrashAndRestartLoseNoNotice(t *testing.T) {
 	seedCrashFleet(t, store.Config{Driver: store.SQLite, DSN: dbPath}, loc, cars)
 
 	key := []byte("crash-test-key-0123456789abcdef!")
-	rcv := &crashReceiver{key: key, perID: map[string]int{}}
+	rcv := &crashReceiver{key: key, delay: 100 * time.Millisecond, perID: map[string]int{}} // slow enough that kills find notices pending
 	srv := httptest.NewServer(rcv)
 	defer srv.Close()
 	cfg := filepath.Join(dir, "config.yaml")

@@ -396,7 +396,18 @@ func newScheduler(cfg *Config, db *store.DB, reg prometheus.Registerer, log *slo
 			Store: db, Log: jobLog("purge_keys"),
 		}},
 	)
-	return scheduler.New(scheduler.Options{Entries: entries, Location: loc, Logger: log, Registerer: reg})
+	return scheduler.New(scheduler.Options{Entries: entries, Location: loc, Logger: log, Registerer: reg,
+		Runs: db, Replica: replicaName()})
+}
+
+// replicaName names this process in the record of job runs: the host
+// (a container's name) and the process id.
+func replicaName() string {
+	host, err := os.Hostname()
+	if err != nil {
+		host = "unknown"
+	}
+	return fmt.Sprintf("%s/%d", host, os.Getpid())
 }
 
 // pprofMux serves net/http/pprof's handlers.

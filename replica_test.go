@@ -37,7 +37,7 @@ func TestTwoProcessesOnPostgresShareTheWork(t *testing.T) {
 	seedCrashFleet(t, cfg, loc, cars)
 
 	key := []byte("replica-test-key-0123456789abcd!")
-	rcv := &crashReceiver{key: key, perID: map[string]int{}}
+	rcv := &crashReceiver{key: key, delay: 100 * time.Millisecond, perID: map[string]int{}}
 	srv := newLocalServer(t, rcv)
 	var logs syncBuffer
 	addrs := []string{freePort(t), freePort(t)}

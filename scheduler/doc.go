@@ -13,6 +13,10 @@
 //     transaction, sent outside any transaction, then marked. A process
 //     killed at any point leaves it pending; it is sent again when the
 //     lease ends, with the same webhook-id, so receivers can deduplicate.
+//   - One replica a tick: with Options.Runs set, a run first claims its
+//     job's tick (store.DB records it in job_runs) and the replicas that
+//     find it claimed skip it; "@every" schedules fire at the multiples of
+//     their interval so that replicas share their ticks.
 //   - One replica at a time: on PostgreSQL each job transaction takes
 //     pg_try_advisory_xact_lock on the job's key and skips when another
 //     replica holds it; on SQLite write transactions are exclusive anyway.

@@ -127,3 +127,61 @@ func TestTwoReplicasCancelUnpaidOrdersOnce(t *testing.T) {
 		}
 	})
 }
+
+// Two schedulers on one database, each claiming ticks as its replica,
+// run each tick of a job once between them, start-up run included, and
+// count the ticks they skipped.
+func TestTwoReplicasRunEachTickOnce(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		a, b := storetest.OpenPair(t, dialect)
+		var mu sync.Mutex
+		runs := map[string][]string{} // second → replicas that ran in it
+		var regs []*prometheus.Registry
+		replica := func(db *store.DB, name string) *scheduler.Scheduler {
+			reg := prometheus.NewRegistry()
+			regs = append(regs, reg)
+			s, err := scheduler.New(scheduler.Options{Location: shanghai, Registerer: reg, Runs: db, Replica: name,
+				Entries: []scheduler.Entry{{Name: "count", Spec: "@every 1s", Job: scheduler.JobFunc(func(_ context.Context, now time.Time) error {
+					mu.Lock()
+					defer mu.Unlock()
+					sec := now.Truncate(time.Second).Format("15:04:05")
+					runs[sec] = append(runs[sec], name)
+					return nil
+				})}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}
+		ra, rb := replica(a, "a"), replica(b, "b")
+		ra.Start()
+		rb.Start()
+		time.Sleep(3500 * time.Millisecond)
+		stop(t, ra)
+		stop(t, rb)
+
+		mu.Lock()
+		defer mu.Unlock()
+		total := 0
+		for sec, by := range runs {
+			total += len(by)
+			if len(by) > 1 {
+				t.Errorf("second %s ran in %v, want one replica", sec, by)
+			}
+		}
+		var claimed int
+		a.Gorm().Raw(`SELECT COUNT(*) FROM job_runs WHERE job = 'count'`).Scan(&claimed)
+		if total < 3 || claimed != total {
+			t.Errorf("%d runs, %d ticks claimed; want at least 3, one claim a run", total, claimed)
+		}
+		var fired, skipped float64
+		for _, reg := range regs {
+			fired += counterValue(t, reg, "scheduler_job_runs_total", "count")
+			skipped += counterValue(t, reg, "scheduler_job_skipped_total", "count")
+		}
+		if fired-skipped != float64(total) || skipped == 0 {
+			t.Errorf("metrics: %v runs, %v skipped; want %d run and some skipped", fired, skipped, total)
+		}
+	})
+}

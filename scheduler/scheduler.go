@@ -44,6 +44,19 @@ type Options struct {
 	Logger     *slog.Logger          // defaults to discarding
 	Registerer prometheus.Registerer // job metrics; defaults to a private registry
 	RunTimeout time.Duration         // bound of one run; defaults to 5 minutes
+
+	// Runs, when set, decides which replica runs each tick: before a run
+	// the scheduler claims the job's tick as Replica, and skips the tick
+	// when another replica has claimed it. Without it every tick runs.
+	Runs    RunClaimer
+	Replica string // this process, as the claims record it
+}
+
+// RunClaimer records which replica runs each tick of a job (store.DB does,
+// in its job_runs table). ClaimJobRun returns false when the tick was
+// claimed already; it must be safe for replicas to call at once.
+type RunClaimer interface {
+	ClaimJobRun(ctx context.Context, job string, tick time.Time, replica string, now time.Time) (bool, error)
 }
 
 // Scheduler runs jobs on their cron schedules. Each run is wrapped so that
@@ -59,6 +72,8 @@ type Scheduler struct {
 	log     *slog.Logger
 	metrics *jobMetrics
 	timeout time.Duration
+	runs    RunClaimer
+	replica string
 
 	ctx    context.Context // parent of every run; cancelled when Stop gives up waiting
 	cancel context.CancelFunc
@@ -73,7 +88,7 @@ func New(o Options) (*Scheduler, error) {
 	if o.Location == nil {
 		return nil, errors.New("scheduler: a time zone is required")
 	}
-	s := &Scheduler{now: o.Now, log: o.Logger, timeout: o.RunTimeout, entries: o.Entries}
+	s := &Scheduler{now: o.Now, log: o.Logger, timeout: o.RunTimeout, entries: o.Entries, runs: o.Runs, replica: o.Replica}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -104,11 +119,13 @@ func New(o Options) (*Scheduler, error) {
 			errs = append(errs, fmt.Errorf("scheduler: job %s is nil", e.Name))
 			continue
 		}
-		id, err := s.cron.AddJob(e.Spec, s.job(e))
+		sched, err := parseSchedule(e.Spec)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("scheduler: job %s: schedule %q: %w", e.Name, e.Spec, err))
 			continue
 		}
+		var id cron.EntryID // set below, before any run
+		id = s.cron.Schedule(sched, s.job(e, func() time.Time { return s.cron.Entry(id).Prev }))
 		s.wrapped = append(s.wrapped, s.cron.Entry(id).WrappedJob)
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -164,9 +181,36 @@ func (s *Scheduler) Stop(ctx context.Context) error {
 	return fmt.Errorf("scheduler: jobs still running at shutdown were cancelled: %w", ctx.Err())
 }
 
-// job is the innermost wrapper of an entry: it reads the clock once, bounds
-// the run, and records its outcome in logs and metrics.
-func (s *Scheduler) job(e Entry) cron.Job {
+// parseSchedule reads a cron spec as cron.New's parser does, except that
+// "@every d" fires at the multiples of d (since the zero time, so on the
+// clock's minutes and hours in any zone of whole-hour offset) rather than
+// d after the process started: replicas started at different moments then
+// share their ticks, and a tick claimed by one is skipped by the others.
+func parseSchedule(spec string) (cron.Schedule, error) {
+	sched, err := cron.ParseStandard(spec)
+	if err != nil {
+		return nil, err
+	}
+	if every, ok := sched.(cron.ConstantDelaySchedule); ok {
+		return alignedEvery(every.Delay), nil
+	}
+	return sched, nil
+}
+
+// alignedEvery is a schedule firing at every multiple of its duration.
+type alignedEvery time.Duration
+
+// Next returns the first multiple of the duration after t.
+func (d alignedEvery) Next(t time.Time) time.Time {
+	return t.Truncate(time.Duration(d)).Add(time.Duration(d))
+}
+
+// job is the innermost wrapper of an entry: it claims the tick (when
+// replicas share the work), reads the clock once, bounds the run, and
+// records its outcome in logs and metrics. tick returns the instant the
+// cron scheduled the run for; it is zero for the start-up run, whose tick
+// is the current second.
+func (s *Scheduler) job(e Entry, tick func() time.Time) cron.Job {
 	return cron.FuncJob(func() {
 		s.mu.Lock()
 		if s.stopped {
@@ -182,9 +226,26 @@ func (s *Scheduler) job(e Entry) cron.Job {
 		// What the job changes is audited as system:<job>.
 		ctx, cancel := context.WithTimeout(billing.WithActor(s.ctx, billing.SystemActor(e.Name)), s.timeout)
 		defer cancel()
+		defer s.metrics.runs.WithLabelValues(e.Name).Inc()
+		if s.runs != nil {
+			at := tick()
+			if at.IsZero() {
+				at = time.Now().Truncate(time.Second)
+			}
+			ok, err := s.runs.ClaimJobRun(ctx, e.Name, at, s.replica, now)
+			if err != nil {
+				s.metrics.failures.WithLabelValues(e.Name).Inc()
+				s.log.Error("job failed", slog.String("job", e.Name), slog.String("error", err.Error()))
+				return
+			}
+			if !ok {
+				s.metrics.skipped.WithLabelValues(e.Name).Inc()
+				s.log.Debug("job tick claimed by another replica", slog.String("job", e.Name), slog.Time("tick", at))
+				return
+			}
+		}
 		defer func() {
 			s.metrics.duration.WithLabelValues(e.Name).Observe(time.Since(start).Seconds())
-			s.metrics.runs.WithLabelValues(e.Name).Inc()
 			if v := recover(); v != nil {
 				s.metrics.failures.WithLabelValues(e.Name).Inc()
 				panic(v) // cron.Recover logs it with the stack
@@ -211,6 +272,7 @@ func (l cronLogger) Error(err error, msg string, kv ...any) {
 
 type jobMetrics struct {
 	runs        *prometheus.CounterVec
+	skipped     *prometheus.CounterVec
 	failures    *prometheus.CounterVec
 	duration    *prometheus.HistogramVec
 	lastSuccess *prometheus.GaugeVec
@@ -219,7 +281,10 @@ type jobMetrics struct {
 func newJobMetrics(reg prometheus.Registerer) (*jobMetrics, error) {
 	m := &jobMetrics{
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "scheduler_job_runs_total", Help: "Runs of each scheduler job, failed ones included.",
+			Name: "scheduler_job_runs_total", Help: "Runs of each scheduler job, failed ones and skipped ones included.",
+		}, []string{"job"}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scheduler_job_skipped_total", Help: "Runs of each scheduler job skipped because another replica had claimed their tick.",
 		}, []string{"job"}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "scheduler_job_failures_total", Help: "Runs of each scheduler job that returned an error or panicked.",
@@ -232,7 +297,7 @@ func newJobMetrics(reg prometheus.Registerer) (*jobMetrics, error) {
 			Name: "scheduler_job_last_success_timestamp_seconds", Help: "Clock reading (Unix seconds) of each job's last successful run.",
 		}, []string{"job"}),
 	}
-	for _, c := range []prometheus.Collector{m.runs, m.failures, m.duration, m.lastSuccess} {
+	for _, c := range []prometheus.Collector{m.runs, m.skipped, m.failures, m.duration, m.lastSuccess} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -9,8 +9,10 @@ import (
 	"entitlements/billing"
 )
 
-// Scheduler jobs may run in several replicas sharing one database. Only
-// one replica runs a given job at a time:
+// Scheduler jobs may run in several replicas sharing one database. One
+// replica runs each tick of a job: the scheduler claims the tick first
+// (ClaimJobRun, in jobrun.go). Only one replica runs a given job at a
+// time, also when runs of two ticks overlap:
 //
 //   - On PostgreSQL every job transaction first takes
 //     pg_try_advisory_xact_lock on a key derived from the schema and the

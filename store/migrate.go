@@ -188,6 +188,7 @@ var migrations = []migration{
 	}},
 	noticesKeyedByCoverage,
 	noticesAddressedToPayer,
+	jobRunsMigration,
 	usageMigration,
 	usageAllowanceMigration,
 	auditMigration,
