@@ -265,6 +265,7 @@ func defaultConfig() *Config {
 	c.Certificate.TTL = Duration(168 * time.Hour)
 	c.Certificate.Grace = Duration(24 * time.Hour)
 	c.Certificate.RenewAfter = Duration(12 * time.Hour)
+	c.Certificate.CacheEntries = api.DefaultCertificateCacheEntries
 	c.Scheduler.Expire = "@every 1m"
 	c.Scheduler.Remind = "@every 10m"
 	c.Scheduler.Deliver = "@every 5s"

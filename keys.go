@@ -40,6 +40,9 @@ type CertificateConfig struct {
 	TTL        Duration `yaml:"ttl"`         // longest validity of a certificate
 	Grace      Duration `yaml:"grace"`       // validity past the end of the last coverage window
 	RenewAfter Duration `yaml:"renew_after"` // age after which If-None-Match no longer gets 304
+	// CacheEntries bounds the cache of recently signed certificates (one
+	// per car, about 1.5 KB each); 0 turns it off.
+	CacheEntries int `yaml:"cache_entries"`
 
 	retiredAt time.Time
 }
@@ -71,6 +74,9 @@ func (c *CertificateConfig) validate() []string {
 	}
 	if renew <= 0 || renew >= grace {
 		bad("certificate.renew_after must be positive and below certificate.grace (a car must renew before its certificate expires), got %s", renew)
+	}
+	if c.CacheEntries < 0 {
+		bad("certificate.cache_entries must not be negative (0 turns the cache off), got %d", c.CacheEntries)
 	}
 	if c.RetiredAt != "" {
 		t, err := time.Parse(time.RFC3339, c.RetiredAt)
@@ -136,7 +142,7 @@ func certificateOptions(cfg *Config, log *slog.Logger) (api.CertificateOptions, 
 		log.Info("certificates signed", slog.String("kid", ring.KeyID()))
 	}
 	return api.CertificateOptions{
-		Keys: ring, Issuer: c.Issuer, RenewAfter: c.RenewAfter.D(),
+		Keys: ring, Issuer: c.Issuer, RenewAfter: c.RenewAfter.D(), CacheEntries: c.CacheEntries,
 		Terms: billing.CertificateTerms{TTL: c.TTL.D(), Grace: c.Grace.D(), Skew: certificateSkew},
 	}, nil
 }

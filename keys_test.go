@@ -91,12 +91,12 @@ func TestCertificateKeys(t *testing.T) {
 
 	t.Run("signing, next and retired", func(t *testing.T) {
 		cfg := certConfig(t, base+"certificate: {signing_key_file: "+signing+", next_key_file: "+next+
-			", retired_key_files: ["+retired+"], retired_at: \"2026-06-01T00:00:00Z\", ttl: 48h, grace: 24h, renew_after: 1h}\n")
+			", retired_key_files: ["+retired+"], retired_at: \"2026-06-01T00:00:00Z\", ttl: 48h, grace: 24h, renew_after: 1h, cache_entries: 500}\n")
 		opts, err := certificateOptions(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if opts.Keys.KeyID() != signingKID || opts.Terms.TTL != 48*time.Hour || opts.RenewAfter != time.Hour || opts.Issuer != "entitlements" {
+		if opts.Keys.KeyID() != signingKID || opts.Terms.TTL != 48*time.Hour || opts.RenewAfter != time.Hour || opts.Issuer != "entitlements" || opts.CacheEntries != 500 {
 			t.Errorf("options = %+v, want the signing key and the configured terms", opts)
 		}
 		before, _, _ := opts.Keys.JWKS(time.Date(2026, 6, 2, 23, 59, 0, 0, time.UTC))
@@ -150,6 +150,25 @@ func TestCertificateKeys(t *testing.T) {
 	})
 }
 
+// TestCertificateCacheEntries: the cache is on by default, and 0 turns it
+// off (it is not taken for "unset").
+func TestCertificateCacheEntries(t *testing.T) {
+	base := "auth: {token_secret: s}\npayments: {webhook_secret: s}\nproducts: [{code: m, name: M, price_fen: 1, days: 31}]\n"
+	for _, tc := range []struct {
+		yaml string
+		want int
+	}{
+		{"", api.DefaultCertificateCacheEntries},
+		{"certificate: {cache_entries: 0}\n", 0},
+		{"certificate: {cache_entries: 100}\n", 100},
+	} {
+		opts, err := certificateOptions(certConfig(t, base+tc.yaml), slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil || opts.CacheEntries != tc.want {
+			t.Errorf("%q: cache entries %d, %v; want %d", tc.yaml, opts.CacheEntries, err, tc.want)
+		}
+	}
+}
+
 func TestCertificateConfigRules(t *testing.T) {
 	base := "auth: {token_secret: s}\npayments: {webhook_secret: s}\nproducts: [{code: m, name: M, price_fen: 1, days: 31}]\n"
 	for _, tc := range []struct{ yaml, want string }{
@@ -158,6 +177,7 @@ func TestCertificateConfigRules(t *testing.T) {
 		{"certificate: {grace: 12h, renew_after: 12h}", "certificate.renew_after"},
 		{"certificate: {retired_at: yesterday}", "certificate.retired_at"},
 		{"certificate: {issuer: \"\"}", "certificate.issuer"},
+		{"certificate: {cache_entries: -1}", "certificate.cache_entries"},
 	} {
 		_, err := ParseConfig([]byte(base+tc.yaml+"\n"), noEnv)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -31,6 +30,10 @@ type CertificateOptions struct {
 	// car holding a 304-confirmed certificate always has Grace-RenewAfter
 	// of validity left.
 	RenewAfter time.Duration
+	// CacheEntries bounds the cache of recently signed certificates, one
+	// per car (certificate.cache_entries); 0 turns it off, so that every
+	// certificate is signed for its request.
+	CacheEntries int
 }
 
 // jwtContentType is the media type of a certificate (RFC 7519).
@@ -45,7 +48,9 @@ const jwtContentType = "application/jwt"
 // the features, the issuer and the zone); If-None-Match with the ETag of
 // a certificate whose coverage hash is unchanged and which is younger than
 // RenewAfter is answered 304, so polling costs one snapshot read and a
-// hash, not a signature.
+// hash, not a signature. Without If-None-Match, a car whose certificate of
+// the same coverage and key was signed less than RenewAfter ago gets that
+// certificate again from the cache (certcache.go), by the same rule.
 func (s *Server) certificate(c *gin.Context) {
 	if !s.certs.Keys.CanSign() {
 		s.fail(c, billing.Errorf(billing.ECertificateUnavailable,
@@ -53,7 +58,7 @@ func (s *Server) certificate(c *gin.Context) {
 		return
 	}
 	now := s.now()
-	_, cert, err := readVehicle(c, func(vin billing.VIN) (billing.Certificate, string, error) {
+	vin, cert, err := readVehicle(c, func(vin billing.VIN) (billing.Certificate, string, error) {
 		snap, err := s.store.Snapshot(c.Request.Context(), vin, billing.CycleAt(now, s.loc))
 		if err != nil {
 			return billing.Certificate{}, "", err
@@ -76,6 +81,13 @@ func (s *Server) certificate(c *gin.Context) {
 		c.Status(http.StatusNotModified)
 		return
 	}
+	kid := s.certs.Keys.KeyID()
+	if e, ok := s.certCache.get(vin, hash, kid, now, s.certs.RenewAfter); ok {
+		s.metrics.certsCached.Inc()
+		c.Header("ETag", certificateETag(hash, e.issued))
+		c.Data(http.StatusOK, jwtContentType, e.token)
+		return
+	}
 	payload, err := json.Marshal(claims)
 	if err != nil {
 		s.fail(c, err)
@@ -86,8 +98,17 @@ func (s *Server) certificate(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	c.Header("ETag", fmt.Sprintf(`"%s.%d"`, hash, claims.IssuedAt))
-	c.Data(http.StatusOK, jwtContentType, []byte(token))
+	e := cachedCert{hash: hash, kid: kid, issued: claims.IssuedAt, token: []byte(token)}
+	s.certCache.put(vin, e)
+	s.metrics.certsSigned.Inc()
+	c.Header("ETag", certificateETag(hash, e.issued))
+	c.Data(http.StatusOK, jwtContentType, e.token)
+}
+
+// certificateETag is the ETag of the certificate with this coverage hash
+// issued at iat (Unix seconds).
+func certificateETag(hash string, iat int64) string {
+	return `"` + hash + "." + strconv.FormatInt(iat, 10) + `"`
 }
 
 // coverageHash hashes every claim but iat, nbf and exp.

@@ -58,6 +58,11 @@ func (s *Server) recover(c *gin.Context) {
 type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// certificates counts certificates answered 200 by where the token
+	// came from: "cache" (signed for an earlier request) or "signer"
+	// (signed for this one: a cache miss, or the cache is off).
+	certificates             *prometheus.CounterVec
+	certsCached, certsSigned prometheus.Counter // its two series
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -71,8 +76,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "HTTP request latency by route template, method and status.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"route", "method", "status"}),
+		certificates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "certificates_served_total",
+			Help: "Certificates answered 200, by source: cache (signed for an earlier request, still current) or signer (signed for this request).",
+		}, []string{"source"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration} {
+	m.certsCached, m.certsSigned = m.certificates.WithLabelValues("cache"), m.certificates.WithLabelValues("signer")
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.certificates} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -6,6 +6,7 @@ package api
 import (
 	"context"
 	_ "embed"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -107,6 +108,7 @@ type Server struct {
 	quotaThresholds  []int
 	usageRetention   time.Duration
 	certs            CertificateOptions
+	certCache        *certCache // nil: off
 }
 
 // New builds the server and its router.
@@ -144,6 +146,12 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = m
+	if o.Certificates.CacheEntries < 0 {
+		return nil, errors.New("certificate cache entries must not be negative")
+	}
+	if s.certCache, err = newCertCache(o.Certificates.CacheEntries); err != nil {
+		return nil, err
+	}
 	if s.limits, err = newLimiter(o.Limits); err != nil {
 		return nil, err
 	}
