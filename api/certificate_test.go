@@ -38,7 +38,7 @@ func newSigningKey(t testing.TB) ed25519.PrivateKey {
 }
 
 // withCertificates signs with key and publishes the other keys, with the
-// terms of config.yaml, and sells a 1 GiB package ("lite") besides the
+// terms of config.yaml and a cache of 1 000 certificates, and sells a 1 GiB package ("lite") besides the
 // shipped ones, so that a switch-over changes the allowance.
 func withCertificates(t testing.TB, key ed25519.PrivateKey, published ...api.PublishedKey) func(*api.Options) {
 	ring, err := api.NewKeyring(key, published...)
@@ -51,7 +51,7 @@ func withCertificates(t testing.TB, key ed25519.PrivateKey, published ...api.Pub
 		o.Catalog.Products = append(o.Catalog.Products,
 			billing.Product{Code: "lite", Name: "Lite, 31 days", PriceFen: 990, Days: 31, DataBytesPerMonth: gib})
 		o.Certificates = api.CertificateOptions{
-			Keys: ring, Issuer: issuer, RenewAfter: 12 * time.Hour,
+			Keys: ring, Issuer: issuer, RenewAfter: 12 * time.Hour, CacheEntries: 1000,
 			Terms: billing.CertificateTerms{TTL: 7 * 24 * time.Hour, Grace: 24 * time.Hour, Skew: 5 * time.Minute},
 		}
 	}
