@@ -70,7 +70,7 @@ func (s *Server) certificate(c *gin.Context) {
 		return
 	}
 	claims := certverify.ClaimsOf(cert, s.certs.Issuer, s.loc)
-	hash, err := coverageHash(claims)
+	cover, hash, err := coverageOf(claims)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -81,28 +81,29 @@ func (s *Server) certificate(c *gin.Context) {
 		c.Status(http.StatusNotModified)
 		return
 	}
-	kid := s.certs.Keys.KeyID()
-	if e, ok := s.certCache.get(vin, hash, kid, now, s.certs.RenewAfter); ok {
-		s.metrics.certsCached.Inc()
-		c.Header("ETag", certificateETag(hash, e.issued))
-		c.Data(http.StatusOK, jwtContentType, e.token)
-		return
+	keys := s.certs.Keys
+	if e, ok := s.certCache.get(vin, hash, keys.KeyID(), now, s.certs.RenewAfter); ok {
+		if token, ok := e.token(keys.header, cover); ok {
+			s.metrics.certsCached.Inc()
+			c.Header("ETag", certificateETag(hash, e.iat))
+			c.Data(http.StatusOK, jwtContentType, token)
+			return
+		}
 	}
 	payload, err := json.Marshal(claims)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	token, err := s.certs.Keys.Sign(payload)
+	token, err := keys.Sign(payload)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	e := cachedCert{hash: hash, kid: kid, issued: claims.IssuedAt, token: []byte(token)}
-	s.certCache.put(vin, e)
+	s.certCache.putSigned(vin, hash, keys.KeyID(), claims.IssuedAt, claims.NotBefore, claims.Expires, cover, keys.header, token)
 	s.metrics.certsSigned.Inc()
-	c.Header("ETag", certificateETag(hash, e.issued))
-	c.Data(http.StatusOK, jwtContentType, e.token)
+	c.Header("ETag", certificateETag(hash, claims.IssuedAt))
+	c.Data(http.StatusOK, jwtContentType, []byte(token))
 }
 
 // certificateETag is the ETag of the certificate with this coverage hash
@@ -111,15 +112,16 @@ func certificateETag(hash string, iat int64) string {
 	return `"` + hash + "." + strconv.FormatInt(iat, 10) + `"`
 }
 
-// coverageHash hashes every claim but iat, nbf and exp.
-func coverageHash(claims certverify.Claims) (string, error) {
+// coverageOf returns the claims' JSON with iat, nbf and exp zero (every
+// claim but those three: the coverage) and its hash.
+func coverageOf(claims certverify.Claims) (cover []byte, hash string, err error) {
 	claims.IssuedAt, claims.NotBefore, claims.Expires = 0, 0, 0
-	b, err := json.Marshal(claims)
+	cover, err = json.Marshal(claims)
 	if err != nil {
-		return "", err
+		return nil, "", err
 	}
-	sum := sha256.Sum256(b)
-	return base64.RawURLEncoding.EncodeToString(sum[:18]), nil
+	sum := sha256.Sum256(cover)
+	return cover, base64.RawURLEncoding.EncodeToString(sum[:18]), nil
 }
 
 // unchanged finds in an If-None-Match header the ETag of a certificate

@@ -14,12 +14,14 @@ import (
 )
 
 // Certificate benchmarks, to compare as ratios with BenchmarkEntitlementRead
-// (same harness, same car): a certificate is the entitlement read's
+// (same harness, same car): a new certificate is the entitlement read's
 // snapshot plus claims, JSON and an Ed25519 signature; a poll with the
-// ETag of an unchanged certificate skips the signature.
+// ETag of an unchanged certificate skips the signature, and so does a
+// request answered from the certificate cache. The harness has the cache
+// off, so that each request signs.
 
 func certBenchHarness(b *testing.B) (*harness, string, string) {
-	h := newHarness(b, "sqlite", withCertificates(b, newSigningKey(b)))
+	h := newHarness(b, "sqlite", withCertificates(b, newSigningKey(b)), withCertificateCache(0))
 	v := vin("LSVAX4E10P2000900")
 	h.activate(v, "owner-b", time.Date(2026, 3, 1, 8, 0, 0, 0, shanghai))
 	return h, v, h.token(api.RoleVehicle, v)
@@ -74,8 +76,9 @@ func BenchmarkCertificateSign(b *testing.B) {
 }
 
 // BenchmarkCertificateCost measures, in one run and on one harness, the
-// bare endpoint, the entitlement read, a new certificate and a 304 poll,
-// each with the process CPU time per request (cpu-ns/op) besides the
+// bare endpoint, the entitlement read, a new certificate, a 304 poll and
+// a certificate answered from the cache (certificate-cached: the same
+// request as certificate, on a server with the cache on), each with the process CPU time per request (cpu-ns/op) besides the
 // wall time: on shared cores the wall time of each sub-benchmark depends
 // on what else runs then, the CPU time much less, so the ratios of
 // cpu-ns/op are the figures to compare.
@@ -87,13 +90,21 @@ func BenchmarkCertificateCost(b *testing.B) {
 	for _, bc := range []struct {
 		name, path, etag string
 		code             int
+		cache            int // certificate.cache_entries
 	}{
-		{"ceiling", "/v1/_bench/static", "", http.StatusOK},
-		{"entitlement", "/v1/vehicles/" + v + "/entitlement", "", http.StatusOK},
-		{"certificate", "/v1/vehicles/" + v + "/certificate", "", http.StatusOK},
-		{"certificate-304", "/v1/vehicles/" + v + "/certificate", etag, http.StatusNotModified},
+		{"ceiling", "/v1/_bench/static", "", http.StatusOK, 0},
+		{"entitlement", "/v1/vehicles/" + v + "/entitlement", "", http.StatusOK, 0},
+		{"certificate", "/v1/vehicles/" + v + "/certificate", "", http.StatusOK, 0},
+		{"certificate-304", "/v1/vehicles/" + v + "/certificate", etag, http.StatusNotModified, 0},
+		{"certificate-cached", "/v1/vehicles/" + v + "/certificate", "", http.StatusOK, api.DefaultCertificateCacheEntries},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
+			if bc.cache != h.opts.Certificates.CacheEntries {
+				h.reconfigure(withCertificateCache(bc.cache))
+			}
+			if bc.cache > 0 {
+				h.certificateOf(v) // signed once: every request below is a hit
+			}
 			b.ReportAllocs()
 			cpu0 := processCPU()
 			b.ResetTimer()

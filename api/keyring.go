@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -74,6 +75,7 @@ type PublishedKey struct {
 type Keyring struct {
 	signer jose.Signer
 	kid    string
+	header string            // the signing key's protected header, base64url, as in its tokens
 	keys   []jose.JSONWebKey // signing key first
 	until  []time.Time       // of keys, zero for no end
 }
@@ -101,6 +103,17 @@ func NewKeyring(signing ed25519.PrivateKey, published ...PublishedKey) (*Keyring
 			return nil, fmt.Errorf("certificate signer: %w", err)
 		}
 		k.signer = s
+		// The protected header is the same in every token: the part
+		// before the first dot of any of them.
+		jws, err := s.Sign(nil)
+		if err != nil {
+			return nil, fmt.Errorf("certificate signer: %w", err)
+		}
+		compact, err := jws.CompactSerialize()
+		if err != nil {
+			return nil, fmt.Errorf("certificate signer: %w", err)
+		}
+		k.header, _, _ = strings.Cut(compact, ".")
 		add(pub, time.Time{})
 	}
 	for _, p := range published {
