@@ -41,7 +41,7 @@ type CertificateConfig struct {
 	Grace      Duration `yaml:"grace"`       // validity past the end of the last coverage window
 	RenewAfter Duration `yaml:"renew_after"` // age after which If-None-Match no longer gets 304
 	// CacheEntries bounds the cache of recently signed certificates (one
-	// per car, about 1.5 KB each); 0 turns it off.
+	// per car, about 300 bytes each); 0 turns it off.
 	CacheEntries int `yaml:"cache_entries"`
 
 	retiredAt time.Time

@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -51,6 +52,7 @@ type options struct {
 	jobs         bool
 	expireAtOnce int
 	cache        int
+	certCache    int
 	pprof        string
 	usageFleet   bool
 	writerCache  int
@@ -82,6 +84,7 @@ func main() {
 	flag.StringVar(&o.dsn, "dsn", "", "database DSN (default: an SQLite file in --dir)")
 	flag.IntVar(&o.writerCache, "sqlite-cache-mib", 0, "database.sqlite_cache_mib for the service (0: config.yaml's default)")
 	flag.IntVar(&o.cache, "snapshot-cache", -1, "database.snapshot_cache for the service (-1: config.yaml's default)")
+	flag.IntVar(&o.certCache, "certificate-cache", -1, "certificate.cache_entries for the service (-1: config.yaml's default; 0: every certificate request signs)")
 	flag.StringVar(&o.bin, "bin", "", "run this service binary instead of building one from the working tree (to compare two builds on one database)")
 	flag.StringVar(&o.pprof, "pprof", "", "serve the service's pprof on this loopback address (e.g. 127.0.0.1:6060)")
 	flag.StringVar(&o.client, "client", "raw", "HTTP client of the read phases: raw (a lean keep-alive client, so the load generator takes little of the cores it shares with the service) or nethttp (net/http's)")
@@ -227,6 +230,8 @@ func readFile(path string) error {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
+var cacheEntries = regexp.MustCompile(`cache_entries: [0-9]+`)
+
 func writeConfig(path, addr string, o options) error {
 	src, err := os.ReadFile("config.yaml")
 	if err != nil {
@@ -253,6 +258,9 @@ func writeConfig(path, addr string, o options) error {
 		case strings.HasPrefix(line, "certificate:"):
 			// The development key, generated in the working directory.
 			line = strings.Replace(line, "data/dev-only-certificate-key.pem", filepath.Join(o.dir, "dev-only-certificate-key.pem"), 1)
+		case o.certCache >= 0 && strings.Contains(line, "cache_entries:"):
+			// The last line of the certificate section.
+			line = cacheEntries.ReplaceAllString(line, fmt.Sprintf("cache_entries: %d", o.certCache))
 		case strings.HasPrefix(line, "scheduler:"):
 			// Jobs stay off: the phases measure the API alone.
 			line = strings.Replace(line, "enabled: true", "enabled: false", 1)
@@ -398,7 +406,7 @@ func (d *driver) phase(name string) (result, error) {
 		case "ceiling":
 			note = "bare gin endpoint, same middleware and auth"
 		case "certificate":
-			note = "a new signed certificate each request (no If-None-Match)"
+			note = "no If-None-Match: a car's first request signs, the ones after it within renew_after are answered from the certificate cache (--certificate-cache 0: every request signs)"
 		}
 	case "feature-open":
 		return d.openLoop(d.readTarget("feature"), d.o.openRate, d.o.openDuration), nil
