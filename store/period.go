@@ -69,6 +69,7 @@ func (db *DB) Timeline(ctx context.Context, vin billing.VIN) (billing.Timeline, 
 func savePeriodTimes(tx *Tx, ps []billing.Period, now time.Time) error {
 	for _, p := range ps {
 		tx.touch(p.VIN)
+		tx.timelineChanged(p.VIN)
 		_, err := tx.exec(periodTimesStmt, tx.db.timeArg(p.StartsAt), tx.db.timeArg(p.EndsAt), tx.db.timeArg(now), p.ID)
 		if err != nil {
 			return fmt.Errorf("save period %s: %w", p.ID, err)
@@ -81,6 +82,7 @@ func savePeriodTimes(tx *Tx, ps []billing.Period, now time.Time) error {
 // vehicle's last non-refunded period; set-based jobs (reminders) query it.
 func setCoverageEnd(tx *Tx, vin billing.VIN, end, now time.Time) error {
 	tx.touch(vin)
+	tx.timelineChanged(vin)
 	_, err := tx.exec(coverageEndStmt, tx.db.timeArg(end), tx.db.timeArg(now), string(vin))
 	return err
 }

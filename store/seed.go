@@ -101,6 +101,7 @@ var (
 )
 
 func (r *seedRows) insert(tx *Tx) error {
+	versions, periodVersions := seedVersions(r.vehicles, r.periods)
 	for _, t := range []struct {
 		table string
 		cols  []string
@@ -110,6 +111,8 @@ func (r *seedRows) insert(tx *Tx) error {
 		{"orders", seedOrderCols, r.orders},
 		{"usage_cycles", seedCycleCols, r.cycles},
 		{"periods", seedPeriodCols, r.periods},
+		{"timeline_versions", seedVersionCols, versions},
+		{"period_versions", seedPeriodVersionCols, periodVersions},
 	} {
 		if err := bulkInsert(tx, t.table, t.cols, t.rows); err != nil {
 			return err

@@ -216,6 +216,7 @@ func (db *DB) txClaimEvent(tx *Tx, p billing.Payment, outcome billing.PaymentOut
 // txInsertPeriod inserts the period row r.
 func (db *DB) txInsertPeriod(tx *Tx, r periodRow) error {
 	tx.touch(billing.VIN(r.VIN))
+	tx.timelineChanged(billing.VIN(r.VIN))
 	var orderID, paid, refunded any
 	if r.OrderID != nil {
 		orderID = *r.OrderID

@@ -66,8 +66,9 @@ type Tx struct {
 	// yet on the pool), so that one used again in it is not prepared again.
 	local map[string]*sql.Stmt
 
-	actor   billing.Actor        // who the write's context says acts
-	entries []billing.AuditEntry // audit entries to insert when fn succeeds (audit.go)
+	actor     billing.Actor        // who the write's context says acts
+	entries   []billing.AuditEntry // audit entries to insert when fn succeeds (audit.go)
+	versioned []billing.VIN        // vehicles whose timeline changed: a version is recorded when fn succeeds (history.go)
 }
 
 // prepared returns st for this transaction.
@@ -343,10 +344,15 @@ func runSafely(fn func(tx *Tx) error, tx *Tx) (err error) {
 	return runAudited(fn, tx)
 }
 
-// runAudited runs fn and then inserts the audit entries it recorded; an
-// fn that fails records nothing.
+// runAudited runs fn and then records a timeline version of every
+// vehicle whose timeline it changed (history.go) and inserts the audit
+// entries it recorded; an fn that fails records nothing.
 func runAudited(fn func(tx *Tx) error, tx *Tx) error {
 	if err := fn(tx); err != nil {
+		tx.entries, tx.versioned = nil, nil
+		return err
+	}
+	if err := tx.flushVersions(); err != nil {
 		tx.entries = nil
 		return err
 	}
