@@ -1,8 +1,14 @@
 package api_test
 
 import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -357,4 +363,144 @@ func TestTimelineHistory(t *testing.T) {
 			t.Errorf("history of an unknown car = %d, want 404", res.Code)
 		}
 	})
+}
+
+// TestAsKnownAtReplaysThePlainRead builds random histories (payments, some
+// confirmed late; refunds of every kind; transfers; usage arriving late and
+// out of order) with the clock moving by microseconds to weeks, records the
+// plain reads after every step, and then asks as_known_at for each step's
+// instant: the answer must be the one recorded, and as_known_at=now must
+// be the plain read.
+func TestAsKnownAtReplaysThePlainRead(t *testing.T) {
+	eachUsageBackend(t, func(t *testing.T, h *harness) {
+		seeds := 4
+		if h.dialect != "sqlite" {
+			seeds = 2
+		}
+		for seed := 1; seed <= seeds; seed++ {
+			replayRandomHistory(t, h, uint64(seed))
+		}
+	})
+}
+
+type plainAnswer struct {
+	at    time.Time
+	paths map[string]response
+}
+
+func replayRandomHistory(t *testing.T, h *harness, seed uint64) {
+	rng := rand.New(rand.NewPCG(seed, 42))
+	v := vin(fmt.Sprintf("LSVPR4E10P%07d", seed))
+	start := time.Date(2025, 2, 27, 0, 0, 0, 0, shanghai).Add(time.Duration(rng.Int64N(int64(60 * 24 * time.Hour)))).Truncate(time.Microsecond)
+	h.clock.Set(start)
+	h.activate(v, "owner-1", start.Add(-time.Duration(rng.Int64N(int64(48*time.Hour)))).Truncate(time.Second))
+	owner := "owner-1"
+	var orders []string
+	paths := []string{"/entitlement", "/features", "/features/karaoke", "/features/music_streaming?connection=hotspot"}
+	var answers []plainAnswer
+	record := func() {
+		a := plainAnswer{at: h.clock.Now(), paths: map[string]response{}}
+		for _, p := range paths {
+			a.paths[p] = h.get("/v1/vehicles/"+v+p, h.token(api.RoleOps, "ops"))
+		}
+		answers = append(answers, a)
+	}
+	record()
+	nrec := 0
+	for step := 0; step < 24; step++ {
+		switch rng.IntN(4) {
+		case 0:
+			h.clock.Advance(time.Duration(1+rng.IntN(3)) * time.Microsecond)
+		case 1:
+			h.clock.Advance(time.Duration(rng.Int64N(int64(6 * time.Hour))).Truncate(time.Microsecond))
+		default:
+			h.clock.Advance(time.Duration(rng.Int64N(int64(40 * 24 * time.Hour))).Truncate(time.Microsecond))
+		}
+		switch rng.IntN(6) {
+		case 0, 1: // a payment, sometimes confirmed minutes after it was made
+			product := []string{"monthly", "yearly"}[rng.IntN(2)]
+			o := h.createOrder(v, owner, product)
+			paidAt := h.clock.Now()
+			if rng.IntN(2) == 0 {
+				h.clock.Advance(time.Duration(rng.IntN(20)) * time.Minute)
+			}
+			if res := h.notify(succeeded(o, "evt-"+o.ID, paidAt)); res.Code != http.StatusOK {
+				t.Fatalf("seed %d: pay = %d %s", seed, res.Code, res.Body)
+			}
+			orders = append(orders, o.ID)
+		case 2: // a refund of any kind; a refused one changes nothing
+			if len(orders) == 0 {
+				continue
+			}
+			body := map[string]any{"reason": "other"}
+			switch rng.IntN(3) {
+			case 0:
+				body["end_access"] = true
+			case 1:
+				body["amount_fen"] = 1 + rng.IntN(100)
+			case 2:
+				body["amount_fen"], body["end_access"] = 1+rng.IntN(100), true
+			}
+			h.refund(orders[rng.IntN(len(orders))], body)
+		case 3:
+			owner = fmt.Sprintf("owner-%d", step+2)
+			if res := h.do(request{Method: http.MethodPut, Path: "/v1/vehicles/" + v + "/owner", Token: h.token(api.RoleOps, "delivery"),
+				Body: map[string]string{"owner_id": owner}}); res.Code != http.StatusOK {
+				t.Fatalf("seed %d: transfer = %d %s", seed, res.Code, res.Body)
+			}
+		default: // usage, late and out of order, now and then from the previous month
+			var recs []map[string]any
+			for range 1 + rng.IntN(3) {
+				nrec++
+				started := h.clock.Now().Add(-time.Duration(rng.Int64N(int64(20 * 24 * time.Hour)))).Truncate(time.Second)
+				r := rec(fmt.Sprintf("r%d-%d", seed, nrec), v, []string{"entertainment", "basic"}[rng.IntN(2)],
+					rng.Int64N(4*gib), started)
+				recs = append(recs, r)
+			}
+			h.postUsage(recs)
+		}
+		record()
+	}
+	now := h.clock.Now()
+	tok := h.token(api.RoleOps, "ops")
+	ask := func(k time.Time, want plainAnswer) {
+		t.Helper()
+		for _, p := range paths {
+			sep := "?"
+			if strings.Contains(p, "?") {
+				sep = "&"
+			}
+			got := h.get("/v1/vehicles/"+v+p+sep+"as_known_at="+url.QueryEscape(shanghaiStamp(k)), tok)
+			if !sameAnswer(t, got, want.paths[p]) {
+				t.Errorf("seed %d: %s as known at %s:\n got %d %s\nwant %d %s", seed, p, shanghaiStamp(k), got.Code, got.Body,
+					want.paths[p].Code, want.paths[p].Body)
+			}
+		}
+	}
+	for _, a := range answers {
+		ask(a.at, a)
+	}
+	current := plainAnswer{at: now, paths: map[string]response{}}
+	for _, p := range paths {
+		current.paths[p] = h.get("/v1/vehicles/"+v+p, tok)
+	}
+	ask(now, current)
+}
+
+// sameAnswer compares two responses' status and JSON bodies, leaving out
+// point_in_time (which only a point-in-time read has).
+func sameAnswer(t *testing.T, a, b response) bool {
+	t.Helper()
+	if a.Code != b.Code {
+		return false
+	}
+	var x, y map[string]any
+	if json.Unmarshal(a.Body, &x) != nil || json.Unmarshal(b.Body, &y) != nil {
+		return bytes.Equal(a.Body, b.Body)
+	}
+	delete(x, "point_in_time")
+	delete(y, "point_in_time")
+	delete(x, "request_id")
+	delete(y, "request_id")
+	return reflect.DeepEqual(x, y)
 }
