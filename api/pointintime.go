@@ -54,8 +54,8 @@ func parsePointInstant(field, raw string, loc *time.Location) (time.Time, *billi
 // present (a plain read). as_known_at defaults to now and may not be after
 // it; at may be in the future.
 func (s *Server) point(c *gin.Context, now time.Time) (p billing.Point, asked bool, err error) {
-	if c.Request.URL.RawQuery == "" {
-		return p, false, nil // the plain read's path: nothing to parse
+	if raw := c.Request.URL.RawQuery; !strings.Contains(raw, "at") && !strings.Contains(raw, "%") {
+		return p, false, nil // the plain read's path (no query, or ?connection=): nothing more to parse
 	}
 	if err := checkQuery(c); err != nil {
 		return p, true, err

@@ -118,7 +118,7 @@ func TestPointUsageFromRecords(t *testing.T) {
 		r := func(id string, bytes int64, start time.Time) billing.UsageRecord {
 			return billing.UsageRecord{ID: id, VIN: vin, Category: billing.CategoryEntertainment, Bytes: bytes, StartedAt: start, EndedAt: start.Add(time.Hour)}
 		}
-		ingest(at(1, 11, 0), r("a", 10, at(1, 10, 8)))                     // ends Jan 10 09:00, received Jan 11
+		ingest(at(1, 11, 0), r("a", 10, at(1, 10, 8))) // ends Jan 10 09:00, received Jan 11
 		ingest(at(1, 20, 0), r("b", 20, at(1, 15, 8)))
 		ingest(at(2, 3, 0), r("c", 5, at(2, 1, 1)), r("d", 40, at(1, 31, 22))) // c counts in February; d is January's, late
 		for _, c := range []struct {
