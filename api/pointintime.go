@@ -202,7 +202,6 @@ type timelineVersionView struct {
 	Actor      string       `json:"actor"`
 	OwnerID    string       `json:"owner_id"`
 	Epoch      int64        `json:"epoch"`
-	Changed    []string     `json:"changed_periods"`
 	Periods    []periodView `json:"periods"`
 }
 
@@ -229,14 +228,10 @@ func (s *Server) timelineHistory(c *gin.Context) {
 	}
 	out := timelineHistoryView{VIN: string(vin), Versions: make([]timelineVersionView, len(vs))}
 	for i, v := range vs {
-		changed := v.Changed
-		if changed == nil {
-			changed = []string{}
-		}
 		out.Versions[i] = timelineVersionView{
 			Version: v.Version, RecordedAt: stamp(v.RecordedAt, s.loc), Cause: v.Cause,
 			OrderID: strPtr(v.OrderID), RefundID: strPtr(v.RefundID), Actor: v.Actor,
-			OwnerID: v.OwnerID, Epoch: v.Epoch, Changed: changed,
+			OwnerID: v.OwnerID, Epoch: v.Epoch,
 			Periods: periodViews(billing.Timeline{Periods: v.Periods}, v.RecordedAt, s.loc),
 		}
 	}

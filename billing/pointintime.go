@@ -221,10 +221,12 @@ func CheckRetained(keys []string, horizon time.Time, loc *time.Location) error {
 	return nil
 }
 
-// TimelineVersion is one recorded state of a vehicle's timeline: what
+// TimelineVersion is one recorded change of a vehicle's timeline: what
 // changed it (Cause, an audit action, with the order or refund it was
-// about), when the service learned it, and the owner, epoch and periods
-// it left. Versions are numbered from 1 per vehicle.
+// about), when the service learned it, the owner and epoch it left, and
+// the periods it added or changed, as they were after it (the whole
+// timeline of a version is the read as known at RecordedAt). Versions are
+// numbered from 1 per vehicle.
 type TimelineVersion struct {
 	Version    int
 	RecordedAt time.Time
@@ -234,8 +236,7 @@ type TimelineVersion struct {
 	Actor      string
 	OwnerID    string
 	Epoch      int64
-	Periods    []Period
-	Changed    []string // ids of the periods this version wrote (new or changed)
+	Periods    []Period // the periods this version added or changed
 }
 
 // PointSnapshot is what a point-in-time read is computed from.

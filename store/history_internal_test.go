@@ -170,7 +170,7 @@ func TestTimelineChangeNeedsItsCause(t *testing.T) {
 	}
 	hist, err := db.TimelineHistory(ctx, vin)
 	if err != nil || len(hist) != 2 || hist[0].Cause != string(billing.AuditOwnerTransferred) || !hist[0].RecordedAt.Equal(now.Add(2*time.Hour)) ||
-		hist[0].OwnerID != "bob" || hist[0].Epoch != 1 || len(hist[0].Changed) != 0 {
+		hist[0].OwnerID != "bob" || hist[0].Epoch != 1 || len(hist[0].Periods) != 0 {
 		t.Errorf("history = %+v, %v; want the transfer on top of the activation", hist, err)
 	}
 }

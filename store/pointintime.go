@@ -13,7 +13,7 @@ import (
 // vehicle, and what a point-in-time read is computed from.
 
 // TimelineHistory returns vin's timeline versions, newest first, each
-// with its periods. Returns EVehicleNotFound for a vehicle not activated.
+// with the periods it added or changed. Returns EVehicleNotFound for a vehicle not activated.
 func (db *DB) TimelineHistory(ctx context.Context, vin billing.VIN) ([]billing.TimelineVersion, error) {
 	q := db.onReader(ctx)
 	if _, err := db.vehicle(q, vin, false); err != nil {
@@ -45,7 +45,7 @@ func (db *DB) TimelineHistory(ctx context.Context, vin billing.VIN) ([]billing.T
 		return nil, err
 	}
 	for i := range out {
-		out[i].Periods, out[i].Changed = all.at(out[i].Version)
+		out[i].Periods = all.writtenBy(out[i].Version)
 	}
 	return out, nil
 }
@@ -59,31 +59,30 @@ func (db *DB) versionsStmt() statement {
 
 func (db *DB) allPeriodVersionsStmt() statement {
 	return statement{"history/all-periods", func() string {
-		return `SELECT from_version, to_version, period_id, seq, source, order_id, product, days, data_bytes_per_month, ` +
+		return `SELECT from_version, period_id, seq, source, order_id, product, days, data_bytes_per_month, ` +
 			db.timeCol("paid_at") + `, ` + db.timeCol("starts_at") + `, ` + db.timeCol("ends_at") + `, ` + db.timeCol("refunded_at") + `
 			FROM period_versions WHERE vin = ?`
 	}}
 }
 
+// periodVersion is a row of period_versions: the state of a period that
+// version from wrote.
 type periodVersion struct {
-	from, to int // to: 0 while current
-	p        billing.Period
+	from int
+	p    billing.Period
 }
 
 type periodVersions []periodVersion
 
-// at returns the timeline in version v and the ids of the periods that
-// version wrote.
-func (pv periodVersions) at(v int) (periods []billing.Period, changed []string) {
+// writtenBy returns the period rows version v wrote, in seq order.
+func (pv periodVersions) writtenBy(v int) []billing.Period {
+	var out []billing.Period
 	for _, r := range pv {
-		if r.from <= v && (r.to == 0 || r.to > v) {
-			periods = append(periods, r.p)
-			if r.from == v {
-				changed = append(changed, r.p.ID)
-			}
+		if r.from == v {
+			out = append(out, r.p)
 		}
 	}
-	return billing.NewTimeline(periods).Periods, changed
+	return billing.NewTimeline(out).Periods
 }
 
 func (db *DB) allPeriodVersions(q querier, vin billing.VIN) (periodVersions, error) {
@@ -95,16 +94,14 @@ func (db *DB) allPeriodVersions(q querier, vin billing.VIN) (periodVersions, err
 	err = eachRow(rows, func() error {
 		var (
 			r                            periodVersion
-			to                           sql.NullInt64
 			orderID                      sql.NullString
 			paid, starts, ends, refunded dbTime
 		)
 		p := &r.p
-		if err := rows.Scan(&r.from, &to, &p.ID, &p.Seq, &p.Source, &orderID, &p.Product, &p.Days, &p.DataBytesPerMonth,
+		if err := rows.Scan(&r.from, &p.ID, &p.Seq, &p.Source, &orderID, &p.Product, &p.Days, &p.DataBytesPerMonth,
 			&paid, &starts, &ends, &refunded); err != nil {
 			return err
 		}
-		r.to = int(to.Int64)
 		p.VIN, p.OrderID = vin, orderID.String
 		p.PaidAt, p.StartsAt, p.EndsAt, p.RefundedAt = paid.T, starts.T, ends.T, refunded.ptr()
 		out = append(out, r)

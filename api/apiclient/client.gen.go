@@ -1100,15 +1100,17 @@ type TimelineVersion struct {
 	// seeded.
 	Cause string `json:"cause"`
 
-	// ChangedPeriods ids of the periods this version added or changed
-	ChangedPeriods []string `json:"changed_periods"`
-
 	// Epoch Raised whenever the vehicle's coverage shrinks (a refund that cuts
 	// or removes a period, an ownership transfer). A car discards offline
 	// certificates whose epoch is lower than the last one it saw online.
-	Epoch      Epoch    `json:"epoch"`
-	OrderId    *string  `json:"order_id"`
-	OwnerId    string   `json:"owner_id"`
+	Epoch   Epoch   `json:"epoch"`
+	OrderId *string `json:"order_id"`
+	OwnerId string  `json:"owner_id"`
+
+	// Periods The periods this version added or changed, as they were after
+	// it, with their status as of `recorded_at`. The whole timeline of
+	// a version is the entitlement read with `as_known_at` set to its
+	// `recorded_at`.
 	Periods    []Period `json:"periods"`
 	RecordedAt Time     `json:"recorded_at"`
 	RefundId   *string  `json:"refund_id"`
@@ -1963,10 +1965,10 @@ type ClientInterface interface {
 	//
 	// One version per change of the timeline (activation, a payment's
 	// period, a refund's cut or removal and the periods laid out again, an
-	// ownership transfer), with what caused it and when the service
-	// recorded it. A period's `status` is as of the version's
-	// `recorded_at`. A vehicle activated before history was kept starts
-	// with a `history.started` version.
+	// ownership transfer), with what caused it, when the service
+	// recorded it, and the periods it added or changed. A vehicle
+	// activated before history was kept starts with a `history.started`
+	// version holding its whole timeline then.
 	//
 	// Corresponds with GET /v1/vehicles/{vin}/timeline/history (the `GetTimelineHistory` operationId).
 	GetTimelineHistory(ctx context.Context, vin VIN, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2590,10 +2592,10 @@ func (c *Client) TransferVehicle(ctx context.Context, vin VIN, body TransferVehi
 //
 // One version per change of the timeline (activation, a payment's
 // period, a refund's cut or removal and the periods laid out again, an
-// ownership transfer), with what caused it and when the service
-// recorded it. A period's `status` is as of the version's
-// `recorded_at`. A vehicle activated before history was kept starts
-// with a `history.started` version.
+// ownership transfer), with what caused it, when the service
+// recorded it, and the periods it added or changed. A vehicle
+// activated before history was kept starts with a `history.started`
+// version holding its whole timeline then.
 //
 // Corresponds with GET /v1/vehicles/{vin}/timeline/history (the `GetTimelineHistory` operationId).
 func (c *Client) GetTimelineHistory(ctx context.Context, vin VIN, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4390,10 +4392,10 @@ type ClientWithResponsesInterface interface {
 	//
 	// One version per change of the timeline (activation, a payment's
 	// period, a refund's cut or removal and the periods laid out again, an
-	// ownership transfer), with what caused it and when the service
-	// recorded it. A period's `status` is as of the version's
-	// `recorded_at`. A vehicle activated before history was kept starts
-	// with a `history.started` version.
+	// ownership transfer), with what caused it, when the service
+	// recorded it, and the periods it added or changed. A vehicle
+	// activated before history was kept starts with a `history.started`
+	// version holding its whole timeline then.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -6808,10 +6810,10 @@ func (c *ClientWithResponses) TransferVehicleWithResponse(ctx context.Context, v
 //
 // One version per change of the timeline (activation, a payment's
 // period, a refund's cut or removal and the periods laid out again, an
-// ownership transfer), with what caused it and when the service
-// recorded it. A period's `status` is as of the version's
-// `recorded_at`. A vehicle activated before history was kept starts
-// with a `history.started` version.
+// ownership transfer), with what caused it, when the service
+// recorded it, and the periods it added or changed. A vehicle
+// activated before history was kept starts with a `history.started`
+// version holding its whole timeline then.
 //
 // Returns a wrapper object for the known response body format(s).
 //
