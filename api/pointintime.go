@@ -94,9 +94,12 @@ func (s *Server) point(c *gin.Context, now time.Time) (p billing.Point, asked bo
 	return p, true, nil
 }
 
-// pointResult is a point-in-time evaluation: known is false when the
-// vehicle had not been activated at the point (the answer is then that of
-// a car not activated: /entitlement 404, the feature reads not_activated).
+// pointResult is a point-in-time evaluation. known is false when the
+// vehicle had not been activated at the point; why says how /entitlement
+// answers then: 404 vehicle_not_found when the service did not know the
+// car at as_known_at (as it answered then), 409 not_activated when at is
+// before the activation of a car it knew. The feature reads answer
+// not_activated decisions in both cases.
 type pointResult struct {
 	e     billing.Entitlement
 	known bool
@@ -128,8 +131,7 @@ func (s *Server) evaluatePoint(c *gin.Context, p billing.Point, now time.Time) (
 		}
 		r.e, err = billing.EvaluatePoint(snap.At.Vehicle, snap.At.Timeline, snap.At.Usage, s.catalog, p, s.loc)
 		if billing.IsCode(err, billing.ENotActivated) {
-			r.known, r.why = false, billing.Errorf(billing.EVehicleNotFound, "%s", billing.ErrorMessage(err))
-			err = nil
+			r.known, r.why, err = false, err, nil
 		}
 		return r, snap.Current.OwnerID, err
 	})

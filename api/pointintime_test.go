@@ -139,8 +139,8 @@ func TestEntitlementAtPointsInTime(t *testing.T) {
 		{"known now", "", shanghaiStamp(ptNow), 200, "paid", o2Moved, "owner-2", feb, 0, u2End, false},
 
 		// at alone: the timeline as it stands now, at T.
-		{"at activation's local midnight (before activation)", "2025-01-10", "", 404, "", "", "", "", 0, "", false},
-		{"just before activation", shanghaiStamp(ptC0.Add(-us)), "", 404, "", "", "", "", 0, "", false},
+		{"at activation's local midnight (before activation)", "2025-01-10", "", 409, "", "", "", "", 0, "", false},
+		{"just before activation", shanghaiStamp(ptC0.Add(-us)), "", 409, "", "", "", "", 0, "", false},
 		{"at activation", shanghaiStamp(ptC0), "", 200, "trial", trialEnd, "owner-2", "2025-01-01T00:00:00+08:00", 0, none, false},
 		{"just before the first payment", shanghaiStamp(ptC1.Add(-us)), "", 200, "trial", trialEnd, "owner-2", "2025-12-01T00:00:00+08:00", 0, none, false},
 		// o1 as it ran: cut at C3, and o2 not bought yet.
@@ -190,6 +190,9 @@ func TestEntitlementAtPointsInTime(t *testing.T) {
 				continue
 			}
 			if c.code != http.StatusOK {
+				if p := res.problem(t); p.Code != map[int]string{404: "vehicle_not_found", 409: "not_activated"}[c.code] {
+					t.Errorf("%s: code = %s", c.name, p.Code)
+				}
 				continue
 			}
 			var e pointBody

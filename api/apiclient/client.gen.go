@@ -1876,9 +1876,10 @@ type ClientInterface interface {
 	// GetEntitlement What the vehicle has now, or at a point in time (own vehicle, owner's vehicles, billing, ops)
 	//
 	// With `at` and/or `as_known_at` (see docs/api.md, "Point in time") the
-	// answer is for that point and says so in `point_in_time`. A car not
-	// activated at the point is 404 `vehicle_not_found`, as a car not
-	// activated now is.
+	// answer is for that point and says so in `point_in_time`. A car the
+	// service did not know at `as_known_at` is 404 `vehicle_not_found`,
+	// as it was answered then; `at` before the activation of a car it knew
+	// is 409 `not_activated`.
 	//
 	// Corresponds with GET /v1/vehicles/{vin}/entitlement (the `GetEntitlement` operationId).
 	GetEntitlement(ctx context.Context, vin VIN, params *GetEntitlementParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2413,9 +2414,10 @@ func (c *Client) GetCertificate(ctx context.Context, vin VIN, params *GetCertifi
 // GetEntitlement What the vehicle has now, or at a point in time (own vehicle, owner's vehicles, billing, ops)
 //
 // With `at` and/or `as_known_at` (see docs/api.md, "Point in time") the
-// answer is for that point and says so in `point_in_time`. A car not
-// activated at the point is 404 `vehicle_not_found`, as a car not
-// activated now is.
+// answer is for that point and says so in `point_in_time`. A car the
+// service did not know at `as_known_at` is 404 `vehicle_not_found`,
+// as it was answered then; `at` before the activation of a car it knew
+// is 409 `not_activated`.
 //
 // Corresponds with GET /v1/vehicles/{vin}/entitlement (the `GetEntitlement` operationId).
 func (c *Client) GetEntitlement(ctx context.Context, vin VIN, params *GetEntitlementParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4293,9 +4295,10 @@ type ClientWithResponsesInterface interface {
 	// GetEntitlementWithResponse What the vehicle has now, or at a point in time (own vehicle, owner's vehicles, billing, ops)
 	//
 	// With `at` and/or `as_known_at` (see docs/api.md, "Point in time") the
-	// answer is for that point and says so in `point_in_time`. A car not
-	// activated at the point is 404 `vehicle_not_found`, as a car not
-	// activated now is.
+	// answer is for that point and says so in `point_in_time`. A car the
+	// service did not know at `as_known_at` is 404 `vehicle_not_found`,
+	// as it was answered then; `at` before the activation of a car it knew
+	// is 409 `not_activated`.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -5556,6 +5559,8 @@ type GetEntitlementResponse struct {
 	ApplicationproblemJSON403 *Problem
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *PointUnavailable
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -5587,6 +5592,11 @@ func (r GetEntitlementResponse) GetApplicationproblemJSON403() *Problem {
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r GetEntitlementResponse) GetApplicationproblemJSON404() *Problem {
 	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r GetEntitlementResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -6657,9 +6667,10 @@ func (c *ClientWithResponses) GetCertificateWithResponse(ctx context.Context, vi
 // GetEntitlementWithResponse What the vehicle has now, or at a point in time (own vehicle, owner's vehicles, billing, ops)
 //
 // With `at` and/or `as_known_at` (see docs/api.md, "Point in time") the
-// answer is for that point and says so in `point_in_time`. A car not
-// activated at the point is 404 `vehicle_not_found`, as a car not
-// activated now is.
+// answer is for that point and says so in `point_in_time`. A car the
+// service did not know at `as_known_at` is 404 `vehicle_not_found`,
+// as it was answered then; `at` before the activation of a car it knew
+// is 409 `not_activated`.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -7880,6 +7891,13 @@ func ParseGetEntitlementResponse(rsp *http.Response) (*GetEntitlementResponse, e
 			return nil, err
 		}
 		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest PointUnavailable
