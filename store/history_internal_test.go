@@ -177,7 +177,7 @@ func TestTimelineChangeNeedsItsCause(t *testing.T) {
 
 // TestPointInTimeQueryPlans: on SQLite the point-in-time reads seek by
 // VIN: the version lookup by the timeline_versions key, the period
-// versions by theirs, a month's raw records by the (vin, cycle) index.
+// versions by theirs, a month's arrivals by theirs.
 func TestPointInTimeQueryPlans(t *testing.T) {
 	ctx := context.Background()
 	db, err := Open(ctx, Config{Driver: SQLite, DSN: filepath.Join(t.TempDir(), "plan.db")})
@@ -196,7 +196,7 @@ func TestPointInTimeQueryPlans(t *testing.T) {
 	}{
 		{db.versionAtStmt(), []any{"V", db.timeArg(now)}, "SEARCH timeline_versions USING PRIMARY KEY (vin=?)"},
 		{db.periodVersionsStmt(), []any{"V", 3, 3}, "SEARCH period_versions USING PRIMARY KEY (vin=?)"},
-		{db.cycleRecordsStmt(), []any{"V", "2026-02"}, "SEARCH usage_records USING INDEX usage_records_vin_cycle_idx (vin=? AND cycle=?)"},
+		{db.cycleArrivalsStmt(), []any{"2026-02", "V"}, "SEARCH usage_arrivals USING PRIMARY KEY (cycle=? AND vin=?)"},
 		{db.cycleTotalsStmt(), []any{"V"}, "SEARCH usage_cycles USING"},
 		{db.lastVersionStmt(), []any{"V"}, "SEARCH timeline_versions USING PRIMARY KEY (vin=?)"},
 	} {

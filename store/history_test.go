@@ -55,8 +55,41 @@ func TestHistoryStartsAtTheUpgrade(t *testing.T) {
 		activated := time.Date(2025, 11, 3, 9, 30, 0, 0, shanghai)
 		updated := activated.Add(40 * 24 * time.Hour)
 		legacyVehicle(t, db, vin, "alice", activated, updated, shanghai)
+		// Two records of November received together, before the upgrade.
+		e1, e2 := time.Date(2025, 11, 5, 10, 10, 0, 0, shanghai), time.Date(2025, 11, 6, 10, 10, 0, 0, shanghai)
+		for _, s := range []struct {
+			sql  string
+			args []any
+		}{
+			{`INSERT INTO usage_records (id, vin, category, bytes, started_at, ended_at, cycle, received_at) VALUES ('r1', ?, 'entertainment', 10, ?, ?, '2025-11', ?)`,
+				[]any{string(vin), e1.Add(-10 * time.Minute).UTC(), e1.UTC(), updated.UTC()}},
+			{`INSERT INTO usage_records (id, vin, category, bytes, started_at, ended_at, cycle, received_at) VALUES ('r2', ?, 'basic', 20, ?, ?, '2025-11', ?)`,
+				[]any{string(vin), e2.Add(-10 * time.Minute).UTC(), e2.Add(time.Microsecond).UTC(), updated.UTC()}},
+			{`INSERT INTO usage_cycles (vin, cycle, entertainment_bytes, basic_bytes, records, last_ended_at, updated_at) VALUES (?, '2025-11', 10, 20, 2, ?, ?)`,
+				[]any{string(vin), e2.Add(time.Microsecond).UTC(), updated.UTC()}},
+		} {
+			if err := db.Gorm().Exec(s.sql, s.args...).Error; err != nil {
+				t.Fatalf("legacy usage: %v", err)
+			}
+		}
 		if _, err := db.Migrate(ctx); err != nil {
 			t.Fatal(err)
+		}
+		// The records found by the migration rebuild November at any point.
+		for _, c := range []struct {
+			at          time.Time
+			ent, basics int64
+			asOf        time.Time
+		}{
+			{e1, 0, 0, time.Time{}},
+			{e1.Add(time.Microsecond), 10, 0, e1},
+			{e2.Add(time.Microsecond), 10, 0, e1},
+			{e2.Add(2 * time.Microsecond), 10, 20, e2.Add(time.Microsecond)},
+		} {
+			s, err := db.SnapshotAt(ctx, vin, billing.Point{At: c.at, KnownAt: updated.Add(time.Hour)}, time.Time{}, shanghai)
+			if u := s.At.Usage; err != nil || u.EntertainmentBytes != c.ent || u.BasicBytes != c.basics || !u.AsOf.Equal(c.asOf) {
+				t.Errorf("usage at %s = %+v, %v; want %d/%d as of %s", c.at, s.At.Usage, err, c.ent, c.basics, c.asOf)
+			}
 		}
 		hist, err := db.TimelineHistory(ctx, vin)
 		if err != nil || len(hist) != 1 {
@@ -156,6 +189,24 @@ func TestPointUsageFromRecords(t *testing.T) {
 			if _, err := db.SnapshotAt(ctx, vin, p, horizon, shanghai); !billing.IsCode(err, billing.EUsageHistoryPruned) {
 				t.Errorf("SnapshotAt(%+v) past retention = %v, want %s", p, err, billing.EUsageHistoryPruned)
 			}
+		}
+		// Pruning with a cutoff in March deletes what January and February
+		// brought, with their records.
+		arrivals := func() (n int64) {
+			t.Helper()
+			if err := db.Gorm().Raw(`SELECT COUNT(*) FROM usage_arrivals`).Scan(&n).Error; err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		if n := arrivals(); n != 4 {
+			t.Fatalf("usage_arrivals has %d rows, want 4 (one per batch and month)", n)
+		}
+		if n, err := db.DeleteUsageBefore(ctx, at(3, 2, 0), 100); err != nil || n != 4 {
+			t.Fatalf("DeleteUsageBefore() = %d, %v; want 4 records", n, err)
+		}
+		if n := arrivals(); n != 0 {
+			t.Errorf("usage_arrivals has %d rows after pruning, want 0", n)
 		}
 	})
 }

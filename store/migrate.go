@@ -198,7 +198,7 @@ var migrations = []migration{
 		`ALTER TABLE vehicles ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0`,
 	}},
 	historyMigration,
-	usageByVehicleMigration,
+	usageArrivalsMigration,
 }
 
 func (db *DB) render(m migration) []string {

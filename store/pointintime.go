@@ -192,7 +192,8 @@ func (db *DB) firstVersionStmt() statement {
 }
 
 // usageAt reads the vehicle's cycle totals and, for the cycles whose
-// totals do not answer p, their raw records (by the (vin, cycle) index).
+// totals do not answer p, what each usage batch brought to them
+// (usage_arrivals, one seek per cycle).
 func (db *DB) usageAt(q querier, vin billing.VIN, p billing.Point, horizon time.Time, loc *time.Location) (billing.Usage, error) {
 	rows, err := q(db.cycleTotalsStmt(), string(vin))
 	if err != nil {
@@ -221,25 +222,23 @@ func (db *DB) usageAt(q querier, vin billing.VIN, p billing.Point, horizon time.
 	}
 	var recs []billing.ReceivedRecord
 	for _, k := range keys {
-		rows, err := q(db.cycleRecordsStmt(), string(vin), k)
+		rows, err := q(db.cycleArrivalsStmt(), k, string(vin))
 		if err != nil {
-			return billing.Usage{}, fmt.Errorf("usage records of %s in %s: %w", vin, k, err)
+			return billing.Usage{}, fmt.Errorf("usage arrivals of %s in %s: %w", vin, k, err)
 		}
 		err = eachRow(rows, func() error {
 			var (
-				r          billing.ReceivedRecord
-				ended, rcv dbTime
-				cat        string
+				rcv dbTime
+				v   string
 			)
-			if err := rows.Scan(&cat, &r.Bytes, &ended, &rcv); err != nil {
+			if err := rows.Scan(&rcv, &v); err != nil {
 				return err
 			}
-			r.Cycle, r.Category, r.EndedAt, r.ReceivedAt = k, billing.Category(cat), ended.T, rcv.T
-			recs = append(recs, r)
-			return nil
+			recs, err = decodeArrivals(recs, k, rcv.T, v)
+			return err
 		})
 		if err != nil {
-			return billing.Usage{}, fmt.Errorf("usage records of %s in %s: %w", vin, k, err)
+			return billing.Usage{}, fmt.Errorf("usage arrivals of %s in %s: %w", vin, k, err)
 		}
 	}
 	return billing.UsageAt(p, cycles, recs, loc), nil
@@ -252,9 +251,8 @@ func (db *DB) cycleTotalsStmt() statement {
 	}}
 }
 
-func (db *DB) cycleRecordsStmt() statement {
-	return statement{"history/records", func() string {
-		return `SELECT category, bytes, ` + db.timeCol("ended_at") + `, ` + db.timeCol("received_at") + `
-			FROM usage_records WHERE vin = ? AND cycle = ?`
+func (db *DB) cycleArrivalsStmt() statement {
+	return statement{"history/arrivals", func() string {
+		return `SELECT ` + db.timeCol("received_at") + `, records FROM usage_arrivals WHERE cycle = ? AND vin = ?`
 	}}
 }
