@@ -3,7 +3,6 @@ package store
 import (
 	"database/sql"
 	"fmt"
-	"slices"
 
 	"entitlements/billing"
 )
@@ -19,14 +18,19 @@ import (
 // new one. Both tables are append-only in spirit: a period row is closed
 // (to_version set) once, and no statement of the service deletes either.
 //
-// Versions are written in one place: the helpers that write periods and
-// vehicles mark the VIN (Tx.timelineChanged), and DB.write, once the
-// write's work succeeded, compares the vehicle's periods and owner with
-// its current version and records what differs (Tx.flushVersions), in the
-// same transaction. The version's cause, time and references are those of
-// the write's audit entry for that VIN; a timeline change without one
-// fails the write. TestEveryTimelineWriteIsVersioned checks that the
-// statements that write periods or vehicles run in functions that mark.
+// Versions are written in one place: the helpers that write periods
+// report the state they gave each period (Tx.periodWritten), those that
+// write the vehicle row mark the VIN (Tx.timelineChanged), and DB.write,
+// once the write's work succeeded, records the version (Tx.flushVersions)
+// in the same transaction: the vehicle's owner and epoch and the periods
+// written, nothing read back but one row. The version's cause, time and
+// references are those of the write's audit entry for that VIN; a
+// timeline change without one fails the write. A vehicle changed after its
+// last version by something that recorded none (a release without
+// history, in a rolling upgrade) is caught when it is next marked, and
+// that version compares the whole timeline with the last one instead.
+// TestEveryTimelineWriteIsVersioned checks that the statements that write
+// periods or vehicles run in functions that report or mark.
 //
 // The plain reads never read these tables: the current version is the
 // periods and vehicles rows, which they read as before.
@@ -124,70 +128,119 @@ const (
 	causeSeeded         = "seeded"          // a seeded vehicle's first version
 )
 
-// timelineChanged marks vins: their timeline (periods, owner or epoch)
-// changes in this write, and a version is recorded when it succeeds.
-func (tx *Tx) timelineChanged(vins ...billing.VIN) {
-	for _, v := range vins {
-		if !slices.Contains(tx.versioned, v) {
-			tx.versioned = append(tx.versioned, v)
-		}
-	}
+// versionDraft is what a write changed of one vehicle's timeline.
+type versionDraft struct {
+	vin     billing.VIN
+	periods []billing.Period // the states the write gave the periods it wrote, one per period
+	isNew   map[string]bool  // periods inserted by the write (no earlier row to close)
+	// stale: the vehicle changed after its last version (a release without
+	// history wrote it, or it has no version at all), so the version
+	// compares the whole timeline with the last version instead.
+	stale bool
 }
 
-// flushVersions records a version of every vehicle the write marked whose
-// periods, owner or epoch differ from its current version. It runs after
-// the write's work and before its audit entries are inserted.
+func (tx *Tx) draft(vin billing.VIN) *versionDraft {
+	for _, d := range tx.versioned {
+		if d.vin == vin {
+			return d
+		}
+	}
+	return nil
+}
+
+// timelineChanged marks vin: its timeline (periods, owner or epoch)
+// changes in this write, and a version is recorded when the write
+// succeeds. It must run before the write's first change of the vehicle
+// row: it checks there that the last version is the vehicle's latest
+// change (vehicles.updated_at, which every timeline change sets, is not
+// after its recorded_at).
+func (tx *Tx) timelineChanged(vin billing.VIN) error {
+	if tx.draft(vin) != nil {
+		return nil
+	}
+	var updated, recorded dbTime
+	found, err := tx.queryRow(tx.db.versionGuardStmt(), []any{string(vin)}, &updated, &recorded)
+	if err != nil {
+		return fmt.Errorf("timeline version of %s: %w", vin, err)
+	}
+	tx.versioned = append(tx.versioned, &versionDraft{vin: vin, isNew: map[string]bool{},
+		stale: found && (!recorded.Valid || updated.T.After(recorded.T))})
+	return nil
+}
+
+// periodWritten records the state the write gave period p (isNew: it
+// inserted it); every statement that writes a period reports it here.
+func (tx *Tx) periodWritten(p billing.Period, isNew bool) error {
+	if err := tx.timelineChanged(p.VIN); err != nil {
+		return err
+	}
+	d := tx.draft(p.VIN)
+	if isNew {
+		d.isNew[p.ID] = true
+	}
+	for i := range d.periods {
+		if d.periods[i].ID == p.ID {
+			d.periods[i] = p
+			return nil
+		}
+	}
+	d.periods = append(d.periods, p)
+	return nil
+}
+
+// flushVersions records a version of every vehicle the write changed. It
+// runs after the write's work and before its audit entries are inserted.
 func (tx *Tx) flushVersions() error {
-	for _, vin := range tx.versioned {
-		if err := tx.recordVersion(vin); err != nil {
-			return fmt.Errorf("record timeline version of %s: %w", vin, err)
+	for _, d := range tx.versioned {
+		if err := tx.recordVersion(d); err != nil {
+			return fmt.Errorf("record timeline version of %s: %w", d.vin, err)
 		}
 	}
 	tx.versioned = nil
 	return nil
 }
 
-func (tx *Tx) recordVersion(vin billing.VIN) error {
-	db := tx.db
+func (tx *Tx) recordVersion(d *versionDraft) error {
+	db, vin := tx.db, d.vin
 	var (
-		owner string
-		epoch int64
-	)
-	found, err := tx.queryRow(ownerEpochStmt, []any{string(vin)}, &owner, &epoch)
-	if err != nil || !found {
-		return err // a vehicle that is not there has no timeline
-	}
-	tl, err := db.timeline(tx.query, vin)
-	if err != nil {
-		return err
-	}
-	var (
-		last      int64
+		owner     string
+		epoch     int64
+		last      sql.NullInt64
 		lastAt    dbTime
 		lastOwner sql.NullString
 		lastEpoch sql.NullInt64
-		prev      []billing.Period
 	)
-	hasLast, err := tx.queryRow(db.lastVersionStmt(), []any{string(vin)}, &last, &lastAt, &lastOwner, &lastEpoch)
-	if err != nil {
-		return err
+	found, err := tx.queryRow(db.lastVersionStmt(), []any{string(vin)}, &owner, &epoch, &last, &lastAt, &lastOwner, &lastEpoch)
+	if err != nil || !found {
+		return err // a vehicle that is not there has no timeline
 	}
-	if hasLast {
-		if prev, err = db.periodVersions(tx.query, vin, int(last)); err != nil {
+	changed, replaced := d.periods, make([]bool, len(d.periods))
+	for i, p := range d.periods {
+		replaced[i] = !d.isNew[p.ID]
+	}
+	if d.stale {
+		tl, err := db.timeline(tx.query, vin)
+		if err != nil {
 			return err
 		}
+		var prev []billing.Period
+		if last.Valid {
+			if prev, err = db.periodVersions(tx.query, vin, int(last.Int64)); err != nil {
+				return err
+			}
+		}
+		changed, replaced = changedPeriods(tl.Periods, prev)
 	}
-	changed, replaced := changedPeriods(tl.Periods, prev)
-	if hasLast && len(changed) == 0 && lastOwner.String == owner && lastEpoch.Int64 == epoch {
+	if last.Valid && len(changed) == 0 && lastOwner.String == owner && lastEpoch.Int64 == epoch {
 		return nil
 	}
 	cause := tx.causeOf(vin)
 	if cause == nil {
 		return fmt.Errorf("the timeline changed without an audit entry for the vehicle to name the cause")
 	}
-	version := last + 1
+	version := last.Int64 + 1
 	at := utc(cause.At)
-	if hasLast && lastAt.T.After(at) {
+	if lastAt.Valid && lastAt.T.After(at) {
 		at = lastAt.T // versions are recorded in order: a version is never known before the one it follows
 	}
 	_, err = tx.exec(insertVersionStmt, string(vin), version, db.timeArg(at), string(cause.Action),
@@ -253,9 +306,6 @@ func samePeriod(a, b billing.Period) bool {
 }
 
 var (
-	ownerEpochStmt = statement{"history/owner", func() string {
-		return `SELECT owner_id, epoch FROM vehicles WHERE vin = ?`
-	}}
 	insertVersionStmt = statement{"history/version", func() string {
 		return `INSERT INTO timeline_versions (vin, version, recorded_at, cause, order_id, refund_id, actor, owner_id, epoch)
 			VALUES (` + placeholders(9) + `)`
@@ -269,10 +319,24 @@ var (
 	}}
 )
 
+// lastVersionStmt reads the vehicle's owner and epoch and its last
+// version's number, time, owner and epoch (NULLs when it has none).
 func (db *DB) lastVersionStmt() statement {
 	return statement{"history/last", func() string {
-		return `SELECT version, ` + db.timeCol("recorded_at") + `, owner_id, epoch FROM timeline_versions
-			WHERE vin = ? ORDER BY version DESC LIMIT 1`
+		return `SELECT v.owner_id, v.epoch, tv.version, ` + db.timeCol("tv.recorded_at") + `, tv.owner_id, tv.epoch
+			FROM vehicles v LEFT JOIN timeline_versions tv ON tv.vin = v.vin
+				AND tv.version = (SELECT MAX(t2.version) FROM timeline_versions t2 WHERE t2.vin = v.vin)
+			WHERE v.vin = ?`
+	}}
+}
+
+// versionGuardStmt reads the vehicle's last change and its last version's
+// time (no row: no vehicle yet).
+func (db *DB) versionGuardStmt() statement {
+	return statement{"history/guard", func() string {
+		return `SELECT ` + db.timeCol("v.updated_at") + `,
+			(SELECT ` + db.timeCol("tv.recorded_at") + ` FROM timeline_versions tv WHERE tv.vin = v.vin ORDER BY tv.version DESC LIMIT 1)
+			FROM vehicles v WHERE v.vin = ?`
 	}}
 }
 

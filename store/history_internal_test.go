@@ -17,13 +17,17 @@ import (
 
 // timelineWrite matches SQL that writes a vehicle's timeline: its periods,
 // or the vehicle row (owner, epoch, coverage end).
-var timelineWrite = regexp.MustCompile(`(?i)\b(INSERT\s+INTO|UPDATE)\s+(periods|vehicles)\b`)
+var (
+	timelineWrite = regexp.MustCompile(`(?i)\b(INSERT\s+INTO|UPDATE)\s+(periods|vehicles)\b`)
+	periodWrite   = regexp.MustCompile(`(?i)\b(INSERT\s+INTO|UPDATE)\s+periods\b`)
+)
 
 // TestEveryTimelineWriteIsVersioned fails for a store function that runs
-// a statement writing periods or vehicles without marking the vehicle's
-// timeline as changed (Tx.timelineChanged), which is what makes DB.write
-// record a version, and for a bulk insert into those tables that does not
-// insert the versions with them (the seed).
+// a statement writing periods without reporting the periods' new state
+// (Tx.periodWritten), or one writing vehicles without that or marking the
+// vehicle (Tx.timelineChanged), which is what makes DB.write record a
+// version, and for a bulk insert into those tables that does not insert
+// the versions with them (the seed).
 func TestEveryTimelineWriteIsVersioned(t *testing.T) {
 	files, err := filepath.Glob("*.go")
 	if err != nil {
@@ -34,7 +38,8 @@ func TestEveryTimelineWriteIsVersioned(t *testing.T) {
 		file *ast.File
 	}
 	var parsed []fileAST
-	stmts := map[string]bool{} // statement vars and methods whose SQL writes the timeline
+	stmts := map[string]bool{}   // statement vars and methods whose SQL writes the timeline
+	periods := map[string]bool{} // those of them that write periods
 	for _, f := range files {
 		if strings.HasSuffix(f, "_test.go") {
 			continue
@@ -54,15 +59,17 @@ func TestEveryTimelineWriteIsVersioned(t *testing.T) {
 						continue
 					}
 					for i, v := range vs.Values {
-						if cl, ok := v.(*ast.CompositeLit); ok && isIdent(cl.Type, "statement") && writesTimeline(cl) {
+						if cl, ok := v.(*ast.CompositeLit); ok && isIdent(cl.Type, "statement") && writesTimeline(cl, timelineWrite) {
 							stmts[vs.Names[i].Name] = true
+							periods[vs.Names[i].Name] = writesTimeline(cl, periodWrite)
 						}
 					}
 				}
 			case *ast.FuncDecl:
 				if d.Type.Results != nil && len(d.Type.Results.List) == 1 && isIdent(d.Type.Results.List[0].Type, "statement") &&
-					writesTimeline(d.Body) {
+					writesTimeline(d.Body, timelineWrite) {
 					stmts[d.Name.Name] = true
+					periods[d.Name.Name] = writesTimeline(d.Body, periodWrite)
 				}
 			}
 		}
@@ -76,17 +83,22 @@ func TestEveryTimelineWriteIsVersioned(t *testing.T) {
 			if !ok || fn.Body == nil || stmts[fn.Name.Name] {
 				continue
 			}
-			var uses []string
-			marks, bulk, versions, inserts := false, false, false, false
+			var uses, periodUses []string
+			marks, reports, bulk, versions, inserts := false, false, false, false, false
 			ast.Inspect(fn.Body, func(n ast.Node) bool {
 				switch n := n.(type) {
 				case *ast.Ident:
 					if stmts[n.Name] {
 						uses = append(uses, n.Name)
 					}
+					if periods[n.Name] {
+						periodUses = append(periodUses, n.Name)
+					}
 					switch n.Name {
 					case "timelineChanged":
 						marks = true
+					case "periodWritten":
+						reports = true
 					case "bulkInsert", "insertSQL":
 						inserts = true
 					}
@@ -99,8 +111,11 @@ func TestEveryTimelineWriteIsVersioned(t *testing.T) {
 				}
 				return true
 			})
-			if len(uses) > 0 && !marks {
-				t.Errorf("%s: %s runs %v, which writes a timeline, without Tx.timelineChanged: no version would be recorded",
+			if len(periodUses) > 0 && !reports {
+				t.Errorf("%s: %s runs %v, which writes periods, without Tx.periodWritten: the version would miss them",
+					pf.fset.Position(fn.Pos()), fn.Name.Name, periodUses)
+			} else if len(uses) > 0 && !marks && !reports {
+				t.Errorf("%s: %s runs %v, which writes a vehicle, without Tx.timelineChanged: no version would be recorded",
 					pf.fset.Position(fn.Pos()), fn.Name.Name, uses)
 			}
 			if bulk && inserts && !versions {
@@ -115,12 +130,12 @@ func isIdent(e ast.Expr, name string) bool {
 	return ok && id.Name == name
 }
 
-func writesTimeline(n ast.Node) bool {
+func writesTimeline(n ast.Node, re *regexp.Regexp) bool {
 	found := false
 	ast.Inspect(n, func(n ast.Node) bool {
 		if lit, ok := n.(*ast.BasicLit); ok && lit.Kind == token.STRING {
 			s, err := strconv.Unquote(lit.Value)
-			found = found || (err == nil && timelineWrite.MatchString(s))
+			found = found || (err == nil && re.MatchString(s))
 		}
 		return !found
 	})
@@ -149,7 +164,9 @@ func TestTimelineChangeNeedsItsCause(t *testing.T) {
 	}
 	transfer := func(audited bool, at time.Time) error {
 		return db.write(ctx, nil, func(tx *Tx) error {
-			tx.timelineChanged(vin)
+			if err := tx.timelineChanged(vin); err != nil {
+				return err
+			}
 			if _, err := tx.exec(transferStmt, "bob", db.timeArg(at), string(vin)); err != nil {
 				return err
 			}
@@ -198,7 +215,8 @@ func TestPointInTimeQueryPlans(t *testing.T) {
 		{db.periodVersionsStmt(), []any{"V", 3, 3}, "SEARCH period_versions USING PRIMARY KEY (vin=?)"},
 		{db.cycleArrivalsStmt(), []any{"2026-02", "V"}, "SEARCH usage_arrivals USING PRIMARY KEY (cycle=? AND vin=?)"},
 		{db.cycleTotalsStmt(), []any{"V"}, "SEARCH usage_cycles USING"},
-		{db.lastVersionStmt(), []any{"V"}, "SEARCH timeline_versions USING PRIMARY KEY (vin=?)"},
+		{db.lastVersionStmt(), []any{"V"}, "SEARCH tv USING PRIMARY KEY (vin=? AND version=?)"},
+		{db.versionGuardStmt(), []any{"V"}, "SEARCH tv USING PRIMARY KEY (vin=?)"},
 	} {
 		rows, err := db.read.Raw("EXPLAIN QUERY PLAN "+c.st.query(), c.args...).Rows()
 		if err != nil {

@@ -241,3 +241,50 @@ func TestSeededVehiclesHaveAFirstVersion(t *testing.T) {
 		}
 	})
 }
+
+// TestUnversionedChangeIsCaughtUp: a change written without a version (by
+// a release without history, during a rolling upgrade) is recorded with
+// the vehicle's next version, which then compares the whole timeline.
+func TestUnversionedChangeIsCaughtUp(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		ctx := context.Background()
+		db := storetest.Open(t, dialect)
+		vin := billing.VIN(billing.FixCheckDigit("LSVHS4E10P2000003"))
+		t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, shanghai)
+		if _, _, err := db.Activate(ctx, vin, billing.Activation{ActivatedAt: t0, OwnerID: "alice"}, billing.TrialTerms{Months: 12}, shanghai, t0); err != nil {
+			t.Fatal(err)
+		}
+		t1, t2 := t0.Add(24*time.Hour), t0.Add(48*time.Hour)
+		for _, s := range []struct {
+			sql  string
+			args []any
+		}{
+			{`INSERT INTO periods (id, vin, seq, source, order_id, product, days, data_bytes_per_month, paid_at, starts_at, ends_at, created_at, updated_at)
+			  VALUES ('per_old', ?, 1, 'order', 'ord_old', 'monthly', 31, 0, ?, ?, ?, ?, ?)`,
+				[]any{string(vin), t1.UTC(), t0.AddDate(1, 0, 0).UTC(), t0.AddDate(1, 1, 0).UTC(), t1.UTC(), t1.UTC()}},
+			{`UPDATE vehicles SET updated_at = ? WHERE vin = ?`, []any{t1.UTC(), string(vin)}},
+		} {
+			if err := db.Gorm().Exec(s.sql, s.args...).Error; err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := db.TransferOwner(ctx, vin, "bob", t2); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			k       time.Time
+			periods int
+			owner   string
+		}{{t2.Add(-time.Microsecond), 1, "alice"}, {t2, 2, "bob"}} {
+			s, err := db.SnapshotAt(ctx, vin, billing.Point{KnownAt: c.k}, time.Time{}, shanghai)
+			if err != nil || len(s.At.Timeline.Periods) != c.periods || s.At.Vehicle.OwnerID != c.owner {
+				t.Errorf("SnapshotAt(%s) = %d periods, owner %s, %v; want %d, %s", c.k, len(s.At.Timeline.Periods), s.At.Vehicle.OwnerID, err, c.periods, c.owner)
+			}
+		}
+		hist, err := db.TimelineHistory(ctx, vin)
+		if err != nil || len(hist) != 2 || len(hist[0].Periods) != 1 || hist[0].Periods[0].ID != "per_old" {
+			t.Errorf("TimelineHistory() = %+v, %v; want the transfer's version to bring per_old", hist, err)
+		}
+	})
+}

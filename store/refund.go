@@ -155,7 +155,9 @@ func applyPeriodChanges(tx *Tx, tl *billing.Timeline, o billing.Order, plan bill
 			continue
 		}
 		tx.touch(p.VIN)
-		tx.timelineChanged(p.VIN)
+		if err := tx.periodWritten(p, false); err != nil {
+			return err
+		}
 		_, err := tx.exec(refundPeriodStmt, tx.db.timeArg(*p.RefundedAt), tx.db.timeArg(p.EndsAt), tx.db.timeArg(now), p.ID)
 		if err != nil {
 			return fmt.Errorf("refund period %s: %w", p.ID, err)
@@ -164,7 +166,9 @@ func applyPeriodChanges(tx *Tx, tl *billing.Timeline, o billing.Order, plan bill
 	if err := savePeriodTimes(tx, moved, now); err != nil {
 		return err
 	}
-	tx.timelineChanged(o.VIN)
+	if err := tx.timelineChanged(o.VIN); err != nil {
+		return err
+	}
 	if _, err := tx.exec(raiseEpochStmt, string(o.VIN)); err != nil {
 		return fmt.Errorf("raise epoch of %s: %w", o.VIN, err)
 	}

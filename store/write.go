@@ -68,7 +68,7 @@ type Tx struct {
 
 	actor     billing.Actor        // who the write's context says acts
 	entries   []billing.AuditEntry // audit entries to insert when fn succeeds (audit.go)
-	versioned []billing.VIN        // vehicles whose timeline changed: a version is recorded when fn succeeds (history.go)
+	versioned []*versionDraft      // what fn changed of timelines: a version is recorded when fn succeeds (history.go)
 }
 
 // prepared returns st for this transaction.
