@@ -3,6 +3,7 @@ package store
 import (
 	"database/sql"
 	"fmt"
+	"time"
 
 	"entitlements/billing"
 )
@@ -389,7 +390,25 @@ func seedVersions(vehicles, periods [][]any) (versions, pvs [][]any) {
 	return versions, pvs
 }
 
+// seedArrivals returns a usage_arrivals row for each seeded cycle (the
+// rows of seedCycleCols): seeded cycles have totals but no records, so
+// their bytes are recorded as one record of each category that ended at
+// the cycle's last_ended_at, received at its updated_at, which keeps
+// point-in-time reads of seeded vehicles consistent with their totals.
+func seedArrivals(cycles [][]any) [][]any {
+	out := make([][]any, 0, len(cycles))
+	for _, c := range cycles {
+		// vin, cycle, entertainment_bytes, basic_bytes, records, last_ended_at, updated_at
+		vin, ended := billing.VIN(c[0].(string)), c[5].(time.Time)
+		b := appendArrival(nil, billing.UsageRecord{VIN: vin, Category: billing.CategoryEntertainment, Bytes: c[2].(int64), EndedAt: ended})
+		b = appendArrival(b, billing.UsageRecord{VIN: vin, Category: billing.CategoryBasic, Bytes: c[3].(int64), EndedAt: ended})
+		out = append(out, []any{c[1], c[0], "seed", string(b), c[6]})
+	}
+	return out
+}
+
 var (
+	seedArrivalCols       = []string{"cycle", "vin", "batch", "records", "received_at"}
 	seedVersionCols       = []string{"vin", "version", "recorded_at", "cause", "actor", "owner_id", "epoch"}
 	seedPeriodVersionCols = []string{"vin", "period_id", "from_version", "seq", "source", "order_id", "product", "days",
 		"data_bytes_per_month", "paid_at", "starts_at", "ends_at"}

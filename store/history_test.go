@@ -238,6 +238,17 @@ func TestSeededVehiclesHaveAFirstVersion(t *testing.T) {
 			if err != nil || len(hist) != 1 || hist[0].Cause != "seeded" {
 				t.Errorf("TimelineHistory(%s) = %+v, %v; want one seeded version", vin, hist, err)
 			}
+			// Their usage rebuilt at a point equals their totals.
+			if s.At.Usage.EntertainmentBytes != plain.Usage.EntertainmentBytes || !s.At.Usage.AsOf.Equal(plain.Usage.AsOf) {
+				t.Errorf("usage of %s as known now = %+v, want the totals %+v", vin, s.At.Usage, plain.Usage)
+			}
+			if plain.Usage.AsOf.IsZero() {
+				continue
+			}
+			at := billing.Point{At: plain.Usage.AsOf.Add(time.Microsecond), KnownAt: now}
+			if a, err := db.SnapshotAt(ctx, vin, at, time.Time{}, shanghai); err != nil || a.At.Usage.EntertainmentBytes != plain.Usage.EntertainmentBytes {
+				t.Errorf("usage of %s just after its last record = %+v, %v; want %d", vin, a.At.Usage, err, plain.Usage.EntertainmentBytes)
+			}
 		}
 	})
 }

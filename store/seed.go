@@ -102,6 +102,7 @@ var (
 
 func (r *seedRows) insert(tx *Tx) error {
 	versions, periodVersions := seedVersions(r.vehicles, r.periods)
+	arrivals := seedArrivals(r.cycles)
 	for _, t := range []struct {
 		table string
 		cols  []string
@@ -113,6 +114,7 @@ func (r *seedRows) insert(tx *Tx) error {
 		{"periods", seedPeriodCols, r.periods},
 		{"timeline_versions", seedVersionCols, versions},
 		{"period_versions", seedPeriodVersionCols, periodVersions},
+		{"usage_arrivals", seedArrivalCols, arrivals},
 	} {
 		if err := bulkInsert(tx, t.table, t.cols, t.rows); err != nil {
 			return err
