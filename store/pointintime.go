@@ -13,7 +13,8 @@ import (
 // vehicle, and what a point-in-time read is computed from.
 
 // TimelineHistory returns vin's timeline versions, newest first, each
-// with the periods it added or changed. Returns EVehicleNotFound for a vehicle not activated.
+// with the periods it added or changed. Returns EVehicleNotFound for a
+// vehicle not activated.
 func (db *DB) TimelineHistory(ctx context.Context, vin billing.VIN) ([]billing.TimelineVersion, error) {
 	q := db.onReader(ctx)
 	if _, err := db.vehicle(q, vin, false); err != nil {
