@@ -506,3 +506,51 @@ func sameAnswer(t *testing.T, a, b response) bool {
 	delete(y, "request_id")
 	return reflect.DeepEqual(x, y)
 }
+
+// pointEdges are the instants around the car's changes: each change, a
+// microsecond before and after, and the local midnights and month
+// boundaries in between.
+func pointEdges() []time.Time {
+	var out []time.Time
+	for _, c := range []time.Time{ptC0, ptC1, ptU1, ptC2, ptC3, ptC4, ptC5, ptNow,
+		time.Date(2025, 12, 1, 0, 0, 0, 0, shanghai), time.Date(2026, 1, 1, 0, 0, 0, 0, shanghai),
+		time.Date(2026, 1, 10, 0, 0, 0, 0, shanghai), time.Date(2026, 2, 1, 0, 0, 0, 0, shanghai),
+		time.Date(2026, 1, 24, 20, 10, 0, 0, shanghai), time.Date(2026, 1, 5, 10, 10, 0, 0, shanghai)} {
+		out = append(out, c.Add(-us), c, c.Add(us))
+	}
+	return out
+}
+
+// TestEveryPointOfTheCar asks every combination of valid and known time
+// at the car's edges: each answers 200, 404 (not known then) or 409
+// (before activation), matches the OpenAPI document, and at=K with
+// as_known_at=K answers what as_known_at=K alone does (the car's records
+// all ended before they arrived, so the two count the same usage).
+func TestEveryPointOfTheCar(t *testing.T) {
+	eachUsageBackend(t, func(t *testing.T, h *harness) {
+		v, _, _ := pointCar(t, h)
+		tok := h.token(api.RoleOps, "ops")
+		edges := pointEdges()
+		get := func(q url.Values) response {
+			return h.get("/v1/vehicles/"+v+"/entitlement?"+q.Encode(), tok)
+		}
+		for _, k := range edges {
+			if k.After(ptNow) {
+				continue
+			}
+			alone := get(url.Values{"as_known_at": {shanghaiStamp(k)}})
+			for _, at := range edges {
+				res := get(url.Values{"at": {shanghaiStamp(at)}, "as_known_at": {shanghaiStamp(k)}})
+				switch {
+				case res.Code == http.StatusOK, res.Code == http.StatusNotFound && k.Before(ptC0),
+					res.Code == http.StatusConflict && at.Before(ptC0):
+				default:
+					t.Errorf("at %s as known at %s = %d %s", shanghaiStamp(at), shanghaiStamp(k), res.Code, res.Body)
+				}
+				if at.Equal(k) && !sameAnswer(t, res, alone) {
+					t.Errorf("at=as_known_at=%s:\n got %d %s\nwant %d %s", shanghaiStamp(k), res.Code, res.Body, alone.Code, alone.Body)
+				}
+			}
+		}
+	})
+}
