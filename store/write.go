@@ -26,6 +26,9 @@ import (
 //     runs a transaction of its own;
 //   - on SQLite, commits the writes waiting for the slot at the same
 //     moment together (group commit, below);
+//   - once the write's work has succeeded, records in its transaction a
+//     timeline version of each vehicle whose timeline it changed
+//     (history.go) and then its audit entries (audit.go);
 //   - after the transaction has ended, invalidates the cached snapshots of
 //     the VINs it was given and of those the write touched (Tx.touch: the
 //     helpers that write vehicles, periods and usage aggregates call it),
