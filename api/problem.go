@@ -36,6 +36,8 @@ var statusOf = map[string]int{
 	billing.ETooManyRecords:         http.StatusRequestEntityTooLarge,
 	billing.EIdempotencyKeyReused:   http.StatusUnprocessableEntity,
 	billing.EAmountMismatch:         http.StatusUnprocessableEntity,
+	billing.EUsageHistoryPruned:     http.StatusUnprocessableEntity,
+	billing.EHistoryUnavailable:     http.StatusUnprocessableEntity,
 	billing.ENothingRefundable:      http.StatusUnprocessableEntity,
 	billing.ERefundExceedsBalance:   http.StatusUnprocessableEntity,
 	"method_not_allowed":            http.StatusMethodNotAllowed,

@@ -46,6 +46,9 @@ type Store interface {
 	Snapshot(ctx context.Context, vin billing.VIN, cycle billing.Cycle) (billing.Snapshot, error)
 	IngestUsage(ctx context.Context, recs []billing.UsageRecord, thresholds []int, loc *time.Location, now time.Time) (billing.IngestResult, error)
 	AuditEntries(ctx context.Context, q billing.AuditQuery) ([]billing.AuditEntry, *billing.Cursor, error)
+
+	SnapshotAt(ctx context.Context, vin billing.VIN, p billing.Point, horizon time.Time, loc *time.Location) (billing.PointSnapshot, error)
+	TimelineHistory(ctx context.Context, vin billing.VIN) ([]billing.TimelineVersion, error)
 }
 
 // Options are the server's dependencies. Store, Catalog, Location and
@@ -195,6 +198,7 @@ func (s *Server) routes(trusted []string, bench bool) error {
 	v1.GET("/vehicles/:vin/features", s.allow(readers...), s.features)
 	v1.GET("/vehicles/:vin/features/:feature", s.allow(readers...), s.feature)
 	v1.GET("/vehicles/:vin/certificate", s.allow(readers...), s.certificate)
+	v1.GET("/vehicles/:vin/timeline/history", s.allow(staff...), s.timelineHistory)
 	if bench {
 		static := gin.H{"status": "ok", "covered": true, "days_left": 42}
 		v1.GET("/_bench/static", s.allow(Roles...), func(c *gin.Context) { c.JSON(http.StatusOK, static) })

@@ -119,7 +119,16 @@ func (s *Server) transferOwner(c *gin.Context) {
 
 // entitlement handles GET /v1/vehicles/{vin}/entitlement.
 func (s *Server) entitlement(c *gin.Context) {
-	_, e, err := s.entitled(c, s.now())
+	now := s.now()
+	if p, asked, err := s.point(c, now); asked || err != nil {
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		s.entitlementAt(c, p, now)
+		return
+	}
+	_, e, err := s.entitled(c, now)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -157,7 +166,16 @@ func (s *Server) entitled(c *gin.Context, now time.Time) (billing.VIN, billing.E
 
 // features handles GET /v1/vehicles/{vin}/features.
 func (s *Server) features(c *gin.Context) {
-	vin, e, err := s.entitled(c, s.now())
+	now := s.now()
+	if p, asked, err := s.point(c, now); asked || err != nil {
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		s.featuresAt(c, p, now)
+		return
+	}
+	vin, e, err := s.entitled(c, now)
 	if s.notActivated(c, err) {
 		ds := s.catalog.Features.DecideAll(billing.Situation{})
 		c.JSON(http.StatusOK, featureListViewOf(vin, ds, nil, s.loc))
@@ -187,7 +205,16 @@ func (s *Server) feature(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	_, e, err := s.entitled(c, s.now())
+	now := s.now()
+	if p, asked, err := s.point(c, now); asked || err != nil {
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		s.featureAt(c, code, tier, conn, p, now)
+		return
+	}
+	_, e, err := s.entitled(c, now)
 	if s.notActivated(c, err) {
 		c.JSON(http.StatusOK, featureView(billing.Decide(code, tier, billing.Situation{}), nil, s.loc))
 		return

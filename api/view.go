@@ -23,6 +23,7 @@ type entitlementView struct {
 	Features     []decisionView `json:"features"`
 	AsOf         string         `json:"evaluated_at"`
 	Epoch        int64          `json:"epoch"`
+	Point        *pointView     `json:"point_in_time,omitempty"`
 }
 
 type periodView struct {
@@ -61,6 +62,7 @@ type featureListView struct {
 	CoveredUntil *string        `json:"covered_until"`
 	Features     []decisionView `json:"features"`
 	Epoch        int64          `json:"epoch"`
+	Point        *pointView     `json:"point_in_time,omitempty"`
 }
 
 type featureDecisionView struct {
@@ -71,6 +73,7 @@ type featureDecisionView struct {
 	Reason       billing.Reason `json:"reason"`
 	CoveredUntil *string        `json:"covered_until"`
 	Epoch        int64          `json:"epoch"`
+	Point        *pointView     `json:"point_in_time,omitempty"`
 }
 
 func stamp(t time.Time, loc *time.Location) string { return billing.Stamp(t, loc) }

@@ -30,10 +30,7 @@ func TestEpochUpgradeAndTransfer(t *testing.T) {
 		loc, _ := time.LoadLocation("Asia/Shanghai")
 		now := time.Date(2026, 6, 15, 12, 0, 0, 0, loc)
 		vin := billing.VIN(billing.FixCheckDigit("LSVAX4E10P2000500"))
-		a := billing.Activation{ActivatedAt: now.AddDate(0, -1, 0), OwnerID: "alice", Model: "SU7"}
-		if _, _, err := db.Activate(ctx, vin, a, billing.TrialTerms{Months: 12}, loc, now); err != nil {
-			t.Fatal(err)
-		}
+		legacyVehicle(t, db, vin, "alice", now.AddDate(0, -1, 0), now, loc) // the release before the epoch wrote it
 		applied, err := db.Migrate(ctx)
 		if err != nil || !slices.Contains(applied, 60) {
 			t.Fatalf("Migrate() = %v, %v; want 60 applied", applied, err)

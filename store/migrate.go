@@ -24,7 +24,7 @@ type migration struct {
 // Version ranges by area keep parallel work from colliding:
 // 1-9 foundation, 10-19 orders and payments, 20-29 refunds,
 // 30-39 scheduler and notices, 40-49 usage, 50-59 audit, 60-69 coverage
-// certificates.
+// certificates, 70-79 timeline history and point-in-time reads.
 var migrations = []migration{
 	{Version: 1, Name: "vehicles, periods, notices", Up: []string{
 		`CREATE TABLE vehicles (
@@ -198,6 +198,8 @@ var migrations = []migration{
 		// column with a constant default rewrites no row on either engine.
 		`ALTER TABLE vehicles ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0`,
 	}},
+	historyMigration,
+	usageArrivalsMigration,
 }
 
 func (db *DB) render(m migration) []string {

@@ -30,6 +30,19 @@ type periodRow struct {
 
 func (periodRow) TableName() string { return "periods" }
 
+// period is the billing form of the row.
+func (r periodRow) period() billing.Period {
+	p := billing.Period{ID: r.ID, VIN: billing.VIN(r.VIN), Source: billing.Source(r.Source), Product: r.Product, Days: r.Days,
+		DataBytesPerMonth: r.DataBytesPerMonth, StartsAt: utc(r.StartsAt), EndsAt: utc(r.EndsAt), RefundedAt: utcp(r.RefundedAt), Seq: r.Seq}
+	if r.OrderID != nil {
+		p.OrderID = *r.OrderID
+	}
+	if r.PaidAt != nil {
+		p.PaidAt = utc(*r.PaidAt)
+	}
+	return p
+}
+
 func newPeriodRow(p billing.Period, now time.Time) periodRow {
 	r := periodRow{
 		ID:                p.ID,
@@ -69,6 +82,9 @@ func (db *DB) Timeline(ctx context.Context, vin billing.VIN) (billing.Timeline, 
 func savePeriodTimes(tx *Tx, ps []billing.Period, now time.Time) error {
 	for _, p := range ps {
 		tx.touch(p.VIN)
+		if err := tx.periodWritten(p, false); err != nil {
+			return err
+		}
 		_, err := tx.exec(periodTimesStmt, tx.db.timeArg(p.StartsAt), tx.db.timeArg(p.EndsAt), tx.db.timeArg(now), p.ID)
 		if err != nil {
 			return fmt.Errorf("save period %s: %w", p.ID, err)
@@ -81,6 +97,9 @@ func savePeriodTimes(tx *Tx, ps []billing.Period, now time.Time) error {
 // vehicle's last non-refunded period; set-based jobs (reminders) query it.
 func setCoverageEnd(tx *Tx, vin billing.VIN, end, now time.Time) error {
 	tx.touch(vin)
+	if err := tx.timelineChanged(vin); err != nil {
+		return err
+	}
 	_, err := tx.exec(coverageEndStmt, tx.db.timeArg(end), tx.db.timeArg(now), string(vin))
 	return err
 }

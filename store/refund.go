@@ -155,12 +155,18 @@ func applyPeriodChanges(tx *Tx, tl *billing.Timeline, o billing.Order, plan bill
 			continue
 		}
 		tx.touch(p.VIN)
+		if err := tx.periodWritten(p, false); err != nil {
+			return err
+		}
 		_, err := tx.exec(refundPeriodStmt, tx.db.timeArg(*p.RefundedAt), tx.db.timeArg(p.EndsAt), tx.db.timeArg(now), p.ID)
 		if err != nil {
 			return fmt.Errorf("refund period %s: %w", p.ID, err)
 		}
 	}
 	if err := savePeriodTimes(tx, moved, now); err != nil {
+		return err
+	}
+	if err := tx.timelineChanged(o.VIN); err != nil {
 		return err
 	}
 	if _, err := tx.exec(raiseEpochStmt, string(o.VIN)); err != nil {

@@ -112,6 +112,8 @@ var (
 )
 
 func (r *seedRows) insert(tx *Tx) error {
+	versions, periodVersions := seedVersions(r.vehicles, r.periods)
+	arrivals := seedArrivals(r.cycles)
 	for _, t := range []struct {
 		table string
 		cols  []string
@@ -121,6 +123,9 @@ func (r *seedRows) insert(tx *Tx) error {
 		{"orders", seedOrderCols, r.orders},
 		{"usage_cycles", seedCycleCols, r.cycles},
 		{"periods", seedPeriodCols, r.periods},
+		{"timeline_versions", seedVersionCols, versions},
+		{"period_versions", seedPeriodVersionCols, periodVersions},
+		{"usage_arrivals", seedArrivalCols, arrivals},
 	} {
 		if err := bulkInsert(tx, t.table, t.cols, t.rows); err != nil {
 			return err

@@ -216,6 +216,9 @@ func (db *DB) txClaimEvent(tx *Tx, p billing.Payment, outcome billing.PaymentOut
 // txInsertPeriod inserts the period row r.
 func (db *DB) txInsertPeriod(tx *Tx, r periodRow) error {
 	tx.touch(billing.VIN(r.VIN))
+	if err := tx.periodWritten(r.period(), true); err != nil {
+		return err
+	}
 	var orderID, paid, refunded any
 	if r.OrderID != nil {
 		orderID = *r.OrderID

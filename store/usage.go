@@ -133,6 +133,9 @@ func (db *DB) IngestUsage(ctx context.Context, recs []billing.UsageRecord, thres
 		if err := db.addUsage(tx, aggs, now); err != nil {
 			return err
 		}
+		if err := db.addArrivals(tx, aggs, newID("bat", now), now); err != nil {
+			return err
+		}
 		return db.quotaNotices(tx, aggs, thresholds, loc, now)
 	})
 	if err != nil {
@@ -149,7 +152,8 @@ type usageAgg struct {
 	basic         int64
 	records       int64
 	lastEndedAt   time.Time
-	total         int64 // entertainment bytes of the cycle after the addition
+	total         int64  // entertainment bytes of the cycle after the addition
+	arrived       []byte // the records, encoded for usage_arrivals (appendArrival)
 }
 
 // aggregateUsage groups the inserted records (indexes into recs) per
@@ -176,6 +180,7 @@ func aggregateUsage(recs []billing.UsageRecord, inserted []int, cycles []string)
 			a.basic += r.Bytes
 		}
 		a.records++
+		a.arrived = appendArrival(a.arrived, r)
 		if r.EndedAt.After(a.lastEndedAt) {
 			a.lastEndedAt = r.EndedAt
 		}
@@ -315,12 +320,17 @@ func crossings(gs []grew, timelines map[billing.VIN]billing.Timeline, thresholds
 
 // DeleteUsageBefore deletes at most limit raw usage records that started
 // before cutoff, oldest first, in one short write transaction, and returns
-// how many it deleted. Aggregates are kept.
+// how many it deleted. Aggregates are kept. It also deletes up to limit
+// usage_arrivals rows of the months before the cutoff's (they are fewer
+// than the records, so the job's batches keep up with them).
 func (db *DB) DeleteUsageBefore(ctx context.Context, cutoff time.Time, limit int) (int64, error) {
 	var n int64
 	err := db.writeAlone(ctx, nil, func(tx *Tx) error {
 		var err error
-		n, err = tx.update(pruneUsageStmt, db.timeArg(cutoff), limit)
+		if n, err = tx.update(pruneUsageStmt, db.timeArg(cutoff), limit); err != nil {
+			return err
+		}
+		_, err = tx.update(pruneArrivalsStmt, cutoff.UTC().Format("2006-01"), limit)
 		return err
 	})
 	if err != nil {
@@ -332,6 +342,16 @@ func (db *DB) DeleteUsageBefore(ctx context.Context, cutoff time.Time, limit int
 var pruneUsageStmt = statement{"usage/prune", func() string {
 	return `DELETE FROM usage_records WHERE id IN (
 		SELECT id FROM usage_records WHERE started_at < ? ORDER BY started_at LIMIT ?)`
+}}
+
+// pruneArrivalsStmt deletes up to a limit of usage_arrivals rows of the
+// cycles before a month key (the cutoff's UTC month: every such cycle
+// started before the cutoff, in any zone). Point-in-time reads refuse a
+// cycle that started before the retention horizon, so none reads a cycle
+// whose rows are partly gone.
+var pruneArrivalsStmt = statement{"usage/prune-arrivals", func() string {
+	return `DELETE FROM usage_arrivals WHERE (cycle, vin, received_at, batch) IN (
+		SELECT cycle, vin, received_at, batch FROM usage_arrivals WHERE cycle < ? ORDER BY cycle LIMIT ?)`
 }}
 
 // usageAllowanceMigration indexes the periods' monthly allowance, so that

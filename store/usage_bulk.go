@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"entitlements/billing"
@@ -307,4 +308,76 @@ func (db *DB) periodsSQL(n int) statement {
 		FROM periods WHERE ends_at > ? AND starts_at <= ?
 		AND data_bytes_per_month > 0 AND data_bytes_per_month <= ? AND vin IN (` + placeholders(n) + `)`
 	}}
+}
+
+// arrivalColumns are usage_arrivals' own columns (received_at is shared).
+var arrivalColumns = []string{"cycle", "vin", "batch", "records"}
+
+// addArrivals records what the batch brought per cycle and vehicle
+// (usageArrivalsMigration): one row per aggregate.
+func (db *DB) addArrivals(tx *Tx, aggs []*usageAgg, batch string, now time.Time) error {
+	args := make([]any, 0, 1+len(arrivalColumns)*usageRowsPerStatement)
+	rest := aggs
+	for _, n := range chunkSizes(len(aggs), usageRowsPerStatement) {
+		part := rest[:n]
+		rest = rest[n:]
+		args = append(args[:0], db.timeArg(now))
+		for _, a := range part {
+			args = append(args, a.cycle, string(a.vin), batch, string(a.arrived))
+		}
+		if _, err := tx.exec(db.insertArrivalsSQL(n), args...); err != nil {
+			return fmt.Errorf("record usage arrivals: %w", err)
+		}
+	}
+	return nil
+}
+
+func (db *DB) insertArrivalsSQL(rows int) statement {
+	return statement{"usage/arrivals/" + strconv.Itoa(rows), func() string {
+		return insertSQL("usage_arrivals", arrivalColumns, []string{"received_at"}, rows, "")
+	}}
+}
+
+// appendArrival appends r to a usage_arrivals.records value: records
+// separated by ';', each "<e|b>,<bytes>,<ended_at>", ended_at in Unix
+// microseconds (the migration wrote SQLite's own text for the records it
+// found; decodeArrivals reads both).
+func appendArrival(b []byte, r billing.UsageRecord) []byte {
+	if len(b) > 0 {
+		b = append(b, ';')
+	}
+	if r.Category == billing.CategoryBasic {
+		b = append(b, 'b', ',')
+	} else {
+		b = append(b, 'e', ',')
+	}
+	b = strconv.AppendInt(b, r.Bytes, 10)
+	b = append(b, ',')
+	return strconv.AppendInt(b, utc(r.EndedAt).UnixMicro(), 10)
+}
+
+// decodeArrivals appends the records of a usage_arrivals row to out.
+func decodeArrivals(out []billing.ReceivedRecord, cycle string, received time.Time, v string) ([]billing.ReceivedRecord, error) {
+	for rec := range strings.SplitSeq(v, ";") {
+		cat, rest, ok1 := strings.Cut(rec, ",")
+		bytes, ended, ok2 := strings.Cut(rest, ",")
+		if !ok1 || !ok2 || (cat != "e" && cat != "b") {
+			return out, fmt.Errorf("usage arrival %q is not <e|b>,<bytes>,<ended_at>", rec)
+		}
+		r := billing.ReceivedRecord{Cycle: cycle, Category: billing.CategoryEntertainment, ReceivedAt: received}
+		if cat == "b" {
+			r.Category = billing.CategoryBasic
+		}
+		var err error
+		if r.Bytes, err = strconv.ParseInt(bytes, 10, 64); err != nil {
+			return out, fmt.Errorf("usage arrival %q: %w", rec, err)
+		}
+		if us, err := strconv.ParseInt(ended, 10, 64); err == nil {
+			r.EndedAt = time.UnixMicro(us).UTC()
+		} else if r.EndedAt, err = parseSQLiteTime(ended); err != nil {
+			return out, fmt.Errorf("usage arrival %q: %w", rec, err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
 }

@@ -53,6 +53,9 @@ func (db *DB) Activate(ctx context.Context, vin billing.VIN, a billing.Activatio
 			CreatedAt:      utc(now),
 			UpdatedAt:      utc(now),
 		}
+		if err := tx.timelineChanged(vin); err != nil {
+			return err
+		}
 		n, err := tx.update(insertVehicleStmt, row.VIN, row.OwnerID, row.Model, db.timeArg(row.ActivatedAt),
 			db.timeArg(row.CoverageEndsAt), db.timeArg(now), db.timeArg(now))
 		if err != nil {
@@ -107,6 +110,9 @@ func (db *DB) TransferOwner(ctx context.Context, vin billing.VIN, ownerID string
 		v = cur
 		if cur.OwnerID == ownerID {
 			return nil
+		}
+		if err := tx.timelineChanged(vin); err != nil {
+			return err
 		}
 		if _, err := tx.exec(transferStmt, ownerID, db.timeArg(now), string(vin)); err != nil {
 			return fmt.Errorf("transfer %s: %w", vin, err)

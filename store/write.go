@@ -26,6 +26,9 @@ import (
 //     runs a transaction of its own;
 //   - on SQLite, commits the writes waiting for the slot at the same
 //     moment together (group commit, below);
+//   - once the write's work has succeeded, records in its transaction a
+//     timeline version of each vehicle whose timeline it changed
+//     (history.go) and then its audit entries (audit.go);
 //   - after the transaction has ended, invalidates the cached snapshots of
 //     the VINs it was given and of those the write touched (Tx.touch: the
 //     helpers that write vehicles, periods and usage aggregates call it),
@@ -66,8 +69,9 @@ type Tx struct {
 	// yet on the pool), so that one used again in it is not prepared again.
 	local map[string]*sql.Stmt
 
-	actor   billing.Actor        // who the write's context says acts
-	entries []billing.AuditEntry // audit entries to insert when fn succeeds (audit.go)
+	actor     billing.Actor        // who the write's context says acts
+	entries   []billing.AuditEntry // audit entries to insert when fn succeeds (audit.go)
+	versioned []*versionDraft      // what fn changed of timelines: a version is recorded when fn succeeds (history.go)
 }
 
 // prepared returns st for this transaction.
@@ -343,10 +347,15 @@ func runSafely(fn func(tx *Tx) error, tx *Tx) (err error) {
 	return runAudited(fn, tx)
 }
 
-// runAudited runs fn and then inserts the audit entries it recorded; an
-// fn that fails records nothing.
+// runAudited runs fn and then records a timeline version of every
+// vehicle whose timeline it changed (history.go) and inserts the audit
+// entries it recorded; an fn that fails records nothing.
 func runAudited(fn func(tx *Tx) error, tx *Tx) error {
 	if err := fn(tx); err != nil {
+		tx.entries, tx.versioned = nil, nil
+		return err
+	}
+	if err := tx.flushVersions(); err != nil {
 		tx.entries = nil
 		return err
 	}

@@ -733,12 +733,15 @@ type Entitlement struct {
 	// Epoch Raised whenever the vehicle's coverage shrinks (a refund that cuts
 	// or removes a period, an ownership transfer). A car discards offline
 	// certificates whose epoch is lower than the last one it saw online.
-	Epoch       *Epoch           `json:"epoch,omitempty"`
-	EvaluatedAt *Time            `json:"evaluated_at,omitempty"`
-	Features    []Decision       `json:"features"`
-	Model       *string          `json:"model,omitempty"`
-	OwnerId     string           `json:"owner_id"`
-	Periods     []Period         `json:"periods"`
+	Epoch       *Epoch     `json:"epoch,omitempty"`
+	EvaluatedAt *Time      `json:"evaluated_at,omitempty"`
+	Features    []Decision `json:"features"`
+	Model       *string    `json:"model,omitempty"`
+	OwnerId     string     `json:"owner_id"`
+	Periods     []Period   `json:"periods"`
+
+	// PointInTime The point a point-in-time read answered for; absent on plain reads.
+	PointInTime *PointInTime     `json:"point_in_time,omitempty"`
 	State       EntitlementState `json:"state"`
 	Vin         string           `json:"vin"`
 }
@@ -759,11 +762,14 @@ type FeatureDecision struct {
 	// Epoch Raised whenever the vehicle's coverage shrinks (a refund that cuts
 	// or removes a period, an ownership transfer). A car discards offline
 	// certificates whose epoch is lower than the last one it saw online.
-	Epoch     *Epoch              `json:"epoch,omitempty"`
-	Feature   string              `json:"feature"`
-	Reason    Reason              `json:"reason"`
-	Throttled bool                `json:"throttled"`
-	Tier      FeatureDecisionTier `json:"tier"`
+	Epoch   *Epoch `json:"epoch,omitempty"`
+	Feature string `json:"feature"`
+
+	// PointInTime The point a point-in-time read answered for; absent on plain reads.
+	PointInTime *PointInTime        `json:"point_in_time,omitempty"`
+	Reason      Reason              `json:"reason"`
+	Throttled   bool                `json:"throttled"`
+	Tier        FeatureDecisionTier `json:"tier"`
 }
 
 // FeatureDecisionTier defines model for FeatureDecision.Tier.
@@ -779,7 +785,10 @@ type FeatureList struct {
 	// certificates whose epoch is lower than the last one it saw online.
 	Epoch    *Epoch     `json:"epoch,omitempty"`
 	Features []Decision `json:"features"`
-	Vin      string     `json:"vin"`
+
+	// PointInTime The point a point-in-time read answered for; absent on plain reads.
+	PointInTime *PointInTime `json:"point_in_time,omitempty"`
+	Vin         string       `json:"vin"`
 }
 
 // Health defines model for Health.
@@ -951,6 +960,15 @@ type PeriodSource string
 // PeriodStatus defines model for Period.Status.
 type PeriodStatus string
 
+// PointInTime The point a point-in-time read answered for; absent on plain reads.
+type PointInTime struct {
+	AsKnownAt Time `json:"as_known_at"`
+	At        Time `json:"at"`
+
+	// Future at is after now: coverage as scheduled now, usage as recorded so far
+	Future bool `json:"future"`
+}
+
 // Problem defines model for Problem.
 type Problem struct {
 	Code   string `json:"code"`
@@ -1066,6 +1084,39 @@ type RefundRequestReason string
 // Time defines model for Time.
 type Time = time.Time
 
+// TimelineHistory defines model for TimelineHistory.
+type TimelineHistory struct {
+	Versions []TimelineVersion `json:"versions"`
+	Vin      string            `json:"vin"`
+}
+
+// TimelineVersion defines model for TimelineVersion.
+type TimelineVersion struct {
+	Actor string `json:"actor"`
+
+	// Cause The audit action of the change: vehicle.activated,
+	// payment.applied, refund.issued, vehicle.owner_transferred; or
+	// history.started (the timeline a vehicle had when history began),
+	// seeded.
+	Cause string `json:"cause"`
+
+	// Epoch Raised whenever the vehicle's coverage shrinks (a refund that cuts
+	// or removes a period, an ownership transfer). A car discards offline
+	// certificates whose epoch is lower than the last one it saw online.
+	Epoch   Epoch   `json:"epoch"`
+	OrderId *string `json:"order_id"`
+	OwnerId string  `json:"owner_id"`
+
+	// Periods The periods this version added or changed, as they were after
+	// it, with their status as of `recorded_at`. The whole timeline of
+	// a version is the entitlement read with `as_known_at` set to its
+	// `recorded_at`.
+	Periods    []Period `json:"periods"`
+	RecordedAt Time     `json:"recorded_at"`
+	RefundId   *string  `json:"refund_id"`
+	Version    int      `json:"version"`
+}
+
 // UsageRecord defines model for UsageRecord.
 type UsageRecord struct {
 	Bytes int64 `json:"bytes"`
@@ -1119,6 +1170,12 @@ type VehicleSummary struct {
 	Vin         string `json:"vin"`
 }
 
+// AsKnownAt defines model for AsKnownAt.
+type AsKnownAt = string
+
+// At defines model for At.
+type At = string
+
 // Cursor defines model for Cursor.
 type Cursor = string
 
@@ -1133,6 +1190,9 @@ type VIN = string
 
 // Overloaded defines model for Overloaded.
 type Overloaded = Problem
+
+// PointUnavailable defines model for PointUnavailable.
+type PointUnavailable = Problem
 
 // GetJWKSParams defines parameters for GetJWKS.
 type GetJWKSParams struct {
@@ -1222,10 +1282,64 @@ type GetCertificateParams struct {
 	IfNoneMatch *string `json:"If-None-Match,omitempty"`
 }
 
+// GetEntitlementParams defines parameters for GetEntitlement.
+type GetEntitlementParams struct {
+	// At Valid time: answer as of this instant, from the timeline as it stands
+	// (or stood at `as_known_at`). RFC 3339 with an offset, or a local date
+	// `YYYY-MM-DD` (that date's local midnight in the configured zone).
+	// Periods paid after it do not count; usage is the cycle containing
+	// it, counting records that ended before it. May be in the future
+	// (scheduled coverage). Without an offset: 400 `validation_failed`,
+	// field code `offset_required`; unparseable: `invalid_time`.
+	At *At `form:"at,omitempty" json:"at,omitempty"`
+
+	// AsKnownAt Transaction time: the answer the service would have given at this
+	// instant, before any later refund, transfer, payment or late usage
+	// record changed it. Alone, it replays the plain read at that instant;
+	// with `at`, `at` is evaluated on what was known then. Same formats as
+	// `at`; after now: 400, field code `in_the_future`.
+	AsKnownAt *AsKnownAt `form:"as_known_at,omitempty" json:"as_known_at,omitempty"`
+}
+
+// ListFeaturesParams defines parameters for ListFeatures.
+type ListFeaturesParams struct {
+	// At Valid time: answer as of this instant, from the timeline as it stands
+	// (or stood at `as_known_at`). RFC 3339 with an offset, or a local date
+	// `YYYY-MM-DD` (that date's local midnight in the configured zone).
+	// Periods paid after it do not count; usage is the cycle containing
+	// it, counting records that ended before it. May be in the future
+	// (scheduled coverage). Without an offset: 400 `validation_failed`,
+	// field code `offset_required`; unparseable: `invalid_time`.
+	At *At `form:"at,omitempty" json:"at,omitempty"`
+
+	// AsKnownAt Transaction time: the answer the service would have given at this
+	// instant, before any later refund, transfer, payment or late usage
+	// record changed it. Alone, it replays the plain read at that instant;
+	// with `at`, `at` is evaluated on what was known then. Same formats as
+	// `at`; after now: 400, field code `in_the_future`.
+	AsKnownAt *AsKnownAt `form:"as_known_at,omitempty" json:"as_known_at,omitempty"`
+}
+
 // CheckFeatureParams defines parameters for CheckFeature.
 type CheckFeatureParams struct {
 	// Connection How the head unit is online; on an external hotspot premium features are allowed.
 	Connection *CheckFeatureParamsConnection `form:"connection,omitempty" json:"connection,omitempty"`
+
+	// At Valid time: answer as of this instant, from the timeline as it stands
+	// (or stood at `as_known_at`). RFC 3339 with an offset, or a local date
+	// `YYYY-MM-DD` (that date's local midnight in the configured zone).
+	// Periods paid after it do not count; usage is the cycle containing
+	// it, counting records that ended before it. May be in the future
+	// (scheduled coverage). Without an offset: 400 `validation_failed`,
+	// field code `offset_required`; unparseable: `invalid_time`.
+	At *At `form:"at,omitempty" json:"at,omitempty"`
+
+	// AsKnownAt Transaction time: the answer the service would have given at this
+	// instant, before any later refund, transfer, payment or late usage
+	// record changed it. Alone, it replays the plain read at that instant;
+	// with `at`, `at` is evaluated on what was known then. Same formats as
+	// `at`; after now: 400, field code `in_the_future`.
+	AsKnownAt *AsKnownAt `form:"as_known_at,omitempty" json:"as_known_at,omitempty"`
 }
 
 // CheckFeatureParamsConnection defines parameters for CheckFeature.
@@ -1759,15 +1873,21 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/vehicles/{vin}/certificate (the `GetCertificate` operationId).
 	GetCertificate(ctx context.Context, vin VIN, params *GetCertificateParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// GetEntitlement What the vehicle has now (own vehicle, owner's vehicles, billing, ops)
+	// GetEntitlement What the vehicle has now, or at a point in time (own vehicle, owner's vehicles, billing, ops)
+	//
+	// With `at` and/or `as_known_at` (see docs/api.md, "Point in time") the
+	// answer is for that point and says so in `point_in_time`. A car the
+	// service did not know at `as_known_at` is 404 `vehicle_not_found`,
+	// as it was answered then; `at` before the activation of a car it knew
+	// is 409 `not_activated`.
 	//
 	// Corresponds with GET /v1/vehicles/{vin}/entitlement (the `GetEntitlement` operationId).
-	GetEntitlement(ctx context.Context, vin VIN, reqEditors ...RequestEditorFn) (*http.Response, error)
+	GetEntitlement(ctx context.Context, vin VIN, params *GetEntitlementParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// ListFeatures Every feature's decision (a car not yet activated gets not_activated)
+	// ListFeatures Every feature's decision (a car not yet activated gets not_activated), now or at a point in time
 	//
 	// Corresponds with GET /v1/vehicles/{vin}/features (the `ListFeatures` operationId).
-	ListFeatures(ctx context.Context, vin VIN, reqEditors ...RequestEditorFn) (*http.Response, error)
+	ListFeatures(ctx context.Context, vin VIN, params *ListFeaturesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CheckFeature May the car use this feature now?
 	//
@@ -1841,6 +1961,18 @@ type ClientInterface interface {
 	//
 	// Corresponds with PUT /v1/vehicles/{vin}/owner (the `TransferVehicle` operationId).
 	TransferVehicle(ctx context.Context, vin VIN, body TransferVehicleJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetTimelineHistory Every version of the vehicle's timeline, newest first (billing, ops)
+	//
+	// One version per change of the timeline (activation, a payment's
+	// period, a refund's cut or removal and the periods laid out again, an
+	// ownership transfer), with what caused it, when the service
+	// recorded it, and the periods it added or changed. A vehicle
+	// activated before history was kept starts with a `history.started`
+	// version holding its whole timeline then.
+	//
+	// Corresponds with GET /v1/vehicles/{vin}/timeline/history (the `GetTimelineHistory` operationId).
+	GetTimelineHistory(ctx context.Context, vin VIN, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // GetJWKS Public keys that verify coverage certificates (RFC 7517, RFC 8037)
@@ -2279,11 +2411,17 @@ func (c *Client) GetCertificate(ctx context.Context, vin VIN, params *GetCertifi
 	return c.Client.Do(req)
 }
 
-// GetEntitlement What the vehicle has now (own vehicle, owner's vehicles, billing, ops)
+// GetEntitlement What the vehicle has now, or at a point in time (own vehicle, owner's vehicles, billing, ops)
+//
+// With `at` and/or `as_known_at` (see docs/api.md, "Point in time") the
+// answer is for that point and says so in `point_in_time`. A car the
+// service did not know at `as_known_at` is 404 `vehicle_not_found`,
+// as it was answered then; `at` before the activation of a car it knew
+// is 409 `not_activated`.
 //
 // Corresponds with GET /v1/vehicles/{vin}/entitlement (the `GetEntitlement` operationId).
-func (c *Client) GetEntitlement(ctx context.Context, vin VIN, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewGetEntitlementRequest(c.Server, vin)
+func (c *Client) GetEntitlement(ctx context.Context, vin VIN, params *GetEntitlementParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetEntitlementRequest(c.Server, vin, params)
 	if err != nil {
 		return nil, err
 	}
@@ -2294,11 +2432,11 @@ func (c *Client) GetEntitlement(ctx context.Context, vin VIN, reqEditors ...Requ
 	return c.Client.Do(req)
 }
 
-// ListFeatures Every feature's decision (a car not yet activated gets not_activated)
+// ListFeatures Every feature's decision (a car not yet activated gets not_activated), now or at a point in time
 //
 // Corresponds with GET /v1/vehicles/{vin}/features (the `ListFeatures` operationId).
-func (c *Client) ListFeatures(ctx context.Context, vin VIN, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewListFeaturesRequest(c.Server, vin)
+func (c *Client) ListFeatures(ctx context.Context, vin VIN, params *ListFeaturesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListFeaturesRequest(c.Server, vin, params)
 	if err != nil {
 		return nil, err
 	}
@@ -2442,6 +2580,28 @@ func (c *Client) TransferVehicleWithBody(ctx context.Context, vin VIN, contentTy
 // Corresponds with PUT /v1/vehicles/{vin}/owner (the `TransferVehicle` operationId).
 func (c *Client) TransferVehicle(ctx context.Context, vin VIN, body TransferVehicleJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewTransferVehicleRequest(c.Server, vin, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetTimelineHistory Every version of the vehicle's timeline, newest first (billing, ops)
+//
+// One version per change of the timeline (activation, a payment's
+// period, a refund's cut or removal and the periods laid out again, an
+// ownership transfer), with what caused it, when the service
+// recorded it, and the periods it added or changed. A vehicle
+// activated before history was kept starts with a `history.started`
+// version holding its whole timeline then.
+//
+// Corresponds with GET /v1/vehicles/{vin}/timeline/history (the `GetTimelineHistory` operationId).
+func (c *Client) GetTimelineHistory(ctx context.Context, vin VIN, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetTimelineHistoryRequest(c.Server, vin)
 	if err != nil {
 		return nil, err
 	}
@@ -3306,7 +3466,7 @@ func NewGetCertificateRequest(server string, vin VIN, params *GetCertificatePara
 }
 
 // NewGetEntitlementRequest constructs an http.Request for the GetEntitlement method
-func NewGetEntitlementRequest(server string, vin VIN) (*http.Request, error) {
+func NewGetEntitlementRequest(server string, vin VIN, params *GetEntitlementParams) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -3331,6 +3491,45 @@ func NewGetEntitlementRequest(server string, vin VIN) (*http.Request, error) {
 		return nil, err
 	}
 
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.At != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "at", *params.At, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.AsKnownAt != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "as_known_at", *params.AsKnownAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
@@ -3340,7 +3539,7 @@ func NewGetEntitlementRequest(server string, vin VIN) (*http.Request, error) {
 }
 
 // NewListFeaturesRequest constructs an http.Request for the ListFeatures method
-func NewListFeaturesRequest(server string, vin VIN) (*http.Request, error) {
+func NewListFeaturesRequest(server string, vin VIN, params *ListFeaturesParams) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -3363,6 +3562,45 @@ func NewListFeaturesRequest(server string, vin VIN) (*http.Request, error) {
 	queryURL, err := serverURL.Parse(operationPath)
 	if err != nil {
 		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.At != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "at", *params.At, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.AsKnownAt != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "as_known_at", *params.AsKnownAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
@@ -3418,6 +3656,30 @@ func NewCheckFeatureRequest(server string, vin VIN, feature string, params *Chec
 		if params.Connection != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "connection", *params.Connection, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.At != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "at", *params.At, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.AsKnownAt != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "as_known_at", *params.AsKnownAt, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -3680,6 +3942,40 @@ func NewTransferVehicleRequestWithBody(server string, vin VIN, contentType strin
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewGetTimelineHistoryRequest constructs an http.Request for the GetTimelineHistory method
+func NewGetTimelineHistoryRequest(server string, vin VIN) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "vin", vin, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/vehicles/%s/timeline/history", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
 
 	return req, nil
 }
@@ -3996,19 +4292,25 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/vehicles/{vin}/certificate (the `GetCertificate` operationId).
 	GetCertificateWithResponse(ctx context.Context, vin VIN, params *GetCertificateParams, reqEditors ...RequestEditorFn) (*GetCertificateResponse, error)
 
-	// GetEntitlementWithResponse What the vehicle has now (own vehicle, owner's vehicles, billing, ops)
+	// GetEntitlementWithResponse What the vehicle has now, or at a point in time (own vehicle, owner's vehicles, billing, ops)
+	//
+	// With `at` and/or `as_known_at` (see docs/api.md, "Point in time") the
+	// answer is for that point and says so in `point_in_time`. A car the
+	// service did not know at `as_known_at` is 404 `vehicle_not_found`,
+	// as it was answered then; `at` before the activation of a car it knew
+	// is 409 `not_activated`.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /v1/vehicles/{vin}/entitlement (the `GetEntitlement` operationId).
-	GetEntitlementWithResponse(ctx context.Context, vin VIN, reqEditors ...RequestEditorFn) (*GetEntitlementResponse, error)
+	GetEntitlementWithResponse(ctx context.Context, vin VIN, params *GetEntitlementParams, reqEditors ...RequestEditorFn) (*GetEntitlementResponse, error)
 
-	// ListFeaturesWithResponse Every feature's decision (a car not yet activated gets not_activated)
+	// ListFeaturesWithResponse Every feature's decision (a car not yet activated gets not_activated), now or at a point in time
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /v1/vehicles/{vin}/features (the `ListFeatures` operationId).
-	ListFeaturesWithResponse(ctx context.Context, vin VIN, reqEditors ...RequestEditorFn) (*ListFeaturesResponse, error)
+	ListFeaturesWithResponse(ctx context.Context, vin VIN, params *ListFeaturesParams, reqEditors ...RequestEditorFn) (*ListFeaturesResponse, error)
 
 	// CheckFeatureWithResponse May the car use this feature now?
 	//
@@ -4088,6 +4390,20 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with PUT /v1/vehicles/{vin}/owner (the `TransferVehicle` operationId).
 	TransferVehicleWithResponse(ctx context.Context, vin VIN, body TransferVehicleJSONRequestBody, reqEditors ...RequestEditorFn) (*TransferVehicleResponse, error)
+
+	// GetTimelineHistoryWithResponse Every version of the vehicle's timeline, newest first (billing, ops)
+	//
+	// One version per change of the timeline (activation, a payment's
+	// period, a refund's cut or removal and the periods laid out again, an
+	// ownership transfer), with what caused it, when the service
+	// recorded it, and the periods it added or changed. A vehicle
+	// activated before history was kept starts with a `history.started`
+	// version holding its whole timeline then.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/vehicles/{vin}/timeline/history (the `GetTimelineHistory` operationId).
+	GetTimelineHistoryWithResponse(ctx context.Context, vin VIN, reqEditors ...RequestEditorFn) (*GetTimelineHistoryResponse, error)
 }
 
 // GetJWKSResponse200Headers the declared response headers of an HTTP 200 response for GetJWKS
@@ -5243,6 +5559,10 @@ type GetEntitlementResponse struct {
 	ApplicationproblemJSON403 *Problem
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *PointUnavailable
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Overloaded
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -5272,6 +5592,16 @@ func (r GetEntitlementResponse) GetApplicationproblemJSON403() *Problem {
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r GetEntitlementResponse) GetApplicationproblemJSON404() *Problem {
 	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r GetEntitlementResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GetEntitlementResponse) GetApplicationproblemJSON422() *PointUnavailable {
+	return r.ApplicationproblemJSON422
 }
 
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
@@ -5326,6 +5656,8 @@ type ListFeaturesResponse struct {
 	ApplicationproblemJSON403 *Problem
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *PointUnavailable
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Overloaded
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -5355,6 +5687,11 @@ func (r ListFeaturesResponse) GetApplicationproblemJSON403() *Problem {
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r ListFeaturesResponse) GetApplicationproblemJSON404() *Problem {
 	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ListFeaturesResponse) GetApplicationproblemJSON422() *PointUnavailable {
+	return r.ApplicationproblemJSON422
 }
 
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
@@ -5409,6 +5746,8 @@ type CheckFeatureResponse struct {
 	ApplicationproblemJSON403 *Problem
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *PointUnavailable
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Overloaded
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -5438,6 +5777,11 @@ func (r CheckFeatureResponse) GetApplicationproblemJSON403() *Problem {
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r CheckFeatureResponse) GetApplicationproblemJSON404() *Problem {
 	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CheckFeatureResponse) GetApplicationproblemJSON422() *PointUnavailable {
+	return r.ApplicationproblemJSON422
 }
 
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
@@ -5855,6 +6199,89 @@ func (r TransferVehicleResponse) ContentType() string {
 	return ""
 }
 
+// GetTimelineHistoryResponse503Headers the declared response headers of an HTTP 503 response for GetTimelineHistory
+type GetTimelineHistoryResponse503Headers struct {
+	RetryAfter *string
+}
+
+type GetTimelineHistoryResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *TimelineHistory
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Overloaded
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetTimelineHistoryResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetTimelineHistoryResponse) GetJSON200() *TimelineHistory {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetTimelineHistoryResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetTimelineHistoryResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetTimelineHistoryResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetTimelineHistoryResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetTimelineHistoryResponse) GetApplicationproblemJSON503() *Overloaded {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetTimelineHistoryResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetTimelineHistoryResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetTimelineHistoryResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetTimelineHistoryResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // GetJWKSWithResponse Public keys that verify coverage certificates (RFC 7517, RFC 8037)
 //
 // The signing key, the next key (published before it signs) and
@@ -6237,26 +6664,32 @@ func (c *ClientWithResponses) GetCertificateWithResponse(ctx context.Context, vi
 	return ParseGetCertificateResponse(rsp)
 }
 
-// GetEntitlementWithResponse What the vehicle has now (own vehicle, owner's vehicles, billing, ops)
+// GetEntitlementWithResponse What the vehicle has now, or at a point in time (own vehicle, owner's vehicles, billing, ops)
+//
+// With `at` and/or `as_known_at` (see docs/api.md, "Point in time") the
+// answer is for that point and says so in `point_in_time`. A car the
+// service did not know at `as_known_at` is 404 `vehicle_not_found`,
+// as it was answered then; `at` before the activation of a car it knew
+// is 409 `not_activated`.
 //
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /v1/vehicles/{vin}/entitlement (the `GetEntitlement` operationId).
-func (c *ClientWithResponses) GetEntitlementWithResponse(ctx context.Context, vin VIN, reqEditors ...RequestEditorFn) (*GetEntitlementResponse, error) {
-	rsp, err := c.GetEntitlement(ctx, vin, reqEditors...)
+func (c *ClientWithResponses) GetEntitlementWithResponse(ctx context.Context, vin VIN, params *GetEntitlementParams, reqEditors ...RequestEditorFn) (*GetEntitlementResponse, error) {
+	rsp, err := c.GetEntitlement(ctx, vin, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
 	return ParseGetEntitlementResponse(rsp)
 }
 
-// ListFeaturesWithResponse Every feature's decision (a car not yet activated gets not_activated)
+// ListFeaturesWithResponse Every feature's decision (a car not yet activated gets not_activated), now or at a point in time
 //
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /v1/vehicles/{vin}/features (the `ListFeatures` operationId).
-func (c *ClientWithResponses) ListFeaturesWithResponse(ctx context.Context, vin VIN, reqEditors ...RequestEditorFn) (*ListFeaturesResponse, error) {
-	rsp, err := c.ListFeatures(ctx, vin, reqEditors...)
+func (c *ClientWithResponses) ListFeaturesWithResponse(ctx context.Context, vin VIN, params *ListFeaturesParams, reqEditors ...RequestEditorFn) (*ListFeaturesResponse, error) {
+	rsp, err := c.ListFeatures(ctx, vin, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -6382,6 +6815,26 @@ func (c *ClientWithResponses) TransferVehicleWithResponse(ctx context.Context, v
 		return nil, err
 	}
 	return ParseTransferVehicleResponse(rsp)
+}
+
+// GetTimelineHistoryWithResponse Every version of the vehicle's timeline, newest first (billing, ops)
+//
+// One version per change of the timeline (activation, a payment's
+// period, a refund's cut or removal and the periods laid out again, an
+// ownership transfer), with what caused it, when the service
+// recorded it, and the periods it added or changed. A vehicle
+// activated before history was kept starts with a `history.started`
+// version holding its whole timeline then.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/vehicles/{vin}/timeline/history (the `GetTimelineHistory` operationId).
+func (c *ClientWithResponses) GetTimelineHistoryWithResponse(ctx context.Context, vin VIN, reqEditors ...RequestEditorFn) (*GetTimelineHistoryResponse, error) {
+	rsp, err := c.GetTimelineHistory(ctx, vin, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetTimelineHistoryResponse(rsp)
 }
 
 // ParseGetJWKSResponse parses an HTTP response from a GetJWKSWithResponse call
@@ -7439,6 +7892,20 @@ func ParseGetEntitlementResponse(rsp *http.Response) (*GetEntitlementResponse, e
 		}
 		response.ApplicationproblemJSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest PointUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest Overloaded
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -7513,6 +7980,13 @@ func ParseListFeaturesResponse(rsp *http.Response) (*ListFeaturesResponse, error
 		}
 		response.ApplicationproblemJSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest PointUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest Overloaded
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -7586,6 +8060,13 @@ func ParseCheckFeatureResponse(rsp *http.Response) (*CheckFeatureResponse, error
 			return nil, err
 		}
 		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest PointUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest Overloaded
@@ -7947,6 +8428,80 @@ func ParseTransferVehicleResponse(rsp *http.Response) (*TransferVehicleResponse,
 	switch {
 	case rsp.StatusCode == 503:
 		var headers TransferVehicleResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetTimelineHistoryResponse parses an HTTP response from a GetTimelineHistoryWithResponse call
+func ParseGetTimelineHistoryResponse(rsp *http.Response) (*GetTimelineHistoryResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetTimelineHistoryResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest TimelineHistory
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Overloaded
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers GetTimelineHistoryResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
