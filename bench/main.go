@@ -150,6 +150,11 @@ func run(o options) error {
 		os.WriteFile(seeded, nil, 0o644)
 	}
 
+	if o.driver == "postgres" {
+		if err := prewarm(o.dsn); err != nil {
+			fmt.Printf("warning: the tables the reads use were not loaded into shared_buffers (%v); the read phases start cold\n", err)
+		}
+	}
 	if o.driver == "sqlite" {
 		// Read the database file once, so the phases start with it in the
 		// OS page cache, as a service that has been running has its hot
@@ -213,6 +218,32 @@ func run(o options) error {
 	svc.Wait()
 	if o.jobs && o.driver == "sqlite" {
 		return runJobs(o, o.dsn, o.expireAtOnce)
+	}
+	return nil
+}
+
+// prewarm loads the tables and indexes every read touches into
+// PostgreSQL's shared_buffers (pg_prewarm), as a server that has been
+// serving the fleet holds them: after a restart each read of the sample
+// VINs otherwise copies its pages from the OS one by one (seen here: the
+// database's CPU a read 364 µs cold, 75-116 µs once the pages were in).
+func prewarm(dsn string) error {
+	return pgExec(dsn, `CREATE EXTENSION IF NOT EXISTS pg_prewarm`,
+		`SELECT pg_prewarm(c.oid) FROM pg_class c
+		WHERE c.relname IN ('vehicles', 'vehicles_pkey', 'periods', 'periods_vin_seq_key', 'usage_cycles', 'usage_cycles_pkey')`)
+}
+
+// pgExec runs statements on the PostgreSQL database dsn.
+func pgExec(dsn string, stmts ...string) error {
+	db, err := store.Open(context.Background(), store.Config{Driver: store.Postgres, DSN: dsn})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	for _, q := range stmts {
+		if err := db.Gorm().Exec(q).Error; err != nil {
+			return err
+		}
 	}
 	return nil
 }
