@@ -56,6 +56,7 @@ type options struct {
 	pprof        string
 	usageFleet   bool
 	writerCache  int
+	poolSize     int
 	bin          string
 	rate         float64
 	openRate     float64
@@ -82,6 +83,7 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", true, "reuse a database seeded with the same --vehicles")
 	flag.StringVar(&o.driver, "driver", "sqlite", "database driver")
 	flag.StringVar(&o.dsn, "dsn", "", "database DSN (default: an SQLite file in --dir)")
+	flag.IntVar(&o.poolSize, "max-open-conns", 0, "database.max_open_conns and max_idle_conns for the service (0: config.yaml's default)")
 	flag.IntVar(&o.writerCache, "sqlite-cache-mib", 0, "database.sqlite_cache_mib for the service (0: config.yaml's default)")
 	flag.IntVar(&o.cache, "snapshot-cache", -1, "database.snapshot_cache for the service (-1: config.yaml's default)")
 	flag.IntVar(&o.certCache, "certificate-cache", -1, "certificate.cache_entries for the service (-1: config.yaml's default; 0: every certificate request signs)")
@@ -277,6 +279,9 @@ func writeConfig(path, addr string, o options) error {
 			extra := ""
 			if o.cache >= 0 {
 				extra += fmt.Sprintf(", snapshot_cache: %d", o.cache)
+			}
+			if o.poolSize > 0 {
+				extra += fmt.Sprintf(", max_open_conns: %d, max_idle_conns: %d", o.poolSize, o.poolSize)
 			}
 			if o.writerCache > 0 {
 				extra += fmt.Sprintf(", sqlite_cache_mib: %d", o.writerCache)
