@@ -89,7 +89,7 @@ func setLeaf(t *testing.T, v reflect.Value, path string, n *int) (string, bool) 
 	switch v.Kind() {
 	case reflect.String:
 		v.SetString("x<y")
-	case reflect.Int64:
+	case reflect.Int64, reflect.Int:
 		v.SetInt(-42)
 	case reflect.Bool:
 		v.SetBool(true)

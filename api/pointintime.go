@@ -149,7 +149,7 @@ func (s *Server) entitlementAt(c *gin.Context, p billing.Point, now time.Time) {
 	}
 	v := s.entitlementView(r.e)
 	v.Point = &r.view
-	c.JSON(http.StatusOK, v)
+	writeEntitlement(c, http.StatusOK, v)
 }
 
 // featuresAt answers GET .../features?at=&as_known_at=.

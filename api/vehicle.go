@@ -133,7 +133,7 @@ func (s *Server) entitlement(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, s.entitlementView(e))
+	writeEntitlement(c, http.StatusOK, s.entitlementView(e))
 }
 
 func (s *Server) respondEntitlement(c *gin.Context, status int, v billing.Vehicle, now time.Time) {
@@ -142,7 +142,7 @@ func (s *Server) respondEntitlement(c *gin.Context, status int, v billing.Vehicl
 		s.fail(c, err)
 		return
 	}
-	c.JSON(status, s.entitlementView(e))
+	writeEntitlement(c, status, s.entitlementView(e))
 }
 
 // evaluate reads what the entitlement of vin depends on, in one
