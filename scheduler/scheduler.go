@@ -124,6 +124,13 @@ func New(o Options) (*Scheduler, error) {
 			errs = append(errs, fmt.Errorf("scheduler: job %s: schedule %q: %w", e.Name, e.Spec, err))
 			continue
 		}
+		// Every job's counters exist from the start at zero, so that a
+		// replica that has not yet skipped or failed a run exports the
+		// series (an alert on a rate needs it; an absent one reads as "no
+		// data", not as zero).
+		s.metrics.runs.WithLabelValues(e.Name)
+		s.metrics.skipped.WithLabelValues(e.Name)
+		s.metrics.failures.WithLabelValues(e.Name)
 		var id cron.EntryID // set below, before any run
 		id = s.cron.Schedule(sched, s.job(e, func() time.Time { return s.cron.Entry(id).Prev }))
 		s.wrapped = append(s.wrapped, s.cron.Entry(id).WrappedJob)
