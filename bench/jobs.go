@@ -9,6 +9,7 @@ import (
 	"runtime/pprof"
 	"time"
 
+	"entitlements/bench/proc"
 	"entitlements/billing"
 	"entitlements/scheduler"
 	"entitlements/store"
@@ -43,7 +44,7 @@ func runJobs(o options, seededDB string, expireAtOnce int) error {
 		return err
 	}
 	// The CPU time of this process: the job and the background checkpointer.
-	cpuTime := func() time.Duration { return processCPU(os.Getpid()) }
+	cpuTime := func() time.Duration { return proc.CPU(os.Getpid()) }
 	loc, _ := time.LoadLocation("Asia/Shanghai")
 	now := time.Now()
 	var vehicles int64

@@ -20,7 +20,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -35,6 +34,7 @@ import (
 	"time"
 
 	"entitlements/api"
+	"entitlements/bench/proc"
 	"entitlements/store"
 )
 
@@ -123,7 +123,7 @@ func run(o options) error {
 	if o.dsn == "" {
 		o.dsn = filepath.Join(o.dir, fmt.Sprintf("bench-%d.db", o.vehicles))
 	}
-	addr, err := freeAddr()
+	addr, err := proc.FreeAddr()
 	if err != nil {
 		return err
 	}
@@ -182,7 +182,7 @@ func run(o options) error {
 		svc.Wait()
 	}()
 	base := "http://" + addr
-	if err := waitReady(base + "/readyz"); err != nil {
+	if err := proc.WaitReady(base + "/readyz"); err != nil {
 		return err
 	}
 	d := &driver{base: base, o: o, run: strconv.FormatInt(time.Now().UnixNano(), 36), client: &http.Client{Transport: &http.Transport{
@@ -218,7 +218,7 @@ func run(o options) error {
 		}
 		fmt.Printf("%-12s %10.0f %9.2f %9.2f %9.2f %9d %8s %15s %s\n", ph, r.rps, ms(r.p50), ms(r.p99), ms(r.p999), r.errors, ratio, r.cpu(), r.note)
 	}
-	fmt.Printf("\nservice peak RSS: %.0f MB\n", float64(peakRSS(svc.Process.Pid))/1024)
+	fmt.Printf("\nservice peak RSS: %.0f MB\n", float64(proc.StatusKB(svc.Process.Pid, "VmHWM"))/1024)
 	svc.Process.Signal(syscall.SIGTERM)
 	svc.Wait()
 	if o.jobs && o.driver == "sqlite" {
@@ -309,46 +309,6 @@ func writeConfig(path, addr string, o options) error {
 	return os.WriteFile(path, []byte(b.String()), 0o644)
 }
 
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
-func waitReady(url string) error {
-	for i := 0; i < 600; i++ {
-		if res, err := http.Get(url); err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("service not ready at %s", url)
-}
-
-// peakRSS reads the process's high-water resident set, in KiB.
-func peakRSS(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmHWM:") {
-			f := strings.Fields(line)
-			if len(f) >= 2 {
-				n, _ := strconv.ParseInt(f[1], 10, 64)
-				return n
-			}
-		}
-	}
-	return 0
-}
-
 type result struct {
 	rps            float64
 	p50, p99, p999 time.Duration
@@ -362,24 +322,24 @@ type result struct {
 
 func (r result) cpu() string { return fmt.Sprintf("%.0f+%.0f+%.0f", r.svcCPU, r.dbCPU, r.clientCPU) }
 
-// processCPU is the CPU time (user and system) process pid has used.
-func processCPU(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// The command name, in parentheses, may hold spaces: count from after it.
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * time.Second / clockTicks
+// cpuMark is the CPU time the service, the database server's processes
+// (by pid) and this process had used at one moment.
+type cpuMark struct {
+	svc, client time.Duration
+	db          map[int]time.Duration
 }
 
-// clockTicks is USER_HZ, the unit of /proc/<pid>/stat times: 100 on Linux.
-const clockTicks = 100
+func (d *driver) cpuNow() cpuMark {
+	return cpuMark{svc: proc.CPU(d.svcPid), client: proc.CPU(os.Getpid()), db: d.serverCPU()}
+}
+
+// chargeCPU sets r's CPU per request: what each used since m, over n
+// requests.
+func (d *driver) chargeCPU(r *result, m cpuMark, n int) {
+	r.svcCPU = perRequest(proc.CPU(d.svcPid)-m.svc, n)
+	r.dbCPU = perRequest(d.serverCPUSince(m.db), n)
+	r.clientCPU = perRequest(proc.CPU(os.Getpid())-m.client, n)
+}
 
 type driver struct {
 	base    string
@@ -524,7 +484,7 @@ func (d *driver) phase(name string) (result, error) {
 	var errs atomic.Int64
 	var firstErr atomic.Value
 	deadline := time.Now().Add(d.o.duration)
-	svc0, db0, client0 := processCPU(d.svcPid), d.serverCPU(), processCPU(os.Getpid())
+	cpu0 := d.cpuNow()
 	var wg sync.WaitGroup
 	start := time.Now()
 	var counter atomic.Int64
@@ -557,7 +517,6 @@ func (d *driver) phase(name string) (result, error) {
 		}(w)
 	}
 	wg.Wait()
-	svcCPU, dbCPU, clientCPU := processCPU(d.svcPid)-svc0, d.serverCPUSince(db0), processCPU(os.Getpid())-client0
 	elapsed := time.Since(start)
 	if last := lastDone.Load(); last != nil {
 		elapsed = last.(time.Time).Sub(start) // work ran out before the deadline
@@ -565,7 +524,7 @@ func (d *driver) phase(name string) (result, error) {
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	r := result{rps: float64(len(lat)) / elapsed.Seconds(), errors: errs.Load(), note: note,
 		p50: pct(lat, 0.50), p99: pct(lat, 0.99), p999: pct(lat, 0.999)}
-	r.svcCPU, r.dbCPU, r.clientCPU = perRequest(svcCPU, len(lat)), perRequest(dbCPU, len(lat)), perRequest(clientCPU, len(lat))
+	d.chargeCPU(&r, cpu0, len(lat))
 	if strings.HasPrefix(name, "usage") {
 		r.note = strings.Replace(note, "0 records/s", fmt.Sprintf("%.0f records/s", r.rps*usageBatch), 1)
 	}

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"entitlements/bench/proc"
+
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 )
 
@@ -71,7 +73,7 @@ func (d *driver) openLoop(target func(i int) (path, token string), rate float64,
 		wg.Add(1)
 		go worker()
 	}
-	svc0, db0, client0 := processCPU(d.svcPid), d.serverCPU(), processCPU(os.Getpid())
+	cpu0 := d.cpuNow()
 	pacer := vegeta.ConstantPacer{Freq: int(rate), Per: time.Second}
 	per := float64(time.Second) / rate
 	start := time.Now()
@@ -95,7 +97,7 @@ func (d *driver) openLoop(target func(i int) (path, token string), rate float64,
 	close(jobs)
 	wg.Wait()
 	elapsed := time.Since(start)
-	r.svcCPU, r.dbCPU, r.clientCPU = perRequest(processCPU(d.svcPid)-svc0, len(lat)), perRequest(d.serverCPUSince(db0), len(lat)), perRequest(processCPU(os.Getpid())-client0, len(lat))
+	d.chargeCPU(&r, cpu0, len(lat))
 	return r.latencies(lat, elapsed, fmt.Sprintf("open loop, %.0f/s due for %s, latency from when due; generator at most %.1f ms behind", rate, dur, ms(lag)), first)
 }
 
@@ -127,7 +129,7 @@ func (d *driver) openLoopVegeta(target func(i int) (path, token string), rate fl
 		t.Header = http.Header{"Authorization": {"Bearer " + token}}
 		return nil
 	}
-	svc0, db0, client0 := processCPU(d.svcPid), d.serverCPU(), processCPU(os.Getpid())
+	cpu0 := d.cpuNow()
 	start := time.Now()
 	var lat []time.Duration
 	var lag time.Duration
@@ -148,7 +150,7 @@ func (d *driver) openLoopVegeta(target func(i int) (path, token string), rate fl
 		lat = append(lat, max(res.Timestamp.Add(res.Latency).Sub(due), res.Latency))
 	}
 	elapsed := time.Since(start)
-	r.svcCPU, r.dbCPU, r.clientCPU = perRequest(processCPU(d.svcPid)-svc0, len(lat)), perRequest(d.serverCPUSince(db0), len(lat)), perRequest(processCPU(os.Getpid())-client0, len(lat))
+	d.chargeCPU(&r, cpu0, len(lat))
 	return r.latencies(lat, elapsed, fmt.Sprintf("open loop, %.0f/s due for %s (vegeta's attacker, net/http), latency from when due; generator at most %.1f ms behind", rate, dur, ms(lag)), first)
 }
 
@@ -207,7 +209,7 @@ func (d *driver) serverCPU() map[int]time.Duration {
 		if f := strings.Fields(strings.ReplaceAll(string(title), "\x00", " ")); len(f) >= 5 && strings.Contains(f[4], "(") && f[3] != db {
 			continue
 		}
-		cpu[pid] = processCPU(pid)
+		cpu[pid] = proc.CPU(pid)
 	}
 	return cpu
 }

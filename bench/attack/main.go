@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"entitlements/api"
+	"entitlements/bench/proc"
 	"entitlements/billing"
 )
 
@@ -91,7 +92,7 @@ func run(o options) error {
 			return fmt.Errorf("go build (run from the repository root): %v\n%s", err, out)
 		}
 	}
-	addr, err := freeAddr()
+	addr, err := proc.FreeAddr()
 	if err != nil {
 		return err
 	}
@@ -118,7 +119,7 @@ func run(o options) error {
 		svc.Wait()
 	}()
 	base := "http://" + addr
-	if err := waitReady(base + "/readyz"); err != nil {
+	if err := proc.WaitReady(base + "/readyz"); err != nil {
 		return err
 	}
 	orders, err := prepareOrders(base, int(o.duration/o.probeEvery)+10)
@@ -126,7 +127,7 @@ func run(o options) error {
 		return err
 	}
 	pid := svc.Process.Pid
-	fmt.Printf("service pid %d, RSS before the attack %.0f MB (peak so far %.0f MB)\n", pid, mb(procKB(pid, "VmRSS")), mb(procKB(pid, "VmHWM")))
+	fmt.Printf("service pid %d, RSS before the attack %.0f MB (peak so far %.0f MB)\n", pid, mb(proc.StatusKB(pid, "VmRSS")), mb(proc.StatusKB(pid, "VmHWM")))
 
 	deadline := time.Now().Add(o.duration)
 	var answers counter
@@ -196,7 +197,7 @@ func run(o options) error {
 
 	fmt.Printf("\nanswers to the attack: %s\n", answers.String())
 	fmt.Printf("signed payments meanwhile: %d sent, %s; latency p50 %.1f ms, max %.1f ms\n", p.sent, p.codes.String(), ms(p.p50), ms(p.max))
-	fmt.Printf("service peak RSS (VmHWM): %.0f MB; RSS now %.0f MB\n", mb(procKB(pid, "VmHWM")), mb(procKB(pid, "VmRSS")))
+	fmt.Printf("service peak RSS (VmHWM): %.0f MB; RSS now %.0f MB\n", mb(proc.StatusKB(pid, "VmHWM")), mb(proc.StatusKB(pid, "VmRSS")))
 	return nil
 }
 
@@ -446,23 +447,6 @@ func mb(kb int64) float64 { return float64(kb) / 1024 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// procKB reads a field of /proc/<pid>/status, in KiB.
-func procKB(pid int, field string) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, field+":") {
-			if f := strings.Fields(line); len(f) >= 2 {
-				n, _ := strconv.ParseInt(f[1], 10, 64)
-				return n
-			}
-		}
-	}
-	return 0
-}
-
 // counter counts answers by status.
 type counter struct {
 	mu sync.Mutex // protects n
@@ -494,26 +478,4 @@ func (c *counter) String() string {
 		return "none"
 	}
 	return strings.Join(parts, ", ")
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
-func waitReady(url string) error {
-	for i := 0; i < 600; i++ {
-		if res, err := http.Get(url); err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("service not ready at %s", url)
 }
