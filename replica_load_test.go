@@ -10,12 +10,10 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -52,46 +50,16 @@ func TestThreeReplicasUnderMixedLoad(t *testing.T) {
 	rcv := &crashReceiver{key: key, perID: map[string]int{}}
 	hook := newLocalServer(t, rcv)
 	conf := replicaConfig(t)
-	var logs [3]syncBuffer
-	addrs := []string{freePort(t), freePort(t), freePort(t)}
-	keyFile := filepath.Join(t.TempDir(), "dev-only-certificate-key.pem")
-	var procs []*exec.Cmd
-	for i, addr := range addrs {
-		cmd := exec.Command(bin, "serve", "--config", conf)
-		cmd.Env = append(os.Environ(),
-			"ENTITLEMENTS_HTTP_ADDR="+addr,
-			"ENTITLEMENTS_DATABASE_DRIVER=postgres",
-			"ENTITLEMENTS_DATABASE_DSN="+cfg.DSN,
-			"ENTITLEMENTS_CERTIFICATE_SIGNING_KEY_FILE="+keyFile,
-			"ENTITLEMENTS_LOG_LEVEL=warn",
-			"ENTITLEMENTS_SCHEDULER_EXPIRE=@every 1s",
-			"ENTITLEMENTS_SCHEDULER_REMIND=@every 1s",
-			"ENTITLEMENTS_SCHEDULER_DELIVER=@every 1s",
-			"ENTITLEMENTS_SCHEDULER_CANCEL_UNPAID=@every 1s",
-			"ENTITLEMENTS_SCHEDULER_PRUNE=@every 1s",
-			"ENTITLEMENTS_NOTICES_WEBHOOK_URL="+hook,
-			"ENTITLEMENTS_NOTICES_WEBHOOK_SECRET=whsec_"+base64.StdEncoding.EncodeToString(key),
-		)
-		cmd.Stdout, cmd.Stderr = &logs[i], &logs[i]
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		procs = append(procs, cmd)
-	}
-	defer func() {
-		for i, p := range procs {
-			p.Process.Signal(syscall.SIGTERM)
-			if err := p.Wait(); err != nil {
-				t.Errorf("replica %d: graceful shutdown: %v", i, err)
-			}
-			if t.Failed() {
-				t.Logf("replica %d logs:\n%s", i, logs[i].String())
-			}
-		}
-	}()
-	for _, a := range addrs {
-		waitHTTP(t, "http://"+a+"/readyz")
-	}
+	addrs, pids := startReplicas(t, bin, conf, cfg.DSN, 3,
+		"ENTITLEMENTS_LOG_LEVEL=warn",
+		"ENTITLEMENTS_SCHEDULER_EXPIRE=@every 1s",
+		"ENTITLEMENTS_SCHEDULER_REMIND=@every 1s",
+		"ENTITLEMENTS_SCHEDULER_DELIVER=@every 1s",
+		"ENTITLEMENTS_SCHEDULER_CANCEL_UNPAID=@every 1s",
+		"ENTITLEMENTS_SCHEDULER_PRUNE=@every 1s",
+		"ENTITLEMENTS_NOTICES_WEBHOOK_URL="+hook,
+		"ENTITLEMENTS_NOTICES_WEBHOOK_SECRET=whsec_"+base64.StdEncoding.EncodeToString(key),
+	)
 
 	l := newLoad(t, addrs, loc)
 	start := time.Now()
@@ -116,8 +84,8 @@ func TestThreeReplicasUnderMixedLoad(t *testing.T) {
 	l.checkNotices(db, rcv, seeded)
 	host, _ := os.Hostname()
 	var names []string
-	for _, p := range procs {
-		names = append(names, fmt.Sprintf("%s/%d", host, p.Process.Pid))
+	for _, pid := range pids {
+		names = append(names, fmt.Sprintf("%s/%d", host, pid))
 	}
 	l.checkJobRuns(db, names, start.Add(2*time.Second), start.Add(replicaLoadDuration))
 }

@@ -39,43 +39,13 @@ func TestTwoProcessesOnPostgresShareTheWork(t *testing.T) {
 	key := []byte("replica-test-key-0123456789abcd!")
 	rcv := &crashReceiver{key: key, delay: 100 * time.Millisecond, perID: map[string]int{}}
 	srv := newLocalServer(t, rcv)
-	var logs syncBuffer
-	addrs := []string{freePort(t), freePort(t)}
-	keyFile := filepath.Join(t.TempDir(), "dev-only-certificate-key.pem")
-	var procs []*exec.Cmd
-	for _, addr := range addrs {
-		cmd := exec.Command(bin, "serve", "--config", "config.yaml")
-		cmd.Env = append(os.Environ(),
-			"ENTITLEMENTS_HTTP_ADDR="+addr,
-			"ENTITLEMENTS_DATABASE_DRIVER=postgres",
-			"ENTITLEMENTS_DATABASE_DSN="+cfg.DSN,
-			"ENTITLEMENTS_CERTIFICATE_SIGNING_KEY_FILE="+keyFile, // both replicas: one key
-			"ENTITLEMENTS_SCHEDULER_EXPIRE=@every 1s",
-			"ENTITLEMENTS_SCHEDULER_REMIND=@every 1s",
-			"ENTITLEMENTS_SCHEDULER_DELIVER=@every 1s",
-			"ENTITLEMENTS_NOTICES_WEBHOOK_URL="+srv,
-			"ENTITLEMENTS_NOTICES_WEBHOOK_SECRET=whsec_"+base64.StdEncoding.EncodeToString(key),
-		)
-		cmd.Stdout, cmd.Stderr = &logs, &logs
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		procs = append(procs, cmd)
-	}
-	defer func() {
-		for _, p := range procs {
-			p.Process.Signal(syscall.SIGTERM)
-			if err := p.Wait(); err != nil {
-				t.Errorf("graceful shutdown: %v", err)
-			}
-		}
-		if t.Failed() {
-			t.Logf("logs:\n%s", logs.String())
-		}
-	}()
-	for _, a := range addrs {
-		waitHTTP(t, "http://"+a+"/readyz")
-	}
+	addrs, _ := startReplicas(t, bin, "config.yaml", cfg.DSN, 2,
+		"ENTITLEMENTS_SCHEDULER_EXPIRE=@every 1s",
+		"ENTITLEMENTS_SCHEDULER_REMIND=@every 1s",
+		"ENTITLEMENTS_SCHEDULER_DELIVER=@every 1s",
+		"ENTITLEMENTS_NOTICES_WEBHOOK_URL="+srv,
+		"ENTITLEMENTS_NOTICES_WEBHOOK_SECRET=whsec_"+base64.StdEncoding.EncodeToString(key),
+	)
 
 	// The same API on both: activate through one, read through the other.
 	vin := billing.FixCheckDigit("LSVAX4E10R0000001")
@@ -221,4 +191,48 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// startReplicas starts n service processes of bin with config conf on the
+// PostgreSQL database dsn, each on a port of its own and with the same
+// certificate key (a car may fetch its certificate from one and the JWKS
+// from another), env added to their environment; waits until each is
+// ready and returns their addresses and process ids. At the end of the
+// test it stops each with SIGTERM, failing the test if one does not shut
+// down cleanly, and logs their output if the test failed.
+func startReplicas(t *testing.T, bin, conf, dsn string, n int, env ...string) (addrs []string, pids []int) {
+	t.Helper()
+	keyFile := filepath.Join(t.TempDir(), "dev-only-certificate-key.pem")
+	logs := make([]syncBuffer, n)
+	var procs []*exec.Cmd
+	t.Cleanup(func() {
+		for i, p := range procs {
+			p.Process.Signal(syscall.SIGTERM)
+			if err := p.Wait(); err != nil {
+				t.Errorf("replica %d: graceful shutdown: %v", i, err)
+			}
+			if t.Failed() {
+				t.Logf("replica %d logs:\n%s", i, logs[i].String())
+			}
+		}
+	})
+	for i := range n {
+		addr := freePort(t)
+		cmd := exec.Command(bin, "serve", "--config", conf)
+		cmd.Env = append(append(os.Environ(),
+			"ENTITLEMENTS_HTTP_ADDR="+addr,
+			"ENTITLEMENTS_DATABASE_DRIVER=postgres",
+			"ENTITLEMENTS_DATABASE_DSN="+dsn,
+			"ENTITLEMENTS_CERTIFICATE_SIGNING_KEY_FILE="+keyFile,
+		), env...)
+		cmd.Stdout, cmd.Stderr = &logs[i], &logs[i]
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		procs, addrs, pids = append(procs, cmd), append(addrs, addr), append(pids, cmd.Process.Pid)
+	}
+	for _, a := range addrs {
+		waitHTTP(t, "http://"+a+"/readyz")
+	}
+	return addrs, pids
 }
