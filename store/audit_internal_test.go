@@ -281,15 +281,7 @@ func TestEveryWriteIsAudited(t *testing.T) {
 // TestAuditQueryPlans: on SQLite every filter of the audit list reads an
 // index in (at, id) order, newest first, with no sort and no table scan.
 func TestAuditQueryPlans(t *testing.T) {
-	ctx := context.Background()
-	db, err := Open(ctx, Config{Driver: SQLite, DSN: filepath.Join(t.TempDir(), "plan.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db := planStore(t)
 	at := time.Date(2026, 6, 15, 4, 0, 0, 0, time.UTC)
 	before := &billing.Cursor{At: at, ID: "aud_1"}
 	// The table is WITHOUT ROWID: its own B-tree is the (at, id) key.
@@ -310,21 +302,7 @@ func TestAuditQueryPlans(t *testing.T) {
 		"actor, range": {billing.AuditQuery{Limit: 50, Actor: "ops:delivery", From: at.Add(-time.Hour), To: at}, []string{"USING INDEX audit_log_actor_idx (actor=? AND"}},
 	} {
 		stmt := auditSelect(db.read.Session(&gorm.Session{DryRun: true}), c.q).Find(&[]auditRow{}).Statement
-		rows, err := db.read.Raw("EXPLAIN QUERY PLAN "+stmt.SQL.String(), stmt.Vars...).Rows()
-		if err != nil {
-			t.Fatalf("%s: explain: %v", name, err)
-		}
-		var plan []string
-		for rows.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, detail)
-		}
-		rows.Close()
-		got := strings.Join(plan, "; ")
+		got := queryPlan(t, db, stmt.SQL.String(), stmt.Vars...)
 		found := false
 		for _, w := range c.want {
 			found = found || strings.Contains(got, w)

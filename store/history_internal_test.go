@@ -196,15 +196,7 @@ func TestTimelineChangeNeedsItsCause(t *testing.T) {
 // VIN: the version lookup by the timeline_versions key, the period
 // versions by theirs, a month's arrivals by theirs.
 func TestPointInTimeQueryPlans(t *testing.T) {
-	ctx := context.Background()
-	db, err := Open(ctx, Config{Driver: SQLite, DSN: filepath.Join(t.TempDir(), "plan.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db := planStore(t)
 	now := time.Date(2026, 2, 28, 16, 0, 0, 0, time.UTC)
 	for _, c := range []struct {
 		st   statement
@@ -218,21 +210,7 @@ func TestPointInTimeQueryPlans(t *testing.T) {
 		{db.lastVersionStmt(), []any{"V"}, "SEARCH tv USING PRIMARY KEY (vin=? AND version=?)"},
 		{db.versionGuardStmt(), []any{"V"}, "SEARCH tv USING PRIMARY KEY (vin=?)"},
 	} {
-		rows, err := db.read.Raw("EXPLAIN QUERY PLAN "+c.st.query(), c.args...).Rows()
-		if err != nil {
-			t.Fatalf("explain %s: %v", c.st.key, err)
-		}
-		var lines []string
-		for rows.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			lines = append(lines, detail)
-		}
-		rows.Close()
-		plan := strings.Join(lines, "\n")
+		plan := queryPlan(t, db, c.st.query(), c.args...)
 		if !strings.Contains(plan, c.want) {
 			t.Errorf("%s: plan\n%s\nwant %s", c.st.key, plan, c.want)
 		}

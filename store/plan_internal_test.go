@@ -14,34 +14,9 @@ import (
 // A plan that scans a table or sorts would still pass every functional
 // test and take minutes over a million vehicles.
 func TestJobQueryPlans(t *testing.T) {
-	ctx := context.Background()
-	db, err := Open(ctx, Config{Driver: SQLite, DSN: filepath.Join(t.TempDir(), "plan.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db := planStore(t)
 	now := time.Date(2026, 2, 28, 16, 0, 0, 0, time.UTC)
-	plan := func(q string, args ...any) string {
-		t.Helper()
-		rows, err := db.read.Raw("EXPLAIN QUERY PLAN "+q, args...).Rows()
-		if err != nil {
-			t.Fatalf("explain %s: %v", q, err)
-		}
-		defer rows.Close()
-		var lines []string
-		for rows.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			lines = append(lines, detail)
-		}
-		return strings.Join(lines, "\n")
-	}
+	plan := func(q string, args ...any) string { return queryPlan(t, db, q, args...) }
 	for _, c := range []struct {
 		name  string
 		where string
@@ -90,4 +65,39 @@ func TestJobQueryPlans(t *testing.T) {
 	if p := plan(`SELECT * FROM notices WHERE vin = ? ORDER BY created_at DESC, id DESC LIMIT 10`, "LSVAX4E10P2000300"); !strings.Contains(p, "notices_vin_idx") {
 		t.Errorf("a vehicle's notice list does not use notices_vin_idx:\n%s", p)
 	}
+}
+
+// planStore opens a migrated SQLite store, for the query-plan tests.
+func planStore(t *testing.T) *DB {
+	t.Helper()
+	ctx := context.Background()
+	db, err := Open(ctx, Config{Driver: SQLite, DSN: filepath.Join(t.TempDir(), "plan.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if _, err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// queryPlan is SQLite's plan of q, one step a line.
+func queryPlan(t *testing.T, db *DB, q string, args ...any) string {
+	t.Helper()
+	rows, err := db.read.Raw("EXPLAIN QUERY PLAN "+q, args...).Rows()
+	if err != nil {
+		t.Fatalf("explain %s: %v", q, err)
+	}
+	defer rows.Close()
+	var lines []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, detail)
+	}
+	return strings.Join(lines, "\n")
 }
