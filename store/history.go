@@ -359,17 +359,7 @@ func (db *DB) periodVersionsStmt() statement {
 
 // periodVersions returns vin's timeline in version v.
 func (db *DB) periodVersions(q querier, vin billing.VIN, v int) ([]billing.Period, error) {
-	rows, err := q(db.periodVersionsStmt(), string(vin), v, v)
-	if err != nil {
-		return nil, fmt.Errorf("read version %d of %s: %w", v, vin, err)
-	}
-	var ps []billing.Period
-	err = eachRow(rows, func() error {
-		p, err := scanPeriod(rows, false)
-		p.VIN = vin
-		ps = append(ps, p)
-		return err
-	})
+	ps, err := vinPeriods(q, vin, db.periodVersionsStmt(), string(vin), v, v)
 	if err != nil {
 		return nil, fmt.Errorf("read version %d of %s: %w", v, vin, err)
 	}

@@ -157,9 +157,19 @@ func (db *DB) vehicle(q querier, vin billing.VIN, lock bool) (billing.Vehicle, e
 // timeline reads vin's periods, refunded ones included, in seq order; an
 // unknown VIN has an empty timeline.
 func (db *DB) timeline(q querier, vin billing.VIN) (billing.Timeline, error) {
-	rows, err := q(db.timelineStmt(), string(vin))
+	ps, err := vinPeriods(q, vin, db.timelineStmt(), string(vin))
 	if err != nil {
 		return billing.Timeline{}, fmt.Errorf("load timeline %s: %w", vin, err)
+	}
+	return billing.NewTimeline(ps), nil
+}
+
+// vinPeriods runs st, a statement that selects vin's periods as
+// scanPeriod reads them (without their VIN), and scans them.
+func vinPeriods(q querier, vin billing.VIN, st statement, args ...any) ([]billing.Period, error) {
+	rows, err := q(st, args...)
+	if err != nil {
+		return nil, err
 	}
 	var ps []billing.Period
 	err = eachRow(rows, func() error {
@@ -168,10 +178,7 @@ func (db *DB) timeline(q querier, vin billing.VIN) (billing.Timeline, error) {
 		ps = append(ps, p)
 		return err
 	})
-	if err != nil {
-		return billing.Timeline{}, fmt.Errorf("load timeline %s: %w", vin, err)
-	}
-	return billing.NewTimeline(ps), nil
+	return ps, err
 }
 
 // scanPeriod scans timelineColumns, after the VIN when withVIN.
