@@ -12,9 +12,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -35,6 +33,7 @@ import (
 
 	"entitlements/api"
 	"entitlements/bench/proc"
+	"entitlements/billing"
 	"entitlements/store"
 )
 
@@ -690,10 +689,7 @@ func (d *driver) pay(o benchOrder) error {
 		"amount_fen": o.AmountFen, "currency": "CNY",
 		"paid_at": time.Now().UTC().Format(time.RFC3339), "transaction_id": "tx-" + o.ID,
 	})
-	t := strconv.FormatInt(time.Now().Unix(), 10)
-	mac := hmac.New(sha256.New, []byte(paymentSecret))
-	mac.Write([]byte(t + "." + string(note)))
-	sig := "t=" + t + ",v1=" + hex.EncodeToString(mac.Sum(nil))
+	sig := billing.SignPayment([]byte(paymentSecret), note, time.Now())
 	return d.call(http.MethodPost, "/v1/payments/notifications", "", note, map[string]string{"Payment-Signature": sig}, http.StatusOK)
 }
 
