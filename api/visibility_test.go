@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"entitlements/store/storetest"
 	"fmt"
 	"net/http"
 	"slices"
@@ -129,6 +130,7 @@ var scopedEndpoints = []scopedEndpoint{
 	{method: "GET", path: "/v1/vehicles/{vin}/features?as_known_at=2026-08-01", roles: readers, decidedWhenNotActivated: true},
 	{method: "GET", path: "/v1/vehicles/{vin}/features/karaoke?at=2026-07-15T10:00:00Z", roles: readers, decidedWhenNotActivated: true},
 	{method: "GET", path: "/v1/vehicles/{vin}/timeline/history", roles: []api.Role{api.RoleBilling, api.RoleOps}},
+	{method: "GET", path: "/v1/vehicles/{vin}/certificate", roles: readers},
 	{method: "POST", path: "/v1/vehicles/{vin}/orders", roles: []api.Role{api.RoleOwner}, key: true,
 		body: func(visibilityFixture, subject) any { return map[string]string{"product": "monthly"} }},
 	{method: "GET", path: "/v1/vehicles/{vin}/orders", roles: ownerOr},
@@ -201,7 +203,9 @@ func want(e scopedEndpoint, role api.Role, s subject) outcome {
 }
 
 func TestVisibilityMatrix(t *testing.T) {
-	eachPaymentBackend(t, func(t *testing.T, h *harness) {
+	storetest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		h := newHarness(t, dialect, withPayments, withCertificates(t, newSigningKey(t)))
 		f := newVisibilityFixture(t, h)
 		for _, e := range scopedEndpoints {
 			for _, c := range matrixCallers {

@@ -65,7 +65,7 @@ type DataClaims struct {
 
 // ClaimsOf is the wire form of c, issued by iss, with instants in loc.
 func ClaimsOf(c billing.Certificate, iss string, loc *time.Location) Claims {
-	stamp := func(t time.Time) string { return t.In(loc).Format(time.RFC3339) }
+	stamp := func(t time.Time) string { return billing.Stamp(t, loc) }
 	out := Claims{
 		Issuer: iss, Subject: string(c.VIN), Epoch: c.Epoch, TimeZone: loc.String(),
 		IssuedAt: c.IssuedAt.Unix(), NotBefore: c.NotBefore.Unix(), Expires: c.Expires.Unix(),
