@@ -134,8 +134,9 @@ func TestUnsignedPaymentBodiesAreNotRead(t *testing.T) {
 
 // With the body budget taken, a request that needs some of it is answered
 // 503 with Retry-After without its body being read, and succeeds once the
-// budget is free; a signed payment is answered 200 all along while
-// hundreds of unsigned ones come and go.
+// budget is free; unsigned payment notifications never take any of it,
+// and once it is free a signed one is answered 200 while hundreds of
+// unsigned ones are in flight.
 func TestBodyBudget(t *testing.T) {
 	h := newHarness(t, store.SQLite, func(o *api.Options) {
 		o.Limits = api.Limits{BodyBytes: api.MaxUsageBodyBytes, Wait: 50 * time.Millisecond}
@@ -199,9 +200,23 @@ func TestBodyBudget(t *testing.T) {
 	if res := await(t, "slow batch", bigRes); res.Code != http.StatusOK {
 		t.Fatalf("slow 8 MiB batch = %d %s, want 200", res.Code, res.Body)
 	}
+	// The signed notification is answered 200 while another 200 unsigned
+	// ones, whose bodies never arrive, are in flight.
+	unsigned, bodies = nil, nil
+	for i := 0; i < 200; i++ {
+		b := newHeldBody(bytes.Repeat([]byte("x"), 1<<10), true)
+		bodies = append(bodies, b)
+		unsigned = append(unsigned, h.send(bodyRequest(http.MethodPost, "/v1/payments/notifications", "", b, api.MaxBodyBytes, nil)))
+	}
 	res := h.do(request{Method: http.MethodPost, Path: "/v1/payments/notifications", Body: note, Headers: sign})
 	if res.Code != http.StatusOK {
-		t.Fatalf("signed notification after the budget is free = %d %s, want 200", res.Code, res.Body)
+		t.Fatalf("signed notification after the budget is free, unsigned ones in flight = %d %s, want 200", res.Code, res.Body)
+	}
+	for i, ch := range unsigned {
+		if res := await(t, "unsigned notification", ch); res.Code != http.StatusUnauthorized {
+			t.Fatalf("unsigned notification %d = %d %s, want 401", i, res.Code, res.Body)
+		}
+		close(bodies[i].release)
 	}
 	for _, chunked := range []bool{false, true} {
 		length := int64(len(small))
