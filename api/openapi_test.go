@@ -76,8 +76,10 @@ func TestOpenAPITextLimits(t *testing.T) {
 			t.Errorf("%s: no schema", where)
 			return
 		}
-		if s.MaxLength == nil || int(*s.MaxLength) != f.Max {
-			t.Errorf("%s: maxLength %v, want %d", where, s.MaxLength, f.Max)
+		if s.MaxLength == nil {
+			t.Errorf("%s: no maxLength, want %d", where, f.Max)
+		} else if int(*s.MaxLength) != f.Max {
+			t.Errorf("%s: maxLength %d, want %d", where, *s.MaxLength, f.Max)
 		}
 		if min := f.Required; (s.MinLength == 1) != min {
 			t.Errorf("%s: minLength %d, want 1 only when required (%v)", where, s.MinLength, min)
