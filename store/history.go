@@ -203,6 +203,33 @@ func (tx *Tx) flushVersions() error {
 
 func (tx *Tx) recordVersion(d *versionDraft) error {
 	db, vin := tx.db, d.vin
+	changed, replaced := d.periods, make([]bool, len(d.periods))
+	for i, p := range d.periods {
+		replaced[i] = !d.isNew[p.ID]
+	}
+	cause := tx.causeOf(vin)
+	if d.stale || cause == nil {
+		return tx.recordVersionSlowly(d, cause)
+	}
+	// One statement numbers the version after the last, takes the owner
+	// and epoch from the vehicle row as the write left it, and records
+	// nothing when no period changed and neither did the owner or epoch.
+	at := db.timeArg(cause.At)
+	var version int64
+	found, err := tx.queryRow(db.nextVersionStmt(), []any{at, at, string(cause.Action), nullable(cause.OrderID),
+		nullable(cause.RefundID), tx.actor.String(), string(vin), len(changed) > 0}, &version)
+	if err != nil || !found {
+		return err // not found: nothing to record, or no vehicle (which has no timeline)
+	}
+	return tx.insertPeriodVersions(vin, version, changed, replaced)
+}
+
+// recordVersionSlowly records the version of a stale draft, whose changed
+// periods are found by comparing the whole timeline with the last
+// version, or reports a write that changed a timeline without an audit
+// entry (cause nil). It reads the last version before inserting.
+func (tx *Tx) recordVersionSlowly(d *versionDraft, cause *billing.AuditEntry) error {
+	db, vin := tx.db, d.vin
 	var (
 		owner     string
 		epoch     int64
@@ -235,7 +262,6 @@ func (tx *Tx) recordVersion(d *versionDraft) error {
 	if last.Valid && len(changed) == 0 && lastOwner.String == owner && lastEpoch.Int64 == epoch {
 		return nil
 	}
-	cause := tx.causeOf(vin)
 	if cause == nil {
 		return fmt.Errorf("the timeline changed without an audit entry for the vehicle to name the cause")
 	}
@@ -249,6 +275,13 @@ func (tx *Tx) recordVersion(d *versionDraft) error {
 	if err != nil {
 		return err
 	}
+	return tx.insertPeriodVersions(vin, version, changed, replaced)
+}
+
+// insertPeriodVersions records the periods a version changed, closing the
+// rows of those it replaces.
+func (tx *Tx) insertPeriodVersions(vin billing.VIN, version int64, changed []billing.Period, replaced []bool) error {
+	db := tx.db
 	for i, p := range changed {
 		if replaced[i] {
 			if _, err := tx.exec(closePeriodVersionStmt, version, string(vin), p.ID); err != nil {
@@ -319,6 +352,25 @@ var (
 			data_bytes_per_month, paid_at, starts_at, ends_at, refunded_at) VALUES (` + placeholders(13) + `)`
 	}}
 )
+
+// nextVersionStmt inserts the version after vin's last and returns its
+// number: recorded at the cause's instant, or at the last version's if
+// that is later (versions are recorded in order, a version is never known
+// before the one it follows), with the vehicle row's owner and epoch. It
+// inserts nothing, and returns no row, when the vehicle does not exist, or
+// when periodsChanged (the last argument) is false and the owner and epoch
+// are the last version's.
+func (db *DB) nextVersionStmt() statement {
+	return statement{"history/next", func() string {
+		return `INSERT INTO timeline_versions (vin, version, recorded_at, cause, order_id, refund_id, actor, owner_id, epoch)
+			SELECT v.vin, COALESCE(tv.version, 0) + 1, CASE WHEN tv.recorded_at > ? THEN tv.recorded_at ELSE ? END,
+				?, ?, ?, ?, v.owner_id, v.epoch
+			FROM vehicles v LEFT JOIN timeline_versions tv ON tv.vin = v.vin
+				AND tv.version = (SELECT MAX(t2.version) FROM timeline_versions t2 WHERE t2.vin = v.vin)
+			WHERE v.vin = ? AND (? OR tv.version IS NULL OR tv.owner_id <> v.owner_id OR tv.epoch <> v.epoch)
+			RETURNING version`
+	}}
+}
 
 // lastVersionStmt reads the vehicle's owner and epoch and its last
 // version's number, time, owner and epoch (NULLs when it has none).

@@ -35,7 +35,8 @@ func (r paymentRow) payment() billing.Payment {
 }
 
 // ApplyPayment records the notification p and applies it as
-// billing.PayOrder decides, in one transaction with the vehicle locked:
+// billing.PayOrder decides, in one transaction with the vehicle locked
+// (lockOrderVehicleStmt):
 // the payment row with its outcome and, for an applied payment, the new
 // period (and any period the layout moved), vehicles.coverage_ends_at,
 // the paid order and the order.paid notice. A refused payment is recorded
@@ -53,16 +54,13 @@ func (db *DB) ApplyPayment(ctx context.Context, p billing.Payment, loc *time.Loc
 	now, p.PaidAt = utc(now), utc(p.PaidAt) // what is stored is what the plan is computed from
 	err := db.write(ctx, nil, func(tx *Tx) error {
 		var err error
+		if db.dialect == Postgres { // lock the order's vehicle (an order never changes vehicle), then read the order
+			if _, err := tx.exec(lockOrderVehicleStmt, p.OrderID); err != nil {
+				return fmt.Errorf("lock the vehicle of order %s: %w", p.OrderID, err)
+			}
+		}
 		if o, err = db.order(tx.query, p.OrderID); err != nil {
 			return err
-		}
-		if _, err := db.vehicle(tx.query, o.VIN, true); err != nil { // the lock; an order never changes vehicle
-			return err
-		}
-		if db.dialect == Postgres { // read again under the vehicle's lock
-			if o, err = db.order(tx.query, p.OrderID); err != nil {
-				return err
-			}
 		}
 		tl, err := db.timeline(tx.query, o.VIN)
 		if err != nil {
@@ -142,6 +140,15 @@ func (db *DB) replayPayment(tx *Tx, p billing.Payment, o billing.Order) (_ billi
 	}
 	return o, nil, nil
 }
+
+// lockOrderVehicleStmt locks, on PostgreSQL, the row of the vehicle of
+// an order (none when there is no such order) until the transaction
+// ends, in one round trip: every write of a vehicle's timeline takes this
+// lock first, so what is read after it is what the last of them left.
+// On SQLite the writer slot serialises writes instead.
+var lockOrderVehicleStmt = statement{"pay/lock", func() string {
+	return `SELECT vin FROM vehicles WHERE vin = (SELECT vin FROM orders WHERE id = ?) FOR UPDATE`
+}}
 
 var findPaymentStmt = statement{"pay/find", func() string {
 	return `SELECT order_id, status, outcome, amount_fen, currency, paid_at, transaction_id FROM payments WHERE event_id = ?`
