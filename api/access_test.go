@@ -44,6 +44,8 @@ func freshKey() map[string]string {
 // (POST /v1/payments/notifications is signed, not bearer-authenticated,
 // and is tested with its signature rules). A new endpoint adds its row.
 var endpoints = []endpoint{
+	{method: http.MethodGet, path: "/v1/me",
+		access: map[api.Role]access{api.RoleVehicle: yes, api.RoleOwner: yes, api.RoleBilling: yes, api.RoleOps: yes, api.RoleCarrier: yes}},
 	{method: http.MethodGet, path: "/v1/products",
 		access: map[api.Role]access{api.RoleVehicle: yes, api.RoleOwner: yes, api.RoleBilling: yes, api.RoleOps: yes}},
 	{method: http.MethodPost, path: "/v1/vehicles/{vin}/activation",

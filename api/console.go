@@ -41,11 +41,12 @@ func (s *Server) consoleRoutes(r *gin.Engine) {
 		name := strings.TrimPrefix(path.Clean("/"+c.Param("file")), "/")
 		if name == "config.json" {
 			// The configured zone, so that local dates typed in the console
-			// become instants of that zone.
+			// become instants of that zone, and the audit actions the
+			// audit page offers as its action filter.
 			c.Header("Content-Security-Policy", ConsoleCSP)
 			c.Header("Cache-Control", "no-cache")
 			_, off := s.now().In(s.loc).Zone()
-			c.JSON(http.StatusOK, gin.H{"zone": s.loc.String(), "offset_seconds": off})
+			c.JSON(http.StatusOK, gin.H{"zone": s.loc.String(), "offset_seconds": off, "audit_actions": billing.AuditActions})
 			return
 		}
 		if name == "" {

@@ -6,11 +6,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"entitlements/api"
+	"entitlements/billing"
 )
 
 type previewBody struct {
@@ -307,11 +309,15 @@ func TestConsoleIsServedWithAStrictPolicy(t *testing.T) {
 		t.Errorf("the policy allows something unsafe: %s", api.ConsoleCSP)
 	}
 	var cfg struct {
-		Zone          string `json:"zone"`
-		OffsetSeconds int    `json:"offset_seconds"`
+		Zone          string                `json:"zone"`
+		OffsetSeconds int                   `json:"offset_seconds"`
+		AuditActions  []billing.AuditAction `json:"audit_actions"`
 	}
 	if err := json.Unmarshal(get("/console/config.json").Body.Bytes(), &cfg); err != nil || cfg.Zone != "Asia/Shanghai" || cfg.OffsetSeconds != 8*3600 {
 		t.Errorf("config.json = %+v (%v), want Asia/Shanghai +8h", cfg, err)
+	}
+	if !slices.Equal(cfg.AuditActions, billing.AuditActions) {
+		t.Errorf("config.json audit_actions = %v, want billing.AuditActions %v", cfg.AuditActions, billing.AuditActions)
 	}
 	if w := get("/console"); w.Code != http.StatusMovedPermanently || w.Header().Get("Location") != "/console/" {
 		t.Errorf("GET /console = %d %s, want a redirect to /console/", w.Code, w.Header().Get("Location"))

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"entitlements/api"
+	"entitlements/billing"
 
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/cdp"
@@ -206,13 +207,16 @@ func screenshot(t *testing.T, ctx context.Context, sel, name string) {
 func TestConsoleInTheBrowser(t *testing.T) {
 	downloads := t.TempDir()
 	ctx := startBrowser(t, downloads)
-	h := newHarness(t, "sqlite", withPayments)
+	// Staff may also sign in with the identity provider's tokens, whose
+	// role is a mapped "roles" claim.
+	idpKey := rsaKey(t, "rsa-1", 2048)
+	h := newHarness(t, "sqlite", withPayments, withIdP(newIdP(t, newJWKSServer(t, idpKey).URL())))
 	srv := browserServer(t, h)
 
 	// A car whose trial has ended, with a running monthly package, a
 	// yearly one after it, and a monthly refunded before it started.
 	v, running := h.boughtAfterLapse("LSVAX4E10P2700001", "monthly")
-	h.pay(h.createOrder(v, "alice", "yearly"))
+	yearly := h.pay(h.createOrder(v, "alice", "yearly"))
 	extra := h.pay(h.createOrder(v, "alice", "monthly"))
 	if res := h.refund(extra.ID, map[string]any{"reason": "duplicate", "note": "bought twice"}); res.Code != 201 {
 		t.Fatalf("seed refund = %d %s", res.Code, res.Body)
@@ -224,6 +228,22 @@ func TestConsoleInTheBrowser(t *testing.T) {
 			"started_at": at.Format(time.RFC3339), "ended_at": at.Add(time.Hour).Format(time.RFC3339)}}}})
 	if usage.Code != http.StatusOK {
 		t.Fatalf("seed usage = %d %s", usage.Code, usage.Body)
+	}
+	// A fleet whose owner id has 17 characters of the VIN alphabet but a
+	// wrong check digit, with a page and one more of cars, the first of
+	// them with a page and one more of unpaid orders.
+	fleetVIN := vin("FLEETS2025XYZ0001")
+	fleet := fleetVIN[:8] + map[bool]string{true: "1", false: "2"}[fleetVIN[8] != '1'] + fleetVIN[9:]
+	const page = 20 // the console's page of vehicles and of orders
+	var fleetCars []string
+	for i := range page + 1 {
+		car := vin(fmt.Sprintf("LSVAX4E10P28%05d", i))
+		h.activate(car, fleet, time.Date(2026, 6, 1, 9, 0, 0, 0, shanghai))
+		fleetCars = append(fleetCars, car)
+	}
+	var unpaid []orderBody
+	for range page + 1 {
+		unpaid = append(unpaid, h.createOrder(fleetCars[0], fleet, "monthly"))
 	}
 	staff := h.token(api.RoleBilling, "dana")
 
@@ -261,6 +281,22 @@ func TestConsoleInTheBrowser(t *testing.T) {
 		t.Errorf("VIN check = %q, want the expected digit %c", got, v[8])
 	}
 	clear(t, ctx, "#find-q")
+
+	// Seventeen characters with a wrong check digit are looked up as an
+	// order id and an owner id too; the owner's vehicles come a page at a
+	// time, with a "More" button.
+	step(t, ctx, "type the fleet's owner id", chromedp.SendKeys(chromedp.CSS("#find-q"), fleet))
+	if got := text(t, ctx, "#vin-check"); !strings.Contains(got, "check digit is wrong") {
+		t.Errorf("VIN check of %s = %q, want a wrong check digit", fleet, got)
+	}
+	step(t, ctx, "search for it", chromedp.SendKeys(chromedp.CSS("#find-q"), "\r"))
+	waitFor(t, ctx, "the fleet's first page", fmt.Sprintf(`document.querySelectorAll('#find-vehicles tr[data-vin]').length === %d`, page))
+	step(t, ctx, "show more vehicles", chromedp.Click(chromedp.CSS("#find-more")))
+	waitFor(t, ctx, "all the fleet's cars", fmt.Sprintf(`document.querySelectorAll('#find-vehicles tr[data-vin]').length === %d && document.querySelector('#find-more').hidden`, page+1))
+	if got := eval[[]string](t, ctx, `Array.from(document.querySelectorAll('#find-vehicles tr[data-vin]'), r => r.dataset.vin)`); len(unique(got)) != page+1 {
+		t.Errorf("the fleet's pages repeat cars: %v", got)
+	}
+	clear(t, ctx, "#find-q")
 	step(t, ctx, "type the right VIN", chromedp.SendKeys(chromedp.CSS("#find-q"), strings.ToLower(v)))
 	if got := text(t, ctx, "#vin-check"); !strings.Contains(got, "is correct") {
 		t.Errorf("VIN check = %q, want correct", got)
@@ -294,6 +330,21 @@ func TestConsoleInTheBrowser(t *testing.T) {
 		t.Errorf("notices = %q, want the pending refund.issued", notices)
 	}
 	screenshot(t, ctx, "main", "vehicle.png")
+
+	// The skip link moves focus to the content and leaves the page as it is.
+	step(t, ctx, "reach the skip link", chromedp.Focus(chromedp.CSS(`#nav a[href="#/find"]`)),
+		chromedp.KeyEvent("\t", chromedp.KeyModifiers(chromedp.ModifierShift)))
+	if !eval[bool](t, ctx, `document.activeElement.matches('a.skip') && document.activeElement.getBoundingClientRect().left >= 0`) {
+		t.Errorf("Shift+Tab from the navigation did not reach a visible skip link")
+	}
+	step(t, ctx, "follow the skip link", chromedp.KeyEvent("\r"))
+	time.Sleep(200 * time.Millisecond) // a route change would have begun
+	if got := eval[string](t, ctx, `location.hash`); got != "#/vehicle/"+v {
+		t.Errorf("after the skip link the address is %q, want #/vehicle/%s", got, v)
+	}
+	if !eval[bool](t, ctx, `document.activeElement.id === 'view' && document.querySelectorAll('#timeline .bar').length === 4`) {
+		t.Errorf("the skip link did not focus the vehicle page's content")
+	}
 
 	// Keyboard only: Tab reaches the timeline's bars and the order rows'
 	// buttons, and Enter opens the refund form.
@@ -358,6 +409,23 @@ func TestConsoleInTheBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS("#refund-form")), chromedp.Click(chromedp.CSS("#refund-preview-btn")))
 	waitFor(t, ctx, "nothing refundable", `document.querySelector('#refund-amount-error').innerText.startsWith('Nothing is left to refund')`)
 
+	// A refund previewed, then issued after someone else refunded most of
+	// the order: refused next to the amount with what is left now (and
+	// recorded in the audit trail as a refused attempt).
+	step(t, ctx, "preview a goodwill refund of the yearly order", chromedp.Click(chromedp.CSS(fmt.Sprintf(`tr[data-order="%s"] button.refund-open`, yearly.ID))),
+		chromedp.WaitVisible(chromedp.CSS("#refund-form")), chromedp.Click(chromedp.CSS("#refund-partial")),
+		chromedp.SetValue(chromedp.CSS("#refund-reason"), "requested_by_customer"),
+		chromedp.SendKeys(chromedp.CSS("#refund-amount"), "5.00"), chromedp.Click(chromedp.CSS("#refund-preview-btn")),
+		chromedp.WaitVisible(chromedp.CSS("#refund-confirm")))
+	if res := h.refund(yearly.ID, map[string]any{"reason": "other", "amount_fen": yearly.AmountFen - 100}); res.Code != 201 {
+		t.Fatalf("refund of the yearly order meanwhile = %d %s", res.Code, res.Body)
+	}
+	step(t, ctx, "issue the previewed refund", chromedp.Click(chromedp.CSS("#refund-confirm")))
+	waitFor(t, ctx, "the refusal at issue", `document.querySelector('#refund-amount-error').innerText.includes('more than what is left')`)
+	if got := text(t, ctx, "#refund-amount-error"); !strings.Contains(got, "¥1.00 is left") {
+		t.Errorf("refusal at issue = %q, want what is left now (¥1.00)", got)
+	}
+
 	var list struct {
 		Refunds []refundBody `json:"refunds"`
 	}
@@ -368,7 +436,7 @@ func TestConsoleInTheBrowser(t *testing.T) {
 
 	// The refunds list, by operator, and its CSV.
 	step(t, ctx, "open the refunds list", chromedp.Navigate(srv.URL+"/console/#/refunds?vin="+v), chromedp.WaitVisible(chromedp.CSS("#rf-operator")))
-	waitFor(t, ctx, "the list", `document.querySelectorAll('#rf-results tr[data-refund]').length === 2`)
+	waitFor(t, ctx, "the list", `document.querySelectorAll('#rf-results tr[data-refund]').length === 3`)
 	step(t, ctx, "filter by operator", chromedp.SendKeys(chromedp.CSS("#rf-operator"), "dana"), chromedp.SendKeys(chromedp.CSS("#rf-from"), "06152026"),
 		chromedp.Click(chromedp.CSS(`#rf-form button[type=submit]`)))
 	waitFor(t, ctx, "dana's refund", fmt.Sprintf(`document.querySelectorAll('#rf-results tr[data-refund]').length === 1 && !!document.querySelector('tr[data-refund="%s"]')`, list.Refunds[0].ID))
@@ -377,30 +445,61 @@ func TestConsoleInTheBrowser(t *testing.T) {
 	}
 	step(t, ctx, "download the CSV", chromedp.Click(chromedp.CSS("#rf-csv")))
 	waitFor(t, ctx, "the download", `document.querySelector('#rf-csv-status').innerText.startsWith('Downloaded')`)
-	var rows [][]string
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		raw, err := os.ReadFile(filepath.Join(downloads, "refunds.csv"))
-		if err == nil {
-			if rows, err = csv.NewReader(bytes.NewReader(raw)).ReadAll(); err == nil && len(rows) > 0 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("refunds.csv did not arrive: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	rows := readCSV(t, filepath.Join(downloads, "refunds.csv"))
 	if len(rows) != 2 || rows[0][0] != "id" || rows[1][0] != list.Refunds[0].ID || rows[1][8] != "dana" || rows[1][3] != "1348" {
 		t.Errorf("refunds.csv = %q, want the header and dana's refund", rows)
 	}
 
-	// The audit page works whether or not the service has the audit trail.
+	// The audit page: the refund issued by dana, the refused attempt of
+	// the car found by its VIN, the CSV of the same entries, and the action
+	// filter offering exactly the actions the service records.
+	refundID := list.Refunds[0].ID
 	step(t, ctx, "open the audit page", chromedp.Click(chromedp.CSS(`#nav a[href="#/audit"]`)), chromedp.WaitVisible(chromedp.CSS("#au-vin")))
-	if probe := h.get("/v1/audit", staff); probe.Code == http.StatusNotFound {
-		waitFor(t, ctx, "the not-available message", `document.querySelector('#au-results').innerText.includes('audit trail is not available')`)
-	} else {
-		waitFor(t, ctx, "audit entries", `!!document.querySelector('#au-results table, #au-results .msg-info')`)
+	issuedRow := fmt.Sprintf(`Array.from(document.querySelectorAll('#au-results tr[data-action="refund.issued"]')).some(r => r.innerText.includes('billing:dana') && r.innerText.includes(%q) && r.innerText.includes(%q))`, refundID, running.ID)
+	waitFor(t, ctx, "dana's refund.issued entry", issuedRow)
+	options := eval[[]string](t, ctx, `Array.from(document.querySelectorAll('#au-action option'), o => o.value)`)
+	var actions []string
+	for _, a := range billing.AuditActions {
+		actions = append(actions, string(a))
+	}
+	if strings.Join(options, ",") != ","+strings.Join(actions, ",") {
+		t.Errorf("action filter offers %q, want any and %v", options, actions)
+	}
+	step(t, ctx, "filter by VIN", chromedp.SendKeys(chromedp.CSS("#au-vin"), v), chromedp.Click(chromedp.CSS(`#au-form button[type=submit]`)))
+	refusedRow := fmt.Sprintf(`Array.from(document.querySelectorAll('#au-results tr[data-action="refund.refused"]')).some(r => r.innerText.includes('billing:dana') && r.innerText.includes(%q) && r.innerText.includes('refund_exceeds_balance'))`, yearly.ID)
+	onlyCar := fmt.Sprintf(`Array.from(document.querySelectorAll('#au-results tr[data-entry]')).every(r => r.innerText.includes(%q))`, v)
+	waitFor(t, ctx, "the refused attempt among the car's entries only", refusedRow+` && `+issuedRow+` && `+onlyCar)
+	step(t, ctx, "download the audit CSV", chromedp.Click(chromedp.CSS("#au-csv")))
+	waitFor(t, ctx, "the audit download", `document.querySelector('#au-csv-status').innerText.startsWith('Downloaded')`)
+	auditRows := readCSV(t, filepath.Join(downloads, "audit.csv"))
+	var issued, refused bool
+	for _, r := range auditRows[1:] {
+		// id,at,actor,request_id,action,vin,order_id,refund_id,before,after
+		issued = issued || r[4] == "refund.issued" && r[2] == "billing:dana" && r[7] == refundID && r[6] == running.ID && r[5] == v
+		refused = refused || r[4] == "refund.refused" && r[2] == "billing:dana" && r[6] == yearly.ID
+	}
+	if len(auditRows) < 3 || auditRows[0][4] != "action" || !issued || !refused {
+		t.Errorf("audit.csv = %q, want the header, dana's refund and the refused attempt", auditRows)
+	}
+	step(t, ctx, "filter by action", chromedp.SetValue(chromedp.CSS("#au-action"), "refund.refused"), chromedp.Click(chromedp.CSS(`#au-form button[type=submit]`)))
+	waitFor(t, ctx, "only refused refunds", `document.querySelectorAll('#au-results tr[data-entry]').length > 0 && Array.from(document.querySelectorAll('#au-results tr[data-entry]')).every(r => r.dataset.action === 'refund.refused')`)
+	if u := eval[string](t, ctx, `location.hash`); !strings.Contains(u, "action=refund.refused") || !strings.Contains(u, "vin="+v) {
+		t.Errorf("the audit filters are not in the address: %s", u)
+	}
+
+	// The vehicle page's orders come a page at a time, with a "More"
+	// button; refunding an unpaid one is refused in words next to the
+	// reason.
+	step(t, ctx, "open the fleet's first car", chromedp.Navigate(srv.URL+"/console/#/vehicle/"+fleetCars[0]))
+	waitFor(t, ctx, "its first page of orders", fmt.Sprintf(`document.querySelectorAll('#orders tr[data-order]').length === %d`, page))
+	step(t, ctx, "show more orders", chromedp.Click(chromedp.CSS("#orders-more")))
+	waitFor(t, ctx, "all its orders", fmt.Sprintf(`document.querySelectorAll('#orders tr[data-order]').length === %d && document.querySelector('#orders-more').hidden`, page+1))
+	oldest := unpaid[0].ID
+	step(t, ctx, "refund the oldest, unpaid, order", chromedp.Click(chromedp.CSS(fmt.Sprintf(`tr[data-order="%s"] button.refund-open`, oldest))),
+		chromedp.WaitVisible(chromedp.CSS("#refund-form")), chromedp.Click(chromedp.CSS("#refund-preview-btn")))
+	waitFor(t, ctx, "order not paid", `document.querySelector('#refund-reason-error').innerText.includes('not paid')`)
+	if !eval[bool](t, ctx, `document.querySelector('#refund-reason').getAttribute('aria-invalid') === 'true' && !document.querySelector('#refund-confirm')`) {
+		t.Errorf("the unpaid order's refusal is not on the reason field, or a refund is offered")
 	}
 
 	// The phone width: nothing wider than the screen but the scrolling tables.
@@ -423,6 +522,9 @@ func TestConsoleInTheBrowser(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#signin-form button")), chromedp.WaitVisible(chromedp.CSS("#find-q")),
 		chromedp.Navigate(srv.URL+"/console/#/refunds"))
 	waitFor(t, ctx, "the 403 for ops", `document.querySelector('#rf-results').innerText.includes('needs the billing role')`)
+	if got := text(t, ctx, "#rf-results"); !strings.Contains(got, "signed in with an ops token") {
+		t.Errorf("ops refusal = %q, want it to name the ops role", got)
+	}
 	step(t, ctx, "sign out again", chromedp.Click(chromedp.CSS("#signout")), chromedp.WaitVisible(chromedp.CSS("#token")))
 	step(t, ctx, "sign in with a vehicle token", chromedp.SendKeys(chromedp.CSS("#token"), h.token(api.RoleVehicle, v)),
 		chromedp.Click(chromedp.CSS("#signin-form button")))
@@ -433,4 +535,40 @@ func TestConsoleInTheBrowser(t *testing.T) {
 	if stored := eval[string](t, ctx, `sessionStorage.getItem('entitlements.console.token') || ''`); stored != "" {
 		t.Errorf("a refused token was kept")
 	}
+
+	// A token of the identity provider carries its role in a mapped
+	// "roles" claim: the console shows the role the service decided.
+	clear(t, ctx, "#token")
+	step(t, ctx, "sign in with the identity provider's token", chromedp.SendKeys(chromedp.CSS("#token"), idpKey.sign(t, idpClaims(h.clock.Now()))),
+		chromedp.Click(chromedp.CSS("#signin-form button")), chromedp.WaitVisible(chromedp.CSS("#find-q")))
+	if who := text(t, ctx, "#who"); who != "billing · 0f3c9a52-staff-7781" {
+		t.Errorf("signed in with the identity provider as %q, want billing · 0f3c9a52-staff-7781", who)
+	}
+}
+
+// readCSV waits for a downloaded CSV file and reads it.
+func readCSV(t *testing.T, path string) [][]string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		raw, err := os.ReadFile(path)
+		if err == nil {
+			rows, err := csv.NewReader(bytes.NewReader(raw)).ReadAll()
+			if err == nil && len(rows) > 0 {
+				return rows
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not arrive: %v", filepath.Base(path), err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func unique(xs []string) map[string]bool {
+	m := map[string]bool{}
+	for _, x := range xs {
+		m[x] = true
+	}
+	return m
 }

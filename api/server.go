@@ -191,6 +191,7 @@ func (s *Server) routes(trusted []string, bench bool) error {
 	staff := []Role{RoleBilling, RoleOps}
 	readers := append([]Role{RoleVehicle, RoleOwner}, staff...)
 	v1 := r.Group("/v1")
+	v1.GET("/me", s.allow(Roles...), s.me)
 	v1.GET("/products", s.allow(readers...), s.listProducts)
 	v1.POST("/vehicles/:vin/activation", s.allow(RoleOps), s.activate)
 	v1.PUT("/vehicles/:vin/owner", s.allow(RoleOps), s.transferOwner)

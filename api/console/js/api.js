@@ -7,16 +7,6 @@ export function token() { return sessionStorage.getItem(KEY); }
 export function setToken(t) { sessionStorage.setItem(KEY, t); }
 export function clearToken() { sessionStorage.removeItem(KEY); }
 
-// claims reads the token's payload (for display only: the server decides).
-export function claims(t = token()) {
-  try {
-    const part = t.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
-    return JSON.parse(atob(part + '='.repeat((4 - part.length % 4) % 4)));
-  } catch {
-    return {};
-  }
-}
-
 // ApiError is a refused or failed request: status, the problem's code,
 // title/detail and its invalid fields.
 export class ApiError extends Error {

@@ -4,6 +4,9 @@ import { ApiError, get, query } from './api.js';
 import { el, field, message, table, when } from './dom.js';
 import { checkVIN, looksLikeVIN } from './vin.js';
 import { refusal, setView } from './main.js';
+import { moreButton } from './paging.js';
+
+const PAGE = 20; // vehicles of an owner per page
 
 export function showFind(p) {
   const input = el('input', { id: 'find-q', name: 'q', type: 'search', autocomplete: 'off', spellcheck: 'false', value: p.q || '', maxlength: '128' });
@@ -44,18 +47,19 @@ export function showFind(p) {
     const q = input.value.trim();
     if (!q) return;
     const c = check();
-    if (c) {
-      if (c.ok) location.hash = `#/vehicle/${encodeURIComponent(c.vin)}`;
-      else input.focus();
+    if (c && c.ok) {
+      location.hash = `#/vehicle/${encodeURIComponent(c.vin)}`;
       return;
     }
+    // Anything else, a 17-character id with a wrong check digit too, may
+    // be an order id or an owner id.
     history.replaceState(null, '', `#/find${query({ q })}`);
     await search(q, results);
   });
 
   setView('Find', form, results);
   input.focus();
-  if (p.q && !looksLikeVIN(p.q)) search(p.q, results);
+  if (p.q && !checkVIN(p.q).ok) search(p.q, results);
 }
 
 // search looks q up as an order id and as an owner id at once.
@@ -68,7 +72,7 @@ async function search(q, results) {
   try {
     const [order, owned] = await Promise.all([
       get(`/v1/orders/${encodeURIComponent(q)}`).catch(miss),
-      get(`/v1/vehicles${query({ owner_id: q, limit: 50 })}`).catch(miss),
+      get(`/v1/vehicles${query({ owner_id: q, limit: PAGE })}`).catch(miss),
     ]);
     const out = [];
     if (order) {
@@ -81,11 +85,16 @@ async function search(q, results) {
       ]));
     }
     if (owned && owned.vehicles.length) {
-      out.push(table(`Vehicles of owner ${q}`, ['VIN', 'Model', 'Activated'], owned.vehicles.map((v) => el('tr', {},
-        el('td', {}, el('a', { href: `#/vehicle/${v.vin}` }, v.vin)), el('td', {}, v.model), el('td', {}, when(v.activated_at))))));
-      if (owned.next_cursor) out.push(el('p', { class: 'hint' }, 'The first 50 vehicles are shown.'));
+      const row = (v) => el('tr', { 'data-vin': v.vin },
+        el('td', {}, el('a', { href: `#/vehicle/${v.vin}` }, v.vin)), el('td', {}, v.model), el('td', {}, when(v.activated_at)));
+      const list = table(`Vehicles of owner ${q}, most recently activated first`, ['VIN', 'Model', 'Activated'], owned.vehicles.map(row));
+      list.id = 'find-vehicles';
+      out.push(list, moreButton('find-more', 'More vehicles', owned.next_cursor, list, async (cursor) => {
+        const page = await get(`/v1/vehicles${query({ owner_id: q, limit: PAGE, cursor })}`);
+        return { rows: page.vehicles.map(row), next: page.next_cursor };
+      }, 'billing or ops'));
     }
-    results.replaceChildren(...(out.length ? out : [message('info', `Nothing matches “${q}”: no order with that id and no owner with vehicles.`)]));
+    results.replaceChildren(...(out.length ? out.filter(Boolean) : [message('info', `Nothing matches “${q}”: no order with that id and no owner with vehicles.`)]));
   } catch (err) {
     results.replaceChildren(message('error', refusal(err, 'billing or ops')));
   }

@@ -1,6 +1,6 @@
 // The console's shell: sign-in, navigation and the hash router.
 
-import { ApiError, claims, clearToken, get, query, setToken, setUnauthorizedHandler, token } from './api.js';
+import { ApiError, clearToken, get, setToken, setUnauthorizedHandler, token } from './api.js';
 import { el, field, message } from './dom.js';
 import { showFind } from './find.js';
 import { showVehicle } from './vehicle.js';
@@ -14,13 +14,29 @@ const signout = document.getElementById('signout');
 
 let signInNotice = '';
 
+// me is who the service takes the token to be (GET /v1/me): the role it
+// decided (for an identity provider's token, after its role mapping) and
+// the subject. Kept with the token, so that a reload shows it at once.
+const ME = 'entitlements.console.me';
+let me = null;
+try { me = JSON.parse(sessionStorage.getItem(ME)); } catch { me = null; }
+function setMe(m) {
+  me = m;
+  if (m) sessionStorage.setItem(ME, JSON.stringify(m));
+  else sessionStorage.removeItem(ME);
+}
+function forget() {
+  clearToken();
+  setMe(null);
+}
+
 // refusal turns an API error into words for the user. needed names the
 // role(s) the action takes, for a 403.
 export function refusal(err, needed) {
   if (!(err instanceof ApiError)) return `Something went wrong: ${err.message}`;
   if (err.status === 403) {
-    const role = claims().role || 'unknown';
-    return `Not allowed: this needs the ${needed} role, and you are signed in with a ${role} token.`;
+    const role = (me && me.role) || 'unknown';
+    return `Not allowed: this needs the ${needed} role, and you are signed in with ${/^[aeiou]/.test(role) ? 'an' : 'a'} ${role} token.`;
   }
   if (err.status === 0) return err.message;
   const id = err.problem.request_id ? ` (request ${err.problem.request_id})` : '';
@@ -28,7 +44,7 @@ export function refusal(err, needed) {
 }
 
 setUnauthorizedHandler((err) => {
-  clearToken();
+  forget();
   signInNotice = `You were signed out: ${err.message || 'the token was refused'}. Sign in again with a valid token.`;
   if (location.hash === '#/signin') route();
   else location.hash = '#/signin'; // hashchange shows sign-in
@@ -61,28 +77,34 @@ function showSignIn() {
     signInNotice = '';
     setToken(t);
     status.replaceChildren(message('info', 'Checking the token…'));
+    let who;
     try {
-      // A staff-only read: it answers 401 for a bad token and 403 for a
-      // token of another role.
-      await get(`/v1/vehicles${query({ owner_id: claims(t).sub || 'x', limit: 1 })}`);
-      location.hash = '#/find';
+      // 401 for a token the service refuses; otherwise the role and
+      // subject it took from the token.
+      who = await get('/v1/me');
     } catch (err) {
-      clearToken();
+      forget();
       if (err instanceof ApiError && err.status === 401) return; // the handler shows sign-in again
-      status.replaceChildren(message('error', err.status === 403
-        ? `This token is not allowed in the console: it needs the billing or ops role, and this token's role is ${claims(t).role || 'unknown'}.`
-        : refusal(err, 'billing or ops')));
+      status.replaceChildren(message('error', refusal(err, 'billing or ops')));
+      return;
     }
+    if (who.role !== 'billing' && who.role !== 'ops') {
+      forget();
+      status.replaceChildren(message('error',
+        `This token is not allowed in the console: it needs the billing or ops role, and this token's role is ${who.role}.`));
+      return;
+    }
+    setMe(who);
+    location.hash = '#/find';
   });
   setView('Sign in', form);
   input.focus();
 }
 
 function chrome() {
-  const c = claims();
   nav.hidden = false;
   signout.hidden = false;
-  who.textContent = `${c.role || '?'} · ${c.sub || '?'}`;
+  who.textContent = me ? `${me.role} · ${me.subject}` : '';
   const here = location.hash.split('?')[0];
   for (const a of nav.querySelectorAll('a')) {
     if (here.startsWith(a.getAttribute('href'))) a.setAttribute('aria-current', 'page');
@@ -91,7 +113,7 @@ function chrome() {
 }
 
 signout.addEventListener('click', () => {
-  clearToken();
+  forget();
   signInNotice = '';
   location.hash = '#/signin';
 });
@@ -106,9 +128,22 @@ async function route() {
   const [path] = location.hash.replace(/^#/, '').split('?');
   const parts = path.split('/').filter(Boolean);
   if (!token() || parts[0] === 'signin') {
-    if (token() && parts[0] === 'signin') clearToken();
+    if (token() && parts[0] === 'signin') forget();
     showSignIn();
     return;
+  }
+  if (!me) {
+    // A token kept from before without who it is: ask (a 401 signs out).
+    try {
+      setMe(await get('/v1/me'));
+    } catch (err) {
+      if (!(err instanceof ApiError && err.status === 401)) {
+        forget();
+        signInNotice = refusal(err, 'billing or ops');
+        showSignIn();
+      }
+      return;
+    }
   }
   chrome();
   view.focus({ preventScroll: true });
@@ -119,6 +154,13 @@ async function route() {
     default: return showFind(params());
   }
 }
+
+// The skip link moves focus to the page's content; it does not change the
+// address, which would leave the page for Find.
+document.querySelector('a.skip').addEventListener('click', (ev) => {
+  ev.preventDefault();
+  view.focus();
+});
 
 window.addEventListener('hashchange', route);
 route();

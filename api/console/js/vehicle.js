@@ -5,6 +5,9 @@ import { ApiError, get, newKey, post, query } from './api.js';
 import { bytes, el, field, message, parseYuan, setFieldError, table, when, yuan } from './dom.js';
 import { domain, drawTimeline } from './timeline.js';
 import { refusal, setView } from './main.js';
+import { moreButton } from './paging.js';
+
+const ORDERS_PAGE = 20; // orders per page, newest first
 
 // showVehicle shows the vehicle; issued is a refund just made, to report.
 export async function showVehicle(vin, issued) {
@@ -21,7 +24,7 @@ export async function showVehicle(vin, issued) {
     return;
   }
   const [orders, notices] = await Promise.all([
-    get(`${path}/orders${query({ limit: 50 })}`).catch((e) => e),
+    get(`${path}/orders${query({ limit: ORDERS_PAGE })}`).catch((e) => e),
     get(`${path}/notices${query({ limit: 100 })}`).catch((e) => e),
   ]);
   body.removeAttribute('aria-busy');
@@ -75,15 +78,21 @@ function ordersSection(ent, orders, refundSlot) {
     return el('section', { 'aria-labelledby': 'orders-title' }, h, message('error', refusal(orders, 'billing or ops')));
   }
   if (!orders.orders.length) return el('section', { 'aria-labelledby': 'orders-title' }, h, el('p', {}, 'No orders.'));
-  const rows = orders.orders.map((o) => el('tr', { 'data-order': o.id },
+  const row = (o) => el('tr', { 'data-order': o.id },
     el('td', {}, o.id), el('td', {}, o.product), el('td', {}, o.status),
     el('td', { class: 'num' }, yuan(o.amount_fen, o.currency)), el('td', { class: 'num' }, yuan(o.refunded_fen, o.currency)),
     el('td', {}, when(o.paid_at)), el('td', {}, when(o.created_at)),
     el('td', {}, el('button', { type: 'button', class: 'refund-open', 'aria-controls': 'refund',
-      onclick: () => openRefund(ent, o, refundSlot) }, 'Refund…'))));
-  return el('section', { 'aria-labelledby': 'orders-title' }, h,
-    table(`Orders of ${ent.vin}`, ['Order', 'Product', 'Status', 'Paid', 'Refunded', 'Paid at', 'Created', 'Action'], rows),
-    orders.next_cursor ? el('p', { class: 'hint' }, 'The 50 newest orders are shown.') : null);
+      onclick: () => openRefund(ent, o, refundSlot) }, 'Refund…')));
+  const list = table(`Orders of ${ent.vin}, newest first`, ['Order', 'Product', 'Status', 'Paid', 'Refunded', 'Paid at', 'Created', 'Action'],
+    orders.orders.map(row));
+  list.id = 'orders';
+  const path = `/v1/vehicles/${encodeURIComponent(ent.vin)}/orders`;
+  return el('section', { 'aria-labelledby': 'orders-title' }, h, list,
+    moreButton('orders-more', 'More orders', orders.next_cursor, list, async (cursor) => {
+      const page = await get(`${path}${query({ limit: ORDERS_PAGE, cursor })}`);
+      return { rows: page.orders.map(row), next: page.next_cursor };
+    }, 'billing or ops'));
 }
 
 function noticesSection(notices) {
@@ -128,7 +137,7 @@ const actionWords = {
 // made once per form, so that a double click or a retry refunds once.
 function openRefund(ent, o, slot) {
   const key = newKey();
-  const left = o.amount_fen - o.refunded_fen;
+  let left = o.amount_fen - o.refunded_fen;
   const reason = el('select', { id: 'refund-reason', name: 'reason', required: true },
     reasons.map(([v, t]) => el('option', { value: v }, t)));
   const partial = el('input', { id: 'refund-partial', name: 'partial', type: 'checkbox' });
@@ -170,8 +179,16 @@ function openRefund(ent, o, slot) {
   partial.addEventListener('change', invalidate);
   endAccess.addEventListener('change', invalidate);
 
-  const showRefusal = (err) => {
+  const showRefusal = async (err) => {
     const known = refusals[err.code];
+    if (err.code === 'refund_exceeds_balance') {
+      // The order may have been refunded since the form was opened: say
+      // what is left now.
+      try {
+        const now = await get(`/v1/orders/${encodeURIComponent(o.id)}`);
+        left = now.amount_fen - now.refunded_fen;
+      } catch { /* keep what the page had */ }
+    }
     if (known) {
       setFieldError(known[0], known[1] + (err.code === 'refund_exceeds_balance' ? ` ${yuan(left, o.currency)} is left.` : ''));
       document.getElementById(known[0]).focus();

@@ -1,14 +1,6 @@
 // Local dates of the configured zone as instants.
 
-let config;
-
-async function zone() {
-  if (!config) {
-    const res = await fetch('config.json', { credentials: 'omit', cache: 'no-store' });
-    config = await res.json();
-  }
-  return config;
-}
+import { consoleConfig as zone } from './config.js';
 
 function fmtOffset(sec) {
   const sign = sec < 0 ? '-' : '+';
