@@ -58,18 +58,16 @@ func seed(ctx context.Context, cfg *Config, n int, force bool, stdout io.Writer)
 type seedCounts struct{ seeded, foreign, periods, orders int64 }
 
 func countSeedRows(ctx context.Context, db *store.DB) (seedCounts, error) {
-	var c seedCounts
-	g := db.Gorm().WithContext(ctx)
-	err := g.Raw(`SELECT
-		(SELECT COUNT(*) FROM vehicles WHERE vin LIKE ?),
-		(SELECT COUNT(*) FROM vehicles WHERE vin NOT LIKE ?),
-		(SELECT COUNT(*) FROM periods),
-		(SELECT COUNT(*) FROM orders)`, seedPrefix+"%", seedPrefix+"%").
-		Row().Scan(&c.seeded, &c.foreign, &c.periods, &c.orders)
+	var r struct{ Seeded, Others, Periods, Orders int64 }
+	err := db.ToolQuery(ctx, &r, `SELECT
+		(SELECT COUNT(*) FROM vehicles WHERE vin LIKE ?) AS seeded,
+		(SELECT COUNT(*) FROM vehicles WHERE vin NOT LIKE ?) AS others,
+		(SELECT COUNT(*) FROM periods) AS periods,
+		(SELECT COUNT(*) FROM orders) AS orders`, seedPrefix+"%", seedPrefix+"%")
 	if err != nil {
-		return c, fmt.Errorf("seed: count rows: %w", err)
+		return seedCounts{}, fmt.Errorf("seed: count rows: %w", err)
 	}
-	return c, nil
+	return seedCounts{seeded: r.Seeded, foreign: r.Others, periods: r.Periods, orders: r.Orders}, nil
 }
 
 // seedProgress prints the number of seeded vehicles every 3 seconds until
@@ -87,7 +85,7 @@ func seedProgress(ctx context.Context, db *store.DB, n int, stdout io.Writer) (s
 				return
 			case <-t.C:
 				var have int64
-				if err := db.Gorm().WithContext(ctx).Raw(`SELECT COUNT(*) FROM vehicles WHERE vin LIKE ?`, seedPrefix+"%").Row().Scan(&have); err == nil {
+				if err := db.ToolQuery(ctx, &have, `SELECT COUNT(*) FROM vehicles WHERE vin LIKE ?`, seedPrefix+"%"); err == nil {
 					fmt.Fprintf(stdout, "seed: %d of %d vehicles present\n", min(have, int64(n)), n)
 				}
 			}

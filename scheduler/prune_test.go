@@ -73,7 +73,7 @@ func TestPruneUsageStopsWithContext(t *testing.T) {
 func countRecords(t *testing.T, db *store.DB) int64 {
 	t.Helper()
 	var n int64
-	if err := db.Gorm().Raw(`SELECT COUNT(*) FROM usage_records`).Scan(&n).Error; err != nil {
+	if err := storetest.Query(db, &n, `SELECT COUNT(*) FROM usage_records`); err != nil {
 		t.Fatal(err)
 	}
 	return n

@@ -120,8 +120,8 @@ func TestTwoReplicasCancelUnpaidOrdersOnce(t *testing.T) {
 		}
 		wg.Wait()
 		var cancelled, pending int
-		a.Gorm().Raw(`SELECT COUNT(*) FROM orders WHERE status = 'cancelled'`).Scan(&cancelled)
-		a.Gorm().Raw(`SELECT COUNT(*) FROM orders WHERE status = 'pending'`).Scan(&pending)
+		storetest.Query(a, &cancelled, `SELECT COUNT(*) FROM orders WHERE status = 'cancelled'`)
+		storetest.Query(a, &pending, `SELECT COUNT(*) FROM orders WHERE status = 'pending'`)
 		if cancelled != stale || pending != 1 {
 			t.Errorf("%d orders cancelled, %d pending; want %d and 1", cancelled, pending, stale)
 		}
@@ -194,7 +194,7 @@ func TestTwoReplicasRunEachTickOnce(t *testing.T) {
 			}
 		}
 		var claimed int
-		a.Gorm().Raw(`SELECT COUNT(*) FROM job_runs WHERE job = 'count'`).Scan(&claimed)
+		storetest.Query(a, &claimed, `SELECT COUNT(*) FROM job_runs WHERE job = 'count'`)
 		if total < 3 || claimed != total {
 			t.Errorf("%d runs, %d ticks claimed; want at least 3, one claim a run", total, claimed)
 		}

@@ -18,7 +18,6 @@ var preHistory = []int{1, 2, 3, 4, 10, 20, 21, 30, 31, 32, 33, 40, 41, 50, 60}
 func legacyVehicle(t *testing.T, db *store.DB, vin billing.VIN, owner string, activated, updated time.Time, loc *time.Location) {
 	t.Helper()
 	tp := billing.TrialTerms{Months: 12}.TrialPeriod(vin, activated, loc)
-	g := db.Gorm()
 	for _, s := range []struct {
 		sql  string
 		args []any
@@ -29,7 +28,7 @@ func legacyVehicle(t *testing.T, db *store.DB, vin billing.VIN, owner string, ac
 		  VALUES (?, ?, 0, 'trial', 'trial', 0, 0, ?, ?, ?, ?)`,
 			[]any{"per_legacy_" + string(vin), string(vin), tp.StartsAt.UTC(), tp.EndsAt.UTC(), activated.UTC(), activated.UTC()}},
 	} {
-		if err := g.Exec(s.sql, s.args...).Error; err != nil {
+		if err := storetest.Exec(db, s.sql, s.args...); err != nil {
 			t.Fatalf("legacy vehicle: %v", err)
 		}
 	}
@@ -68,7 +67,7 @@ func TestHistoryStartsAtTheUpgrade(t *testing.T) {
 			{`INSERT INTO usage_cycles (vin, cycle, entertainment_bytes, basic_bytes, records, last_ended_at, updated_at) VALUES (?, '2025-11', 10, 20, 2, ?, ?)`,
 				[]any{string(vin), e2.Add(time.Microsecond).UTC(), updated.UTC()}},
 		} {
-			if err := db.Gorm().Exec(s.sql, s.args...).Error; err != nil {
+			if err := storetest.Exec(db, s.sql, s.args...); err != nil {
 				t.Fatalf("legacy usage: %v", err)
 			}
 		}
@@ -194,7 +193,7 @@ func TestPointUsageFromRecords(t *testing.T) {
 		// brought, with their records.
 		arrivals := func() (n int64) {
 			t.Helper()
-			if err := db.Gorm().Raw(`SELECT COUNT(*) FROM usage_arrivals`).Scan(&n).Error; err != nil {
+			if err := storetest.Query(db, &n, `SELECT COUNT(*) FROM usage_arrivals`); err != nil {
 				t.Fatal(err)
 			}
 			return n
@@ -276,7 +275,7 @@ func TestUnversionedChangeIsCaughtUp(t *testing.T) {
 				[]any{string(vin), t1.UTC(), t0.AddDate(1, 0, 0).UTC(), t0.AddDate(1, 1, 0).UTC(), t1.UTC(), t1.UTC()}},
 			{`UPDATE vehicles SET updated_at = ? WHERE vin = ?`, []any{t1.UTC(), string(vin)}},
 		} {
-			if err := db.Gorm().Exec(s.sql, s.args...).Error; err != nil {
+			if err := storetest.Exec(db, s.sql, s.args...); err != nil {
 				t.Fatal(err)
 			}
 		}
