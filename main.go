@@ -396,7 +396,7 @@ func newScheduler(cfg *Config, db *store.DB, reg prometheus.Registerer, log *slo
 		}},
 		scheduler.Entry{Name: store.JobDeliver, Spec: cfg.Scheduler.Deliver, Job: deliver},
 		scheduler.Entry{Name: "prune_usage", Spec: cfg.Scheduler.Prune, Job: &scheduler.PruneUsage{
-			Store: db, Retention: cfg.Usage.Retention.D(), Log: jobLog("prune_usage"),
+			Store: db, Retention: cfg.Usage.Retention.D(), Location: loc, Log: jobLog("prune_usage"),
 		}},
 		scheduler.Entry{Name: "purge_keys", Spec: cfg.Scheduler.Prune, Job: scheduler.PurgeKeys{
 			Store: db, Log: jobLog("purge_keys"),
