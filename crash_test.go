@@ -21,6 +21,7 @@ import (
 
 	"entitlements/billing"
 	"entitlements/store"
+	"entitlements/store/storetest"
 )
 
 // crashReceiver counts deliveries per webhook-id and checks signatures.
@@ -136,7 +137,7 @@ func TestCrashAndRestartLoseNoNotice(t *testing.T) {
 	defer db.Close()
 	pending := func() int64 {
 		var n int64
-		db.Gorm().Raw(`SELECT COUNT(*) FROM notices WHERE status <> 'sent'`).Scan(&n)
+		storetest.Query(db, &n, `SELECT COUNT(*) FROM notices WHERE status <> 'sent'`)
 		return n
 	}
 	cmd := start()
@@ -151,7 +152,7 @@ func TestCrashAndRestartLoseNoNotice(t *testing.T) {
 	var rows []struct {
 		VIN, Kind, Status, ID string
 	}
-	db.Gorm().Raw(`SELECT vin, kind, status, id FROM notices`).Scan(&rows)
+	storetest.Query(db, &rows, `SELECT vin, kind, status, id FROM notices`)
 	perVIN := map[string]int{}
 	for _, r := range rows {
 		perVIN[r.VIN+" "+r.Kind]++

@@ -214,6 +214,12 @@ func serve(ctx context.Context, cfg *Config, logOut io.Writer) error {
 	if addr := os.Getenv("ENTITLEMENTS_PPROF_ADDR"); addr != "" {
 		go servePprof(addr, log)
 	}
+	return serveHTTP(ctx, hs, ln, logOut, log)
+}
+
+// serveHTTP serves on ln until ctx ends (a signal), then drains the
+// requests in flight, for at most 20 seconds.
+func serveHTTP(ctx context.Context, hs *http.Server, ln net.Listener, logOut io.Writer, log *slog.Logger) error {
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	startupLog(logOut).Info("listening", slog.String("addr", ln.Addr().String()))
@@ -390,7 +396,7 @@ func newScheduler(cfg *Config, db *store.DB, reg prometheus.Registerer, log *slo
 		}},
 		scheduler.Entry{Name: store.JobDeliver, Spec: cfg.Scheduler.Deliver, Job: deliver},
 		scheduler.Entry{Name: "prune_usage", Spec: cfg.Scheduler.Prune, Job: &scheduler.PruneUsage{
-			Store: db, Retention: cfg.Usage.Retention.D(), Log: jobLog("prune_usage"),
+			Store: db, Retention: cfg.Usage.Retention.D(), Location: loc, Log: jobLog("prune_usage"),
 		}},
 		scheduler.Entry{Name: "purge_keys", Spec: cfg.Scheduler.Prune, Job: scheduler.PurgeKeys{
 			Store: db, Log: jobLog("purge_keys"),

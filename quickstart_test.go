@@ -13,19 +13,74 @@ import (
 	"time"
 )
 
+// EnvQuickstartTests, when set (CI sets it), makes TestQuickstartScript
+// fail instead of skipping when it cannot run: a missing tool, or -short.
+const EnvQuickstartTests = "ENTITLEMENTS_TEST_QUICKSTART"
+
+// quickstartPrereqs says why TestQuickstartScript cannot run: skip when it
+// may be skipped, fail when required (EnvQuickstartTests) and it cannot
+// run; both empty when it can.
+func quickstartPrereqs(short, required bool, lookPath func(string) (string, error)) (skip, fail string) {
+	why := ""
+	if short && !required {
+		why = "the quickstart script takes about 15 s; skipped with -short"
+	}
+	for _, tool := range []string{"bash", "jq", "curl"} {
+		if why != "" {
+			break
+		}
+		if _, err := lookPath(tool); err != nil {
+			why = "examples/quickstart.sh needs " + tool + ", which is not installed (apt-get install " + tool + ")"
+		}
+	}
+	if why != "" && required {
+		return "", why + "; " + EnvQuickstartTests + " is set, so the quickstart must run"
+	}
+	return why, ""
+}
+
+// TestQuickstartPrereqs: with EnvQuickstartTests set, a missing tool
+// fails the quickstart test rather than skipping it; without it, the test
+// skips.
+func TestQuickstartPrereqs(t *testing.T) {
+	noJQ := func(tool string) (string, error) {
+		if tool == "jq" {
+			return "", exec.ErrNotFound
+		}
+		return "/usr/bin/" + tool, nil
+	}
+	all := func(tool string) (string, error) { return "/usr/bin/" + tool, nil }
+	for _, c := range []struct {
+		name            string
+		short, required bool
+		look            func(string) (string, error)
+		skip, fail      bool
+	}{
+		{"missing tool", false, false, noJQ, true, false},
+		{"missing tool, required", false, true, noJQ, false, true},
+		{"short", true, false, all, true, false},
+		{"short, required", true, true, all, false, false},
+		{"all there", false, true, all, false, false},
+	} {
+		skip, fail := quickstartPrereqs(c.short, c.required, c.look)
+		if (skip != "") != c.skip || (fail != "") != c.fail {
+			t.Errorf("%s: skip %q, fail %q; want skip %v, fail %v", c.name, skip, fail, c.skip, c.fail)
+		}
+	}
+}
+
 // TestQuickstartScript runs examples/quickstart.sh, the walkthrough the
 // README points newcomers to, against the built service on a fresh SQLite
 // database, with a webhook URL pointing at the script's receiver. The
 // script checks every status it gets; any difference fails it.
 func TestQuickstartScript(t *testing.T) {
 	t.Parallel()
-	if testing.Short() {
-		t.Skip("the quickstart script takes about 15 s; skipped with -short")
+	skip, fail := quickstartPrereqs(testing.Short(), os.Getenv(EnvQuickstartTests) != "", exec.LookPath)
+	if fail != "" {
+		t.Fatal(fail)
 	}
-	for _, tool := range []string{"bash", "jq", "curl"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("examples/quickstart.sh needs %s, which is not installed (apt-get install %s)", tool, tool)
-		}
+	if skip != "" {
+		t.Skip(skip)
 	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "entitlements")

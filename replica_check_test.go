@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"entitlements/store"
+	"entitlements/store/storetest"
 )
 
 // checkWrites compares the database with what the replicas acknowledged:
@@ -29,10 +30,9 @@ func (l *load) checkWrites(db *store.DB) {
 			}
 		}
 	}
-	g := db.Gorm()
 
 	var vehicles []struct{ VIN, OwnerID string }
-	g.Raw(`SELECT vin, owner_id FROM vehicles`).Scan(&vehicles)
+	storetest.Query(db, &vehicles, `SELECT vin, owner_id FROM vehicles`)
 	owner := map[string]string{}
 	for _, v := range vehicles {
 		owner[v.VIN] = v.OwnerID
@@ -47,7 +47,7 @@ func (l *load) checkWrites(db *store.DB) {
 		ID, VIN, Status        string
 		AmountFen, RefundedFen int64
 	}
-	g.Raw(`SELECT id, vin, status, amount_fen, refunded_fen FROM orders`).Scan(&orders)
+	storetest.Query(db, &orders, `SELECT id, vin, status, amount_fen, refunded_fen FROM orders`)
 	type orderRow = struct {
 		ID, VIN, Status        string
 		AmountFen, RefundedFen int64
@@ -59,7 +59,7 @@ func (l *load) checkWrites(db *store.DB) {
 	applied := map[string]int{}
 	events := map[string]bool{}
 	var payments []struct{ EventID, OrderID, Outcome string }
-	g.Raw(`SELECT event_id, order_id, outcome FROM payments`).Scan(&payments)
+	storetest.Query(db, &payments, `SELECT event_id, order_id, outcome FROM payments`)
 	for _, p := range payments {
 		events[p.EventID] = true
 		if p.Outcome == "applied" {
@@ -71,7 +71,7 @@ func (l *load) checkWrites(db *store.DB) {
 		OrderID string
 		N       int
 	}
-	g.Raw(`SELECT order_id, COUNT(*) AS n FROM periods WHERE order_id IS NOT NULL GROUP BY order_id`).Scan(&pr)
+	storetest.Query(db, &pr, `SELECT order_id, COUNT(*) AS n FROM periods WHERE order_id IS NOT NULL GROUP BY order_id`)
 	for _, p := range pr {
 		periods[p.OrderID] = p.N
 	}
@@ -81,7 +81,7 @@ func (l *load) checkWrites(db *store.DB) {
 		ID, OrderID string
 		AmountFen   int64
 	}
-	g.Raw(`SELECT id, order_id, amount_fen FROM refunds`).Scan(&refunds)
+	storetest.Query(db, &refunds, `SELECT id, order_id, amount_fen FROM refunds`)
 	for _, r := range refunds {
 		refunded[r.OrderID] += r.AmountFen
 		refundIDs[r.OrderID] = append(refundIDs[r.OrderID], r.ID)
@@ -128,7 +128,7 @@ func (l *load) checkWrites(db *store.DB) {
 		ID, VIN, Category string
 		Bytes             int64
 	}
-	g.Raw(`SELECT id, vin, category, bytes FROM usage_records`).Scan(&recs)
+	storetest.Query(db, &recs, `SELECT id, vin, category, bytes FROM usage_records`)
 	inDB := map[string]bool{}
 	type sums struct{ Ent, Basic, Records int64 }
 	fromRecords := map[string]sums{}
@@ -155,7 +155,7 @@ func (l *load) checkWrites(db *store.DB) {
 		VIN                 string
 		Ent, Basic, Records int64
 	}
-	g.Raw(`SELECT vin, SUM(entertainment_bytes) AS ent, SUM(basic_bytes) AS basic, SUM(records) AS records FROM usage_cycles GROUP BY vin`).Scan(&cycles)
+	storetest.Query(db, &cycles, `SELECT vin, SUM(entertainment_bytes) AS ent, SUM(basic_bytes) AS basic, SUM(records) AS records FROM usage_cycles GROUP BY vin`)
 	fromCycles := map[string]sums{}
 	for _, c := range cycles {
 		fromCycles[c.VIN] = sums{c.Ent, c.Basic, c.Records}
@@ -179,7 +179,7 @@ func (l *load) checkNotices(db *store.DB, rcv *crashReceiver, seeded int) {
 	t := l.t
 	t.Helper()
 	var rows []struct{ ID, VIN, Kind, Status, Data string }
-	db.Gorm().Raw(`SELECT id, vin, kind, status, data FROM notices`).Scan(&rows)
+	storetest.Query(db, &rows, `SELECT id, vin, kind, status, data FROM notices`)
 	rcv.mu.Lock()
 	defer rcv.mu.Unlock()
 	ids := map[string]bool{}
@@ -218,8 +218,8 @@ func (l *load) checkNotices(db *store.DB, rcv *crashReceiver, seeded int) {
 		t.Errorf("%d deliveries with a bad signature", rcv.badSig)
 	}
 	var applied, refunds []string
-	db.Gorm().Raw(`SELECT order_id FROM payments WHERE outcome = 'applied'`).Scan(&applied)
-	db.Gorm().Raw(`SELECT id FROM refunds`).Scan(&refunds)
+	storetest.Query(db, &applied, `SELECT order_id FROM payments WHERE outcome = 'applied'`)
+	storetest.Query(db, &refunds, `SELECT id FROM refunds`)
 	for _, id := range applied {
 		if perOrder[id] != 1 {
 			t.Errorf("order %s paid: %d order.paid notices, want 1", id, perOrder[id])
@@ -235,7 +235,7 @@ func (l *load) checkNotices(db *store.DB, rcv *crashReceiver, seeded int) {
 	}
 	// Seeded cars: one reminder or one expiry notice each.
 	var seededVINs []string
-	db.Gorm().Raw(`SELECT vin FROM vehicles WHERE vin LIKE 'LSVAX4E1_P%'`).Scan(&seededVINs)
+	storetest.Query(db, &seededVINs, `SELECT vin FROM vehicles WHERE vin LIKE 'LSVAX4E1_P%'`)
 	for _, vin := range seededVINs {
 		if perVIN[vin] != 1 {
 			t.Errorf("seeded car %s: %d notices, want 1", vin, perVIN[vin])
@@ -249,7 +249,7 @@ func (l *load) checkNotices(db *store.DB, rcv *crashReceiver, seeded int) {
 		VIN string
 		Ent int64
 	}
-	db.Gorm().Raw(`SELECT vin, SUM(entertainment_bytes) AS ent FROM usage_cycles GROUP BY vin`).Scan(&used)
+	storetest.Query(db, &used, `SELECT vin, SUM(entertainment_bytes) AS ent FROM usage_cycles GROUP BY vin`)
 	const allowance = 16106127360
 	crossedAny := 0
 	for _, u := range used {
@@ -288,7 +288,7 @@ func (l *load) checkJobRuns(db *store.DB, replicas []string, from, to time.Time)
 			Job, Replica string
 			N            int
 		}
-		db.Gorm().Raw(`SELECT job, replica, COUNT(*) AS n FROM job_runs GROUP BY job, replica`).Scan(&rows)
+		storetest.Query(db, &rows, `SELECT job, replica, COUNT(*) AS n FROM job_runs GROUP BY job, replica`)
 		out := map[string]int{}
 		for _, r := range rows {
 			out[r.Job+" "+r.Replica] = r.N
@@ -325,8 +325,8 @@ func (l *load) checkJobRuns(db *store.DB, replicas []string, from, to time.Time)
 		Ticks   int
 		Runners int
 	}
-	db.Gorm().Raw(`SELECT job, COUNT(*) AS ticks, COUNT(DISTINCT replica) AS runners FROM job_runs WHERE tick >= ? AND tick < ? GROUP BY job`,
-		from.UTC(), to.UTC()).Scan(&ticks)
+	storetest.Query(db, &ticks, `SELECT job, COUNT(*) AS ticks, COUNT(DISTINCT replica) AS runners FROM job_runs WHERE tick >= ? AND tick < ? GROUP BY job`,
+		from.UTC(), to.UTC())
 	window := int(to.Sub(from) / time.Second)
 	got := map[string]string{}
 	for _, tk := range ticks {
@@ -340,7 +340,7 @@ func (l *load) checkJobRuns(db *store.DB, replicas []string, from, to time.Time)
 	}
 	// Each stale order was cancelled once (an audit entry per cancellation).
 	var twice int
-	db.Gorm().Raw(`SELECT COUNT(*) FROM (SELECT order_id FROM audit_log WHERE action = 'order.cancelled_stale' GROUP BY order_id HAVING COUNT(*) > 1) x`).Scan(&twice)
+	storetest.Query(db, &twice, `SELECT COUNT(*) FROM (SELECT order_id FROM audit_log WHERE action = 'order.cancelled_stale' GROUP BY order_id HAVING COUNT(*) > 1) x`)
 	if twice != 0 {
 		t.Errorf("%d orders cancelled as stale more than once", twice)
 	}

@@ -73,7 +73,7 @@ func TestThreeReplicasUnderMixedLoad(t *testing.T) {
 	defer db.Close()
 	// Every notice, of the seeded fleet and of the workload, sent.
 	unsent := func() (n int64) {
-		db.Gorm().Raw(`SELECT COUNT(*) FROM notices WHERE status <> 'sent'`).Scan(&n)
+		storetest.Query(db, &n, `SELECT COUNT(*) FROM notices WHERE status <> 'sent'`)
 		return n
 	}
 	deadline := time.Now().Add(20 * time.Second)

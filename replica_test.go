@@ -64,7 +64,7 @@ func TestTwoProcessesOnPostgresShareTheWork(t *testing.T) {
 	}
 	defer db.Close()
 	unsent := func() (n int64) {
-		db.Gorm().Raw(`SELECT COUNT(*) FROM notices WHERE status <> 'sent'`).Scan(&n)
+		storetest.Query(db, &n, `SELECT COUNT(*) FROM notices WHERE status <> 'sent'`)
 		return n
 	}
 	deadline := time.Now().Add(60 * time.Second)
@@ -76,7 +76,7 @@ func TestTwoProcessesOnPostgresShareTheWork(t *testing.T) {
 	// may appear.
 	waitJobRuns(t, addrs, []string{store.JobExpire, store.JobRemind, store.JobDeliver}, 2)
 	var rows []struct{ ID, VIN, Kind, Status string }
-	db.Gorm().Raw(`SELECT id, vin, kind, status FROM notices`).Scan(&rows)
+	storetest.Query(db, &rows, `SELECT id, vin, kind, status FROM notices`)
 	perKind := map[string]int{}
 	rcv.mu.Lock()
 	defer rcv.mu.Unlock()

@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
 	"regexp"
 	"time"
 
 	"entitlements/store"
+
+	"github.com/schollz/progressbar/v3"
 )
 
 // seedPrefix starts every VIN store.SeedVIN makes.
@@ -16,7 +19,7 @@ const seedPrefix = "LSEED"
 
 // seed bulk-loads synthetic vehicles for load tests and demos. It names
 // the database it writes, refuses (unless force) a database holding
-// vehicles that are not seeded ones, prints progress every few seconds,
+// vehicles that are not seeded ones, shows its progress (seedProgress),
 // and reports what it inserted: seeding again is a no-op that says so.
 func seed(ctx context.Context, cfg *Config, n int, force bool, stdout io.Writer) error {
 	if n < 1 {
@@ -37,7 +40,11 @@ func seed(ctx context.Context, cfg *Config, n int, force bool, stdout io.Writer)
 		return fmt.Errorf("seed: the database holds %d vehicles that are not seeded ones; it looks like real data. Pass --force to seed it anyway", before.foreign)
 	}
 	start := time.Now()
-	stop := seedProgress(ctx, db, n, stdout)
+	stop := seedProgress(func() (int64, error) {
+		var have int64
+		err := db.ToolQuery(ctx, &have, `SELECT COUNT(*) FROM vehicles WHERE vin LIKE ?`, seedPrefix+"%")
+		return have, err
+	}, n, stdout, isTerminal(stdout))
 	err = db.Seed(ctx, n, store.DefaultSeedMix, cfg.Catalog(), cfg.Location(), time.Now())
 	stop()
 	if err != nil {
@@ -58,42 +65,73 @@ func seed(ctx context.Context, cfg *Config, n int, force bool, stdout io.Writer)
 type seedCounts struct{ seeded, foreign, periods, orders int64 }
 
 func countSeedRows(ctx context.Context, db *store.DB) (seedCounts, error) {
-	var c seedCounts
-	g := db.Gorm().WithContext(ctx)
-	err := g.Raw(`SELECT
-		(SELECT COUNT(*) FROM vehicles WHERE vin LIKE ?),
-		(SELECT COUNT(*) FROM vehicles WHERE vin NOT LIKE ?),
-		(SELECT COUNT(*) FROM periods),
-		(SELECT COUNT(*) FROM orders)`, seedPrefix+"%", seedPrefix+"%").
-		Row().Scan(&c.seeded, &c.foreign, &c.periods, &c.orders)
+	var r struct{ Seeded, Others, Periods, Orders int64 }
+	err := db.ToolQuery(ctx, &r, `SELECT
+		(SELECT COUNT(*) FROM vehicles WHERE vin LIKE ?) AS seeded,
+		(SELECT COUNT(*) FROM vehicles WHERE vin NOT LIKE ?) AS others,
+		(SELECT COUNT(*) FROM periods) AS periods,
+		(SELECT COUNT(*) FROM orders) AS orders`, seedPrefix+"%", seedPrefix+"%")
 	if err != nil {
-		return c, fmt.Errorf("seed: count rows: %w", err)
+		return seedCounts{}, fmt.Errorf("seed: count rows: %w", err)
 	}
-	return c, nil
+	return seedCounts{seeded: r.Seeded, foreign: r.Others, periods: r.Periods, orders: r.Orders}, nil
 }
 
-// seedProgress prints the number of seeded vehicles every 3 seconds until
-// the returned function is called.
-func seedProgress(ctx context.Context, db *store.DB, n int, stdout io.Writer) (stop func()) {
+// seedProgress reports, until the returned function is called, how many
+// of the n vehicles count says are present: on a terminal as one progress
+// bar redrawn in place (github.com/schollz/progressbar), elsewhere (a log
+// file, a pipe, CI) as a plain line every 3 seconds, which a log keeps
+// readable.
+func seedProgress(count func() (int64, error), n int, out io.Writer, terminal bool) (stop func()) {
+	every := 3 * time.Second
+	show := func(have int64) { fmt.Fprintf(out, "seed: %d of %d vehicles present\n", have, n) }
+	finish := func() {}
+	if terminal {
+		bar := progressbar.NewOptions64(int64(n),
+			progressbar.OptionSetWriter(out),
+			progressbar.OptionSetDescription("seed"),
+			progressbar.OptionShowCount(),
+			progressbar.OptionSetItsString("vehicles"),
+			progressbar.OptionSetWidth(30))
+		every = 250 * time.Millisecond
+		show = func(have int64) { bar.Set64(have) }
+		finish = func() {
+			if have, err := count(); err == nil {
+				bar.Set64(min(have, int64(n)))
+			}
+			bar.Exit()
+			fmt.Fprintln(out)
+		}
+	}
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
-		t := time.NewTicker(3 * time.Second)
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {
 			case <-done:
 				return
 			case <-t.C:
-				var have int64
-				if err := db.Gorm().WithContext(ctx).Raw(`SELECT COUNT(*) FROM vehicles WHERE vin LIKE ?`, seedPrefix+"%").Row().Scan(&have); err == nil {
-					fmt.Fprintf(stdout, "seed: %d of %d vehicles present\n", min(have, int64(n)), n)
+				if have, err := count(); err == nil {
+					show(min(have, int64(n)))
 				}
 			}
 		}
 	}()
-	return func() { close(done); <-finished }
+	return func() { close(done); <-finished; finish() }
+}
+
+// isTerminal reports whether w is a terminal (a character device), where
+// seed draws a progress bar.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 var dsnPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('[^']*'|\S+)`)

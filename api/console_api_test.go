@@ -13,6 +13,7 @@ import (
 
 	"entitlements/api"
 	"entitlements/billing"
+	"entitlements/store/storetest"
 )
 
 type previewBody struct {
@@ -37,7 +38,6 @@ func (h *harness) dryRefund(orderID string, body map[string]any) response {
 // them.
 func (h *harness) written(v, orderID string) string {
 	h.t.Helper()
-	g := h.db.Gorm()
 	var b strings.Builder
 	for _, q := range []string{
 		`SELECT COUNT(*) FROM refunds`,
@@ -46,7 +46,7 @@ func (h *harness) written(v, orderID string) string {
 		`SELECT COUNT(*) FROM periods WHERE refunded_at IS NOT NULL`,
 	} {
 		var n int64
-		if err := g.Raw(q).Scan(&n).Error; err != nil {
+		if err := storetest.Query(h.db, &n, q); err != nil {
 			h.t.Fatalf("%s: %v", q, err)
 		}
 		fmt.Fprintf(&b, "%s = %d\n", q, n)
@@ -57,7 +57,7 @@ func (h *harness) written(v, orderID string) string {
 		EndsAt   time.Time
 	}
 	var ps []row
-	if err := g.Raw(`SELECT id, starts_at, ends_at FROM periods WHERE vin = ? ORDER BY seq`, v).Scan(&ps).Error; err != nil {
+	if err := storetest.Query(h.db, &ps, `SELECT id, starts_at, ends_at FROM periods WHERE vin = ? ORDER BY seq`, v); err != nil {
 		h.t.Fatalf("periods: %v", err)
 	}
 	fmt.Fprintf(&b, "periods %v\n", ps)

@@ -236,7 +236,7 @@ func TestBuyingPackagesStacksPeriods(t *testing.T) {
 					t.Errorf("covered_until = %v, want %s", e.CoveredUntil, tc.until)
 				}
 				var coverageEnd time.Time
-				if err := h.db.Gorm().Raw("SELECT coverage_ends_at FROM vehicles WHERE vin = ?", v).Row().Scan(&coverageEnd); err != nil {
+				if err := storetest.Query(h.db, &coverageEnd, "SELECT coverage_ends_at FROM vehicles WHERE vin = ?", v); err != nil {
 					t.Fatal(err)
 				}
 				if got := coverageEnd.In(shanghai).Format(time.RFC3339); got != tc.until {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"entitlements/api"
+	"entitlements/store/storetest"
 )
 
 type refundBody struct {
@@ -211,7 +212,7 @@ func stampOf(t time.Time) string { return t.In(shanghai).Format(time.RFC3339) }
 func checkCoverageEnd(t *testing.T, h *harness, v, want string) {
 	t.Helper()
 	var end time.Time
-	if err := h.db.Gorm().Raw("SELECT coverage_ends_at FROM vehicles WHERE vin = ?", v).Row().Scan(&end); err != nil {
+	if err := storetest.Query(h.db, &end, "SELECT coverage_ends_at FROM vehicles WHERE vin = ?", v); err != nil {
 		t.Fatal(err)
 	}
 	if got := stampOf(end); got != want {

@@ -36,10 +36,7 @@ func runJobs(o options, seededDB string, expireAtOnce int) error {
 	}
 	// Each timing starts from a checkpointed file, so that it does not
 	// include the background copy of what a migration or the setup wrote.
-	checkpoint := func() error {
-		var r struct{ Busy, Log, Checkpointed int }
-		return db.Gorm().Raw(`PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&r).Error
-	}
+	checkpoint := func() error { return db.Checkpoint(ctx) }
 	if err := checkpoint(); err != nil {
 		return err
 	}
@@ -48,7 +45,7 @@ func runJobs(o options, seededDB string, expireAtOnce int) error {
 	loc, _ := time.LoadLocation("Asia/Shanghai")
 	now := time.Now()
 	var vehicles int64
-	db.Gorm().Raw(`SELECT COUNT(*) FROM vehicles`).Scan(&vehicles)
+	db.ToolQuery(ctx, &vehicles, `SELECT COUNT(*) FROM vehicles`)
 	fmt.Printf("\njobs over %d vehicles (a copy of the seeded database)\n", vehicles)
 
 	remind := scheduler.Remind{Store: db, Stages: []int{30, 7, 1}, Location: loc}
@@ -65,7 +62,7 @@ func runJobs(o options, seededDB string, expireAtOnce int) error {
 			return err
 		}
 		var n int64
-		db.Gorm().Raw(`SELECT COUNT(*) FROM notices WHERE kind = ?`, string(billing.NoticeExpiring)).Scan(&n)
+		db.ToolQuery(ctx, &n, `SELECT COUNT(*) FROM notices WHERE kind = ?`, string(billing.NoticeExpiring))
 		fmt.Printf("remind run %d: %.2fs, %.2fs of CPU (%d coverage.expiring notices in all)\n", run, took.Seconds(), cpu.Seconds(), n)
 	}
 
@@ -75,19 +72,19 @@ func runJobs(o options, seededDB string, expireAtOnce int) error {
 	// consecutive VINs, and consecutive VINs would make every VIN-keyed
 	// write look sequential.
 	end := now.Add(-time.Minute).UTC().Truncate(time.Microsecond) // as the store writes instants
-	err = db.Gorm().Exec(`UPDATE periods SET ends_at = ? WHERE id IN (
+	_, err = db.ToolExec(ctx, `UPDATE periods SET ends_at = ? WHERE id IN (
 		SELECT p.id FROM periods p JOIN vehicles v ON v.vin = p.vin
-		WHERE p.seq = 0 AND v.coverage_ends_at = p.ends_at AND p.ends_at > ? AND p.rowid % 5 = 0 LIMIT ?)`, end, now.UTC(), expireAtOnce).Error
+		WHERE p.seq = 0 AND v.coverage_ends_at = p.ends_at AND p.ends_at > ? AND p.rowid % 5 = 0 LIMIT ?)`, end, now.UTC(), expireAtOnce)
 	if err != nil {
 		return err
 	}
-	err = db.Gorm().Exec(`UPDATE vehicles SET coverage_ends_at = ? WHERE vin IN (
-		SELECT vin FROM periods WHERE seq = 0 AND ends_at = ?)`, end, end).Error
+	_, err = db.ToolExec(ctx, `UPDATE vehicles SET coverage_ends_at = ? WHERE vin IN (
+		SELECT vin FROM periods WHERE seq = 0 AND ends_at = ?)`, end, end)
 	if err != nil {
 		return err
 	}
 	var ending int64
-	db.Gorm().Raw(`SELECT COUNT(*) FROM periods WHERE ends_at = ?`, end).Scan(&ending)
+	db.ToolQuery(ctx, &ending, `SELECT COUNT(*) FROM periods WHERE ends_at = ?`, end)
 	if ending < int64(expireAtOnce) {
 		fmt.Fprintf(os.Stderr, "expire: only %d trial periods could be made to end at once, not %d (a larger --vehicles gives more)\n", ending, expireAtOnce)
 	}
@@ -106,7 +103,7 @@ func runJobs(o options, seededDB string, expireAtOnce int) error {
 	}
 	took, cpu := time.Since(start), cpuTime()-cpu
 	var expired int64
-	db.Gorm().Raw(`SELECT COUNT(*) FROM notices WHERE kind = ?`, string(billing.NoticeExpired)).Scan(&expired)
+	db.ToolQuery(ctx, &expired, `SELECT COUNT(*) FROM notices WHERE kind = ?`, string(billing.NoticeExpired))
 	fmt.Printf("expire: %d periods ending at once: %.2fs, %.2fs of CPU (%d coverage.expired notices in all)\n",
 		ending, took.Seconds(), cpu.Seconds(), expired)
 	return nil

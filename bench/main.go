@@ -245,7 +245,7 @@ func pgExec(dsn string, stmts ...string) error {
 	}
 	defer db.Close()
 	for _, q := range stmts {
-		if err := db.Gorm().Exec(q).Error; err != nil {
+		if _, err := db.ToolExec(context.Background(), q); err != nil {
 			return err
 		}
 	}

@@ -11,12 +11,13 @@ type ExpiryStore interface {
 	CreateExpiredNotices(ctx context.Context, now time.Time, maxAge time.Duration, loc *time.Location, batch int) (int, error)
 }
 
-// defaultBatch bounds the rows one transaction of a job touches: 2 000
-// notices commit in well under 100 ms on SQLite (so API writes waiting for
-// the single writer wait no longer), and larger batches share the cost of
-// each commit (measured over 1 000 000 vehicles: 500 a batch, first remind
-// 17.6 s and expire of 100 000 periods 6.6 s; 2 000 a batch, 12.9 s and
-// 5.3 s).
+// defaultBatch bounds the rows one transaction of a job touches, and so
+// how long API writes waiting for SQLite's single writer wait behind a
+// job; larger batches share the cost of each commit among more rows. The
+// jobs phase of the benchmark tool (runJobs in bench/jobs.go: remind and
+// expire over a seeded fleet) justifies the size; docs/performance.md
+// keeps its figures, and those of the larger batches it was tried
+// against ("Tried and dropped").
 const defaultBatch = 2000
 
 // Expire creates the coverage.expired notice of every vehicle whose

@@ -9,6 +9,7 @@ import (
 
 	"entitlements/billing"
 	"entitlements/store"
+	"entitlements/store/storetest"
 )
 
 var shanghai = mustZone("Asia/Shanghai")
@@ -62,15 +63,14 @@ func addPaidPeriod(t testing.TB, db *store.DB, vin billing.VIN, paidAt time.Time
 	start := billing.PaidStart(paidAt, tl.End())
 	end := billing.PaidEnd(start, days, shanghai)
 	u := func(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
-	g := db.Gorm()
-	err = g.Exec(`INSERT INTO periods (id, vin, seq, source, order_id, product, days, data_bytes_per_month, paid_at,
+	err = storetest.Exec(db, `INSERT INTO periods (id, vin, seq, source, order_id, product, days, data_bytes_per_month, paid_at,
 		starts_at, ends_at, created_at, updated_at) VALUES (?, ?, ?, 'order', ?, 'monthly', ?, 0, ?, ?, ?, ?, ?)`,
 		fmt.Sprintf("per_%s_%d", vin, tl.NextSeq()), string(vin), tl.NextSeq(), fmt.Sprintf("ord_%s_%d", vin, tl.NextSeq()),
-		days, u(paidAt), u(start), u(end), u(paidAt), u(paidAt)).Error
+		days, u(paidAt), u(start), u(end), u(paidAt), u(paidAt))
 	if err != nil {
 		t.Fatalf("insert paid period: %v", err)
 	}
-	if err := g.Exec(`UPDATE vehicles SET coverage_ends_at = ? WHERE vin = ?`, u(end), string(vin)).Error; err != nil {
+	if err := storetest.Exec(db, `UPDATE vehicles SET coverage_ends_at = ? WHERE vin = ?`, u(end), string(vin)); err != nil {
 		t.Fatalf("update coverage end: %v", err)
 	}
 	return end

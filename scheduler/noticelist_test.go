@@ -21,7 +21,6 @@ func TestNoticeListFindsEveryCoverageEnd(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
 		t.Parallel()
 		db := storetest.Open(t, dialect)
-		g := db.Gorm()
 		remind := scheduler.Remind{Store: db, Stages: stages, Location: shanghai}
 		expire := scheduler.Expire{Store: db, MaxAge: maxAge, Location: shanghai, Batch: 2}
 		vin := vinN(500)
@@ -36,8 +35,8 @@ func TestNoticeListFindsEveryCoverageEnd(t *testing.T) {
 		// A notice about no coverage end, as payments and usage create.
 		u := func(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
 		at := u(t0.Add(2 * time.Hour))
-		err := g.Exec(`INSERT INTO notices (id, vin, owner_id, kind, dedupe_key, stage, data, status, next_attempt_at, created_at, updated_at)
-			VALUES ('ntc_paid', ?, 'owner-1', 'order.paid', 'order.paid:x', 0, '{}', 'pending', ?, ?, ?)`, string(vin), at, at, at).Error
+		err := storetest.Exec(db, `INSERT INTO notices (id, vin, owner_id, kind, dedupe_key, stage, data, status, next_attempt_at, created_at, updated_at)
+			VALUES ('ntc_paid', ?, 'owner-1', 'order.paid', 'order.paid:x', 0, '{}', 'pending', ?, ?, ?)`, string(vin), at, at, at)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -45,26 +44,26 @@ func TestNoticeListFindsEveryCoverageEnd(t *testing.T) {
 		// A refund cuts the purchase two days after the trial's end: the
 		// vehicle is covered until then.
 		cut := u(end0.Add(2 * 24 * time.Hour))
-		if err := g.Exec(`UPDATE periods SET ends_at = ? WHERE vin = ? AND seq = 1`, cut, string(vin)).Error; err != nil {
+		if err := storetest.Exec(db, `UPDATE periods SET ends_at = ? WHERE vin = ? AND seq = 1`, cut, string(vin)); err != nil {
 			t.Fatal(err)
 		}
-		if err := g.Exec(`UPDATE vehicles SET coverage_ends_at = ? WHERE vin = ?`, cut, string(vin)).Error; err != nil {
+		if err := storetest.Exec(db, `UPDATE vehicles SET coverage_ends_at = ? WHERE vin = ?`, cut, string(vin)); err != nil {
 			t.Fatal(err)
 		}
 		runJob(t, remind, cut.Add(-12*time.Hour)) // stage 1 for the cut
 		runJob(t, expire, cut.Add(time.Hour))     // expired at the cut
 		// No period ends at end1 or at the cut any more (a later layout
 		// could move them): the list must not depend on the periods.
-		if err := g.Exec(`UPDATE periods SET ends_at = ?, refunded_at = ? WHERE vin = ? AND seq = 1`, end0, end0, string(vin)).Error; err != nil {
+		if err := storetest.Exec(db, `UPDATE periods SET ends_at = ?, refunded_at = ? WHERE vin = ? AND seq = 1`, end0, end0, string(vin)); err != nil {
 			t.Fatal(err)
 		}
 
 		var want []string
-		if err := g.Raw(`SELECT id FROM notices WHERE vin = ? ORDER BY created_at DESC, id DESC`, string(vin)).Scan(&want).Error; err != nil {
+		if err := storetest.Query(db, &want, `SELECT id FROM notices WHERE vin = ? ORDER BY created_at DESC, id DESC`, string(vin)); err != nil {
 			t.Fatal(err)
 		}
 		var kinds []string
-		if err := g.Raw(`SELECT kind || ':' || stage FROM notices WHERE vin = ? ORDER BY created_at DESC, id DESC`, string(vin)).Scan(&kinds).Error; err != nil {
+		if err := storetest.Query(db, &kinds, `SELECT kind || ':' || stage FROM notices WHERE vin = ? ORDER BY created_at DESC, id DESC`, string(vin)); err != nil {
 			t.Fatal(err)
 		}
 		// Newest first: expired at the cut, stage 30 for end1 (its job ran

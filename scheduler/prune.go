@@ -10,8 +10,9 @@ import (
 // UsagePruner deletes raw usage records; store.DB implements it.
 type UsagePruner interface {
 	// DeleteUsageBefore deletes at most limit usage records that started
-	// before cutoff, in one short transaction, and returns how many.
-	DeleteUsageBefore(ctx context.Context, cutoff time.Time, limit int) (int64, error)
+	// before cutoff, in one short transaction, and returns how many; loc
+	// is the zone of the usage cycles (calendar months).
+	DeleteUsageBefore(ctx context.Context, cutoff time.Time, loc *time.Location, limit int) (int64, error)
 }
 
 // DefaultPruneBatch is how many records PruneUsage deletes per
@@ -29,8 +30,9 @@ const DefaultPruneBatch = 5000
 type PruneUsage struct {
 	Store     UsagePruner
 	Retention time.Duration
-	Batch     int          // records per transaction; 0 = DefaultPruneBatch
-	Log       *slog.Logger // nil = no logging
+	Location  *time.Location // the zone of the usage cycles (billing.location); required
+	Batch     int            // records per transaction; 0 = DefaultPruneBatch
+	Log       *slog.Logger   // nil = no logging
 }
 
 // Run deletes every overdue record, batch by batch, until none is left or
@@ -43,13 +45,16 @@ func (j *PruneUsage) Run(ctx context.Context, now time.Time) error {
 	if batch <= 0 {
 		batch = DefaultPruneBatch
 	}
+	if j.Location == nil {
+		return fmt.Errorf("prune usage: no location: usage cycles are calendar months of billing.location")
+	}
 	cutoff := now.Add(-j.Retention)
 	var total int64
 	for {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("prune usage: stopped after %d records: %w", total, err)
 		}
-		n, err := j.Store.DeleteUsageBefore(ctx, cutoff, batch)
+		n, err := j.Store.DeleteUsageBefore(ctx, cutoff, j.Location, batch)
 		if err != nil {
 			return fmt.Errorf("prune usage: after %d records: %w", total, err)
 		}

@@ -40,7 +40,7 @@ func TestPruneUsageDeletesOldRecordsKeepsAggregates(t *testing.T) {
 			t.Fatalf("IngestUsage = %+v, %v", res, err)
 		}
 
-		job := &scheduler.PruneUsage{Store: db, Retention: 9600 * time.Hour, Batch: 5}
+		job := &scheduler.PruneUsage{Store: db, Retention: 9600 * time.Hour, Location: shanghai, Batch: 5}
 		if err := job.Run(ctx, now); err != nil {
 			t.Fatalf("Run: %v", err)
 		}
@@ -61,7 +61,7 @@ func TestPruneUsageDeletesOldRecordsKeepsAggregates(t *testing.T) {
 func TestPruneUsageStopsWithContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	job := &scheduler.PruneUsage{Store: storetest.Open(t, store.SQLite), Retention: time.Hour}
+	job := &scheduler.PruneUsage{Store: storetest.Open(t, store.SQLite), Retention: time.Hour, Location: shanghai}
 	if err := job.Run(ctx, time.Now()); err == nil {
 		t.Error("Run with a cancelled context = nil, want an error")
 	}
@@ -73,7 +73,7 @@ func TestPruneUsageStopsWithContext(t *testing.T) {
 func countRecords(t *testing.T, db *store.DB) int64 {
 	t.Helper()
 	var n int64
-	if err := db.Gorm().Raw(`SELECT COUNT(*) FROM usage_records`).Scan(&n).Error; err != nil {
+	if err := storetest.Query(db, &n, `SELECT COUNT(*) FROM usage_records`); err != nil {
 		t.Fatal(err)
 	}
 	return n

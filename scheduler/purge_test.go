@@ -15,8 +15,8 @@ func TestPurgeKeysForgetsKeysAfterADay(t *testing.T) {
 		db := storetest.Open(t, dialect)
 		now := time.Date(2026, 6, 15, 4, 0, 0, 0, time.UTC)
 		for i, age := range []time.Duration{49 * time.Hour, 24*time.Hour + time.Second, 23 * time.Hour} {
-			err := db.Gorm().Exec(`INSERT INTO idempotency_keys (scope, idem_key, request_hash, status, body, created_at) VALUES ('owner:alice', ?, 'h', 201, '{}', ?)`,
-				string(rune('a'+i)), now.Add(-age)).Error
+			err := storetest.Exec(db, `INSERT INTO idempotency_keys (scope, idem_key, request_hash, status, body, created_at) VALUES ('owner:alice', ?, 'h', 201, '{}', ?)`,
+				string(rune('a'+i)), now.Add(-age))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -27,7 +27,7 @@ func TestPurgeKeysForgetsKeysAfterADay(t *testing.T) {
 			}
 		}
 		var left []string
-		db.Gorm().Raw(`SELECT idem_key FROM idempotency_keys ORDER BY idem_key`).Scan(&left)
+		storetest.Query(db, &left, `SELECT idem_key FROM idempotency_keys ORDER BY idem_key`)
 		if len(left) != 1 || left[0] != "c" {
 			t.Errorf("keys left = %v, want [c] (the one younger than a day)", left)
 		}

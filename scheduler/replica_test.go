@@ -120,8 +120,8 @@ func TestTwoReplicasCancelUnpaidOrdersOnce(t *testing.T) {
 		}
 		wg.Wait()
 		var cancelled, pending int
-		a.Gorm().Raw(`SELECT COUNT(*) FROM orders WHERE status = 'cancelled'`).Scan(&cancelled)
-		a.Gorm().Raw(`SELECT COUNT(*) FROM orders WHERE status = 'pending'`).Scan(&pending)
+		storetest.Query(a, &cancelled, `SELECT COUNT(*) FROM orders WHERE status = 'cancelled'`)
+		storetest.Query(a, &pending, `SELECT COUNT(*) FROM orders WHERE status = 'pending'`)
 		if cancelled != stale || pending != 1 {
 			t.Errorf("%d orders cancelled, %d pending; want %d and 1", cancelled, pending, stale)
 		}
@@ -157,7 +157,30 @@ func TestTwoReplicasRunEachTickOnce(t *testing.T) {
 		ra, rb := replica(a, "a"), replica(b, "b")
 		ra.Start()
 		rb.Start()
-		time.Sleep(3500 * time.Millisecond)
+		// Wait for the start-up run and two ticks, and for a tick both
+		// replicas fired (the one that lost the claim counts it skipped):
+		// read from the runs and the metrics, not guessed from the clock.
+		ran := func() int {
+			mu.Lock()
+			defer mu.Unlock()
+			n := 0
+			for _, by := range runs {
+				n += len(by)
+			}
+			return n
+		}
+		skippedYet := func() bool {
+			for _, reg := range regs {
+				if sumCounter(t, reg, "scheduler_job_skipped_total") > 0 {
+					return true
+				}
+			}
+			return false
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for (ran() < 3 || !skippedYet()) && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
 		stop(t, ra)
 		stop(t, rb)
 
@@ -171,7 +194,7 @@ func TestTwoReplicasRunEachTickOnce(t *testing.T) {
 			}
 		}
 		var claimed int
-		a.Gorm().Raw(`SELECT COUNT(*) FROM job_runs WHERE job = 'count'`).Scan(&claimed)
+		storetest.Query(a, &claimed, `SELECT COUNT(*) FROM job_runs WHERE job = 'count'`)
 		if total < 3 || claimed != total {
 			t.Errorf("%d runs, %d ticks claimed; want at least 3, one claim a run", total, claimed)
 		}
@@ -184,4 +207,23 @@ func TestTwoReplicasRunEachTickOnce(t *testing.T) {
 			t.Errorf("metrics: %v runs, %v skipped; want %d run and some skipped", fired, skipped, total)
 		}
 	})
+}
+
+// sumCounter adds up every series of the counter name in g (0 before any
+// is created).
+func sumCounter(t *testing.T, g prometheus.Gatherer, name string) float64 {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				sum += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return sum
 }

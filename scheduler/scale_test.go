@@ -25,7 +25,6 @@ func TestRemindScale(t *testing.T) {
 	}
 	storetest.Each(t, func(t *testing.T, dialect string) {
 		db := storetest.Open(t, dialect)
-		g := db.Gorm()
 		u := func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05+00:00") }
 		if dialect == "postgres" {
 			u = func(t time.Time) string { return t.UTC().Format(time.RFC3339) }
@@ -41,16 +40,16 @@ func TestRemindScale(t *testing.T) {
 				vs = append(vs, fmt.Sprintf("('%s','o%d','SU7','%s','%s','%s','%s')", vin, i, u(begin), u(end), u(begin), u(begin)))
 				ps = append(ps, fmt.Sprintf("('p%d','%s',0,'trial','trial','%s','%s','%s','%s')", i, vin, u(begin), u(end), u(begin), u(begin)))
 			}
-			if err := g.Exec(`INSERT INTO vehicles (vin, owner_id, model, activated_at, coverage_ends_at, created_at, updated_at) VALUES ` + strings.Join(vs, ",")).Error; err != nil {
+			if err := storetest.Exec(db, `INSERT INTO vehicles (vin, owner_id, model, activated_at, coverage_ends_at, created_at, updated_at) VALUES `+strings.Join(vs, ",")); err != nil {
 				t.Fatal(err)
 			}
-			if err := g.Exec(`INSERT INTO periods (id, vin, seq, source, product, starts_at, ends_at, created_at, updated_at) VALUES ` + strings.Join(ps, ",")).Error; err != nil {
+			if err := storetest.Exec(db, `INSERT INTO periods (id, vin, seq, source, product, starts_at, ends_at, created_at, updated_at) VALUES `+strings.Join(ps, ",")); err != nil {
 				t.Fatal(err)
 			}
 		}
 		if dialect == "postgres" {
-			g.Exec(`ANALYZE vehicles`) // as autovacuum would after a bulk load
-			g.Exec(`ANALYZE periods`)
+			storetest.Exec(db, `ANALYZE vehicles`) // as autovacuum would after a bulk load
+			storetest.Exec(db, `ANALYZE periods`)
 		}
 		t.Logf("%s: seeded %d vehicles in %s", dialect, n, time.Since(start).Round(time.Millisecond))
 		remind := scheduler.Remind{Store: db, Stages: stages, Location: shanghai}
@@ -63,16 +62,16 @@ func TestRemindScale(t *testing.T) {
 			runJob(t, expire, t0)
 			e := time.Since(s)
 			var notices int64
-			g.Raw(`SELECT COUNT(*) FROM notices`).Scan(&notices)
+			storetest.Query(db, &notices, `SELECT COUNT(*) FROM notices`)
 			if os.Getenv("EXPLAIN") != "" && dialect == "postgres" {
 				var lines []string
-				g.Raw(`EXPLAIN ANALYZE SELECT v.vin, v.owner_id, v.coverage_ends_at FROM vehicles v
+				storetest.Query(db, &lines, `EXPLAIN ANALYZE SELECT v.vin, v.owner_id, v.coverage_ends_at FROM vehicles v
 			WHERE v.coverage_ends_at > ? AND v.coverage_ends_at <= ?
 			AND EXISTS (SELECT 1 FROM periods p
 				WHERE p.vin = v.vin AND p.refunded_at IS NULL AND p.starts_at <= ? AND p.ends_at > ?)
 			AND NOT EXISTS (SELECT 1 FROM notices n
 				WHERE n.vin = v.vin AND n.kind = ? AND n.covered_until = v.coverage_ends_at AND n.stage <= ?)
-			ORDER BY v.coverage_ends_at, v.vin LIMIT ?`, t0.Add(7*24*time.Hour), t0.Add(30*24*time.Hour), t0, t0, "coverage.expiring", 30, 500).Scan(&lines)
+			ORDER BY v.coverage_ends_at, v.vin LIMIT ?`, t0.Add(7*24*time.Hour), t0.Add(30*24*time.Hour), t0, t0, "coverage.expiring", 30, 500)
 				t.Log(strings.Join(lines, "\n"))
 			}
 			t.Logf("%s: %s run: remind %s, expire %s; %d notices", dialect, run, r.Round(time.Millisecond), e.Round(time.Millisecond), notices)

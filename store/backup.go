@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -16,7 +17,7 @@ var ErrBackupUnsupported = errors.New("backup writes SQLite databases only: back
 // Backup writes a copy of the SQLite database to path, a file that must
 // not exist yet. The copy is one consistent snapshot: every write
 // committed before Backup was called, and nothing half-applied. It runs
-// VACUUM INTO on a reader connection, a read transaction, so the service
+// VACUUM INTO on a connection of its own, a read transaction, so the service
 // keeps serving and committing meanwhile; writes committed after the
 // snapshot began are not in the copy. The copy is a single file (no WAL
 // beside it), synced to disk before Backup returns, and opens with Open.
@@ -45,10 +46,13 @@ func (db *DB) Backup(ctx context.Context, path string) error {
 			os.Remove(abs)
 		}
 	}()
-	r, err := db.read.DB()
+	// A connection of its own: the reader pool's are query-only, which
+	// refuses VACUUM INTO's writes to the copy.
+	r, err := sql.Open("sqlite3", db.file)
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
+	defer r.Close()
 	if _, err := r.ExecContext(ctx, "VACUUM INTO ?", abs); err != nil {
 		return fmt.Errorf("backup to %s: %w", path, err)
 	}

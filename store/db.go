@@ -6,7 +6,8 @@
 // SQLite allows one writer at a time. The store therefore keeps two pools:
 // a writer pool of one connection whose transactions begin IMMEDIATE (so a
 // read-then-write never fails half way with "database is locked"), and a
-// reader pool for queries outside transactions. On PostgreSQL both pools
+// reader pool for queries outside transactions, whose connections refuse
+// to write (query_only). On PostgreSQL both pools
 // are the same, and read-modify-write paths lock the vehicle row with
 // SELECT ... FOR UPDATE (a clause SQLite ignores, where the single writer
 // already serialises them).
@@ -68,6 +69,7 @@ type DB struct {
 	reads   *stmtCache     // statements prepared on the reader pool
 	cache   *snapshotCache // nil when off
 	ckpt    *checkpointer  // SQLite files only
+	file    string         // the SQLite DSN for a connection of Backup's own
 }
 
 // Open connects to the database described by cfg. It does not migrate;
@@ -97,7 +99,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite writer: %w", err)
 		}
-		r, err := gorm.Open(sqlite.Open(sqliteDSN(cfg.DSN, "deferred")), gcfg())
+		r, err := gorm.Open(sqlite.Open(queryOnly(sqliteDSN(cfg.DSN, "deferred"))), gcfg())
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite reader: %w", err)
 		}
@@ -105,6 +107,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 			return nil, err
 		}
 		db.read = r
+		db.file = sqliteDSN(cfg.DSN, "deferred")
 		if cfg.SnapshotCache > 0 {
 			db.cache = newSnapshotCache(cfg.SnapshotCache, int64(or(cfg.SnapshotCacheMiB, 48))<<20)
 		}
@@ -202,6 +205,18 @@ func sqliteDSN(dsn, txlock string) string {
 	return base + "?" + q.Encode()
 }
 
+// queryOnly makes an SQLite DSN's connections refuse to change the
+// database (PRAGMA query_only): the reader pool's, so that nothing can
+// write past the writer slot and the snapshot cache's invalidation
+// (write.go). The checkpointer and Backup (whose VACUUM INTO writes a
+// file, which query_only refuses) open connections of their own.
+func queryOnly(dsn string) string {
+	base, query, _ := strings.Cut(dsn, "?")
+	q, _ := url.ParseQuery(query)
+	q.Set("_query_only", "1")
+	return base + "?" + q.Encode()
+}
+
 // checkSynchronous refuses an SQLite DSN that asks for a synchronous
 // setting weaker than FULL (mattn/go-sqlite3 reads _synchronous or _sync):
 // the store acknowledges only writes that are on disk, and there is no
@@ -292,12 +307,6 @@ func walLimit(cfg Config) int64 {
 	}
 	return defaultWALLimit
 }
-
-// Gorm exposes the reader pool to tests and tools that need raw access
-// to the database. It is outside the write path: a write through it
-// neither waits for the writer slot nor invalidates cached snapshots
-// (call ForgetSnapshots after one).
-func (db *DB) Gorm() *gorm.DB { return db.read }
 
 // uninterrupted is ctx without its cancellation, for SQLite statements
 // that must run to their end once started. mattn/go-sqlite3 runs every

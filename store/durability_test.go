@@ -20,7 +20,7 @@ import (
 func writerPragma(t *testing.T, db *store.DB, name string) int {
 	t.Helper()
 	var v int
-	if err := db.Gorm().Raw("PRAGMA " + name).Scan(&v).Error; err != nil {
+	if err := storetest.Query(db, &v, "PRAGMA "+name); err != nil {
 		t.Fatalf("PRAGMA %s: %v", name, err)
 	}
 	return v
@@ -197,7 +197,7 @@ func TestBackupUnderPaymentsHoldsEveryAcknowledgedPayment(t *testing.T) {
 		t.Fatalf("Migrate() on the backup = %v, %v; want nothing to apply", applied, err)
 	}
 	var integrity string
-	if err := copied.Gorm().Raw("PRAGMA integrity_check").Scan(&integrity).Error; err != nil || integrity != "ok" {
+	if err := storetest.Query(copied, &integrity, "PRAGMA integrity_check"); err != nil || integrity != "ok" {
 		t.Fatalf("integrity_check = %q, %v", integrity, err)
 	}
 	for _, id := range before {
@@ -207,7 +207,7 @@ func TestBackupUnderPaymentsHoldsEveryAcknowledgedPayment(t *testing.T) {
 		}
 	}
 	var paidOrders int64
-	copied.Gorm().Raw(`SELECT COUNT(*) FROM orders WHERE status = 'paid' AND id NOT LIKE 'ord_seed_%'`).Scan(&paidOrders)
+	storetest.Query(copied, &paidOrders, `SELECT COUNT(*) FROM orders WHERE status = 'paid' AND id NOT LIKE 'ord_seed_%'`)
 	t.Logf("%d payments acknowledged before the backup, %d while it ran; the backup holds %d paid orders of %d",
 		len(before), during, paidOrders, len(orders))
 	for _, check := range []struct{ what, query string }{
@@ -218,7 +218,7 @@ func TestBackupUnderPaymentsHoldsEveryAcknowledgedPayment(t *testing.T) {
 		{"paid orders (not seeded) without their order.paid notice", `SELECT COUNT(*) FROM orders o WHERE o.status = 'paid' AND o.id NOT LIKE 'ord_seed_%' AND NOT EXISTS (SELECT 1 FROM notices n WHERE n.dedupe_key = 'order.paid:' || o.id)`},
 	} {
 		var n int64
-		if err := copied.Gorm().Raw(check.query).Scan(&n).Error; err != nil {
+		if err := storetest.Query(copied, &n, check.query); err != nil {
 			t.Fatalf("%s: %v", check.what, err)
 		}
 		if n != 0 {

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -18,7 +19,6 @@ var preHistory = []int{1, 2, 3, 4, 10, 20, 21, 30, 31, 32, 33, 40, 41, 50, 60}
 func legacyVehicle(t *testing.T, db *store.DB, vin billing.VIN, owner string, activated, updated time.Time, loc *time.Location) {
 	t.Helper()
 	tp := billing.TrialTerms{Months: 12}.TrialPeriod(vin, activated, loc)
-	g := db.Gorm()
 	for _, s := range []struct {
 		sql  string
 		args []any
@@ -29,7 +29,7 @@ func legacyVehicle(t *testing.T, db *store.DB, vin billing.VIN, owner string, ac
 		  VALUES (?, ?, 0, 'trial', 'trial', 0, 0, ?, ?, ?, ?)`,
 			[]any{"per_legacy_" + string(vin), string(vin), tp.StartsAt.UTC(), tp.EndsAt.UTC(), activated.UTC(), activated.UTC()}},
 	} {
-		if err := g.Exec(s.sql, s.args...).Error; err != nil {
+		if err := storetest.Exec(db, s.sql, s.args...); err != nil {
 			t.Fatalf("legacy vehicle: %v", err)
 		}
 	}
@@ -68,7 +68,7 @@ func TestHistoryStartsAtTheUpgrade(t *testing.T) {
 			{`INSERT INTO usage_cycles (vin, cycle, entertainment_bytes, basic_bytes, records, last_ended_at, updated_at) VALUES (?, '2025-11', 10, 20, 2, ?, ?)`,
 				[]any{string(vin), e2.Add(time.Microsecond).UTC(), updated.UTC()}},
 		} {
-			if err := db.Gorm().Exec(s.sql, s.args...).Error; err != nil {
+			if err := storetest.Exec(db, s.sql, s.args...); err != nil {
 				t.Fatalf("legacy usage: %v", err)
 			}
 		}
@@ -194,7 +194,7 @@ func TestPointUsageFromRecords(t *testing.T) {
 		// brought, with their records.
 		arrivals := func() (n int64) {
 			t.Helper()
-			if err := db.Gorm().Raw(`SELECT COUNT(*) FROM usage_arrivals`).Scan(&n).Error; err != nil {
+			if err := storetest.Query(db, &n, `SELECT COUNT(*) FROM usage_arrivals`); err != nil {
 				t.Fatal(err)
 			}
 			return n
@@ -202,7 +202,7 @@ func TestPointUsageFromRecords(t *testing.T) {
 		if n := arrivals(); n != 4 {
 			t.Fatalf("usage_arrivals has %d rows, want 4 (one per batch and month)", n)
 		}
-		if n, err := db.DeleteUsageBefore(ctx, at(3, 2, 0), 100); err != nil || n != 4 {
+		if n, err := db.DeleteUsageBefore(ctx, at(3, 2, 0), shanghai, 100); err != nil || n != 4 {
 			t.Fatalf("DeleteUsageBefore() = %d, %v; want 4 records", n, err)
 		}
 		if n := arrivals(); n != 0 {
@@ -276,7 +276,7 @@ func TestUnversionedChangeIsCaughtUp(t *testing.T) {
 				[]any{string(vin), t1.UTC(), t0.AddDate(1, 0, 0).UTC(), t0.AddDate(1, 1, 0).UTC(), t1.UTC(), t1.UTC()}},
 			{`UPDATE vehicles SET updated_at = ? WHERE vin = ?`, []any{t1.UTC(), string(vin)}},
 		} {
-			if err := db.Gorm().Exec(s.sql, s.args...).Error; err != nil {
+			if err := storetest.Exec(db, s.sql, s.args...); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -296,6 +296,52 @@ func TestUnversionedChangeIsCaughtUp(t *testing.T) {
 		hist, err := db.TimelineHistory(ctx, vin)
 		if err != nil || len(hist) != 2 || len(hist[0].Periods) != 1 || hist[0].Periods[0].ID != "per_old" {
 			t.Errorf("TimelineHistory() = %+v, %v; want the transfer's version to bring per_old", hist, err)
+		}
+	})
+}
+
+// TestPruneArrivalsByLocalCycle: usage_arrivals are keyed by the cycle in
+// billing's location, and pruning counts cycles the same way. At
+// 2026-03-31T17:00Z it is already April 1 in Shanghai (but still March in
+// UTC): March's local cycle has ended, so its arrivals go, and April's
+// stay.
+func TestPruneArrivalsByLocalCycle(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		db := storetest.Open(t, dialect)
+		ctx := context.Background()
+		vin := billing.VIN(billing.FixCheckDigit("LSVHS4E10P2000004"))
+		activated := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+		if _, _, err := db.Activate(ctx, vin, billing.Activation{ActivatedAt: activated, OwnerID: "alice"},
+			billing.TrialTerms{Months: 12, DataBytesPerMonth: 1 << 30}, shanghai, activated); err != nil {
+			t.Fatal(err)
+		}
+		rec := func(id string, start time.Time) billing.UsageRecord {
+			return billing.UsageRecord{ID: id, VIN: vin, Category: billing.CategoryEntertainment, Bytes: 10, StartedAt: start, EndedAt: start.Add(10 * time.Minute)}
+		}
+		march := time.Date(2026, 3, 20, 12, 0, 0, 0, time.UTC)  // March in both
+		april := time.Date(2026, 3, 31, 16, 30, 0, 0, time.UTC) // April 1 00:30 in Shanghai, March in UTC
+		for _, r := range []billing.UsageRecord{rec("m", march), rec("a", april)} {
+			if _, err := db.IngestUsage(ctx, []billing.UsageRecord{r}, nil, shanghai, r.EndedAt.Add(time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cycles := func() (keys []string) {
+			t.Helper()
+			if err := storetest.Query(db, &keys, `SELECT cycle FROM usage_arrivals ORDER BY cycle`); err != nil {
+				t.Fatal(err)
+			}
+			return keys
+		}
+		if got := cycles(); !slices.Equal(got, []string{"2026-03", "2026-04"}) {
+			t.Fatalf("usage_arrivals cycles = %v, want [2026-03 2026-04] (Shanghai months)", got)
+		}
+		cutoff := time.Date(2026, 3, 31, 17, 0, 0, 0, time.UTC)
+		if n, err := db.DeleteUsageBefore(ctx, cutoff, shanghai, 100); err != nil || n != 2 {
+			t.Fatalf("DeleteUsageBefore() = %d, %v; want both records", n, err)
+		}
+		if got := cycles(); !slices.Equal(got, []string{"2026-04"}) {
+			t.Errorf("after pruning at %s (April in Shanghai), usage_arrivals cycles = %v, want [2026-04]", cutoff, got)
 		}
 	})
 }

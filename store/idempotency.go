@@ -81,12 +81,16 @@ func storeResponse[T any](tx *Tx, k billing.IdempotencyKey, v T, render billing.
 func (db *DB) PurgeIdempotencyKeys(ctx context.Context, cutoff time.Time) (int, error) {
 	var n int64
 	err := db.writeAlone(ctx, nil, func(tx *Tx) error {
-		res := tx.g.Where("created_at < ?", utc(cutoff)).Delete(&idempotencyRow{})
-		n = res.RowsAffected
-		return res.Error
+		var err error
+		n, err = tx.update(purgeKeysStmt, db.timeArg(cutoff))
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("purge idempotency keys: %w", err)
 	}
 	return int(n), nil
 }
+
+var purgeKeysStmt = statement{"idem/purge", func() string {
+	return `DELETE FROM idempotency_keys WHERE created_at < ?`
+}}

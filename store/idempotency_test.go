@@ -14,8 +14,8 @@ func TestPurgeIdempotencyKeys(t *testing.T) {
 		db := storetest.Open(t, dialect)
 		now := time.Date(2026, 6, 15, 4, 0, 0, 0, time.UTC)
 		for i, age := range []time.Duration{48 * time.Hour, 25 * time.Hour, time.Hour} {
-			err := db.Gorm().Exec(`INSERT INTO idempotency_keys (scope, idem_key, request_hash, status, body, created_at) VALUES ('owner:alice', ?, 'h', 201, '{}', ?)`,
-				string(rune('a'+i)), now.Add(-age)).Error
+			err := storetest.Exec(db, `INSERT INTO idempotency_keys (scope, idem_key, request_hash, status, body, created_at) VALUES ('owner:alice', ?, 'h', 201, '{}', ?)`,
+				string(rune('a'+i)), now.Add(-age))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -25,7 +25,7 @@ func TestPurgeIdempotencyKeys(t *testing.T) {
 			t.Fatalf("PurgeIdempotencyKeys() = %d, %v, want 2, nil", n, err)
 		}
 		var left int64
-		db.Gorm().Raw(`SELECT COUNT(*) FROM idempotency_keys`).Scan(&left)
+		storetest.Query(db, &left, `SELECT COUNT(*) FROM idempotency_keys`)
 		if left != 1 {
 			t.Errorf("keys left = %d, want 1", left)
 		}

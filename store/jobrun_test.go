@@ -65,12 +65,12 @@ func TestClaimJobRunOncePerTick(t *testing.T) {
 
 		claim(a, store.JobExpire, tick.Add(store.JobRunRetention+time.Hour), "a")
 		var left []time.Time
-		a.Gorm().Raw(`SELECT tick FROM job_runs WHERE job = ? ORDER BY tick`, store.JobExpire).Scan(&left)
+		storetest.Query(a, &left, `SELECT tick FROM job_runs WHERE job = ? ORDER BY tick`, store.JobExpire)
 		if len(left) != 1 {
 			t.Errorf("expire runs kept after a claim a week later: %v, want the new one only", left)
 		}
 		var remind int
-		a.Gorm().Raw(`SELECT COUNT(*) FROM job_runs WHERE job = ?`, store.JobRemind).Scan(&remind)
+		storetest.Query(a, &remind, `SELECT COUNT(*) FROM job_runs WHERE job = ?`, store.JobRemind)
 		if remind != 1 {
 			t.Errorf("%d remind runs kept, want 1: pruning one job keeps the others", remind)
 		}

@@ -236,10 +236,9 @@ func (db *DB) Migrate(ctx context.Context) (applied []int, err error) {
 // migrateWhere applies the pending migrations whose version want accepts
 // (tests use it to build a database as an older release left it).
 func (db *DB) migrateWhere(ctx context.Context, want func(version int) bool) (applied []int, err error) {
-	err = db.writeAlone(ctx, nil, func(w *Tx) error {
-		tx := w.g
+	err = db.writeAlone(ctx, nil, func(tx *Tx) error {
 		if db.dialect == Postgres {
-			if err := tx.Exec(`SELECT pg_advisory_xact_lock(?)`, migrationLockID).Error; err != nil {
+			if _, err := tx.exec(migrationLockStmt, migrationLockID); err != nil {
 				return err
 			}
 		}
@@ -247,31 +246,36 @@ func (db *DB) migrateWhere(ctx context.Context, want func(version int) bool) (ap
 		if db.dialect == Postgres {
 			ts = "TIMESTAMPTZ"
 		}
-		if err := tx.Exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+		if err := tx.raw(`CREATE TABLE IF NOT EXISTS schema_migrations (
 			version    INTEGER PRIMARY KEY,
 			name       TEXT NOT NULL,
-			applied_at ` + ts + ` NOT NULL)`).Error; err != nil {
-			return err
-		}
-		var done []int
-		if err := tx.Raw(`SELECT version FROM schema_migrations`).Scan(&done).Error; err != nil {
+			applied_at ` + ts + ` NOT NULL)`); err != nil {
 			return err
 		}
 		have := map[int]bool{}
-		for _, v := range done {
+		rows, err := tx.query(migrationsDoneStmt)
+		if err != nil {
+			return err
+		}
+		err = eachRow(rows, func() error {
+			var v int
+			err := rows.Scan(&v)
 			have[v] = true
+			return err
+		})
+		if err != nil {
+			return err
 		}
 		for _, m := range sortedMigrations() {
 			if have[m.Version] || !want(m.Version) {
 				continue
 			}
 			for _, s := range db.render(m) {
-				if err := tx.Exec(s).Error; err != nil {
+				if err := tx.raw(s); err != nil {
 					return fmt.Errorf("migration %d (%s): %w", m.Version, m.Name, err)
 				}
 			}
-			if err := tx.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
-				m.Version, m.Name, utc(time.Now())).Error; err != nil {
+			if _, err := tx.exec(migrationDoneStmt, m.Version, m.Name, db.timeArg(time.Now())); err != nil {
 				return err
 			}
 			applied = append(applied, m.Version)
@@ -283,6 +287,14 @@ func (db *DB) migrateWhere(ctx context.Context, want func(version int) bool) (ap
 	}
 	return applied, nil
 }
+
+var (
+	migrationLockStmt  = statement{"migrate/lock", func() string { return `SELECT pg_advisory_xact_lock(?)` }}
+	migrationsDoneStmt = statement{"migrate/done", func() string { return `SELECT version FROM schema_migrations` }}
+	migrationDoneStmt  = statement{"migrate/record", func() string {
+		return `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`
+	}}
+)
 
 func sortedMigrations() []migration {
 	ms := slices.Clone(migrations)

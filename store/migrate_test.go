@@ -30,11 +30,10 @@ func TestUpgradeKeepsPeriodsAndNotices(t *testing.T) {
 		if _, err := db.MigrateOnly(ctx, 1, 2, 10, 20, 21, 30, 31, 40); err != nil {
 			t.Fatal(err)
 		}
-		g := db.Gorm()
 		vin := billing.VIN(billing.FixCheckDigit("LSVAX4E10P2000300"))
 		at := time.Date(2025, 2, 28, 16, 0, 0, 0, time.UTC) // 2025-03-01 00:00 in Shanghai
 		end := at.AddDate(1, 0, 0)
-		exec := func(q string, args ...any) error { return g.Exec(q, args...).Error }
+		exec := func(q string, args ...any) error { return storetest.Exec(db, q, args...) }
 		must := func(err error) {
 			t.Helper()
 			if err != nil {
@@ -105,12 +104,11 @@ func TestUpgradeAddressesMoneyNoticesToThePayer(t *testing.T) {
 		if _, err := db.MigrateOnly(ctx, 1, 2, 3, 4, 10, 20, 21, 30, 31, 32, 40, 41); err != nil {
 			t.Fatal(err)
 		}
-		g := db.Gorm()
 		vin := billing.FixCheckDigit("LSVAX4E10P2000301")
 		at := time.Date(2025, 2, 28, 16, 0, 0, 0, time.UTC)
 		must := func(q string, args ...any) {
 			t.Helper()
-			if err := g.Exec(q, args...).Error; err != nil {
+			if err := storetest.Exec(db, q, args...); err != nil {
 				t.Fatal(err)
 			}
 		}

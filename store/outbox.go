@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"entitlements/billing"
@@ -17,18 +18,68 @@ import (
 // same time: claims are exclusive (the job lock; on PostgreSQL also FOR
 // UPDATE SKIP LOCKED) and a claimed notice is not due until its lease ends.
 
-// supersedeSQL marks the given pending coverage.expiring notices
+// supersedeStmt marks the given pending coverage.expiring notices
 // superseded when the vehicle's coverage end has moved since they were
 // created (a purchase or a refund), or when a nearer stage exists for the
 // same coverage end (only the nearest due stage is sent). It is applied to
-// the notices being claimed, so its cost is bounded by the batch. It
-// returns the (id, vin) of each notice it marks, for the audit trail.
-const supersedeSQL = `UPDATE notices SET status = ?, updated_at = ?
-	WHERE id IN ? AND status = ? AND kind = ? AND (
+// the notices being claimed (n ids), so its cost is bounded by the batch.
+// It returns the (id, vin) of each notice it marks, for the audit trail.
+func supersedeStmt(n int) statement {
+	return statement{"outbox/supersede/" + strconv.Itoa(n), func() string {
+		return `UPDATE notices SET status = ?, updated_at = ?
+	WHERE id IN (` + placeholders(n) + `) AND status = ? AND kind = ? AND (
 		covered_until <> (SELECT v.coverage_ends_at FROM vehicles v WHERE v.vin = notices.vin)
 		OR EXISTS (SELECT 1 FROM notices n2 WHERE n2.vin = notices.vin AND n2.kind = notices.kind
 			AND n2.covered_until = notices.covered_until AND n2.stage < notices.stage))
 	RETURNING id, vin`
+	}}
+}
+
+// pickNoticesStmt selects the ids of the pending notices due at a time,
+// oldest due first, up to a limit; on PostgreSQL it skips the rows another
+// transaction has locked.
+func (db *DB) pickNoticesStmt() statement {
+	return statement{"outbox/pick", func() string {
+		q := `SELECT id FROM notices WHERE status = ? AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?`
+		if db.dialect == Postgres {
+			q += ` FOR UPDATE SKIP LOCKED`
+		}
+		return q
+	}}
+}
+
+// claimNoticesStmt leases n pending notices.
+func claimNoticesStmt(n int) statement {
+	return statement{"outbox/claim/" + strconv.Itoa(n), func() string {
+		return `UPDATE notices SET next_attempt_at = ?, attempts = attempts + 1, updated_at = ?
+	WHERE id IN (` + placeholders(n) + `) AND status = ?`
+	}}
+}
+
+// claimedNoticesStmt reads n pending notices in the order they are sent.
+func (db *DB) claimedNoticesStmt(n int) statement {
+	return statement{"outbox/claimed/" + strconv.Itoa(n), func() string {
+		return `SELECT id, vin, owner_id, kind, dedupe_key, stage, ` + db.timeCol("covered_until") + `, data, status, attempts, ` +
+			db.timeCol("next_attempt_at") + `, last_error, ` + db.timeCol("created_at") + `, ` + db.timeCol("updated_at") + `, ` +
+			db.timeCol("sent_at") + ` FROM notices WHERE id IN (` + placeholders(n) + `) AND status = ? ORDER BY next_attempt_at, id`
+	}}
+}
+
+// idList is ids as statement arguments, padded with the last id to the
+// next power of two, so that the statements over an id list come in a
+// few sizes (the statement cache keeps one per size). A repeated id
+// changes nothing in an IN list.
+func idList(ids []string) []any {
+	n := 1
+	for n < len(ids) {
+		n *= 2
+	}
+	out := make([]any, n)
+	for i := range out {
+		out[i] = ids[min(i, len(ids)-1)]
+	}
+	return out
+}
 
 // ClaimNotices takes up to limit pending notices due at now, oldest due
 // first. Reminders among them that are moot are marked superseded (and
@@ -38,38 +89,30 @@ const supersedeSQL = `UPDATE notices SET status = ?, updated_at = ?
 // failed; if it never does (a crash), the notice is due again after the
 // lease. It takes nothing when another replica is claiming at the moment.
 func (db *DB) ClaimNotices(ctx context.Context, now time.Time, limit int, lease time.Duration) (claimed []billing.Notice, superseded int, err error) {
-	pick := `SELECT id FROM notices WHERE status = ? AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?`
-	if db.dialect == Postgres {
-		pick += ` FOR UPDATE SKIP LOCKED`
-	}
 	pending := string(billing.NoticePending)
 	var rows []noticeRow
 	err = db.jobWrite(ctx, JobDeliver, func(tx *Tx) error {
-		var ids []string
-		if err := tx.g.Raw(pick, pending, utc(now), limit).Scan(&ids).Error; err != nil {
-			return fmt.Errorf("pick due notices: %w", err)
+		ids, err := db.pickNotices(tx, now, limit)
+		if err != nil || len(ids) == 0 {
+			return err
 		}
-		if len(ids) == 0 {
-			return nil
-		}
-		var moot []struct{ ID, VIN string }
-		err := tx.g.Raw(supersedeSQL, string(billing.NoticeSuperseded), utc(now), ids, pending, string(billing.NoticeExpiring)).
-			Scan(&moot).Error
+		list := idList(ids)
+		moot, err := db.supersedeNotices(tx, list, now)
 		if err != nil {
-			return fmt.Errorf("supersede notices: %w", err)
+			return err
 		}
 		superseded = len(moot)
 		for _, m := range moot {
-			tx.audit(billing.AuditEntry{At: now, Action: billing.AuditNoticeSuperseded, VIN: billing.VIN(m.VIN),
-				Before: billing.Fields{"notice_id": m.ID, "status": pending},
-				After:  billing.Fields{"notice_id": m.ID, "status": string(billing.NoticeSuperseded)}})
+			tx.audit(billing.AuditEntry{At: now, Action: billing.AuditNoticeSuperseded, VIN: billing.VIN(m.vin),
+				Before: billing.Fields{"notice_id": m.id, "status": pending},
+				After:  billing.Fields{"notice_id": m.id, "status": string(billing.NoticeSuperseded)}})
 		}
-		err = tx.g.Exec(`UPDATE notices SET next_attempt_at = ?, attempts = attempts + 1, updated_at = ? WHERE id IN ? AND status = ?`,
-			utc(now.Add(lease)), utc(now), ids, pending).Error
-		if err != nil {
+		args := append([]any{db.timeArg(now.Add(lease)), db.timeArg(now)}, list...)
+		if _, err := tx.exec(claimNoticesStmt(len(list)), append(args, pending)...); err != nil {
 			return fmt.Errorf("claim notices: %w", err)
 		}
-		return tx.g.Where("id IN ? AND status = ?", ids, pending).Order("next_attempt_at, id").Find(&rows).Error
+		rows, err = db.claimedNotices(tx, list)
+		return err
 	})
 	if errors.Is(err, errJobBusy) {
 		return nil, 0, nil
@@ -159,6 +202,73 @@ func (db *DB) NoticeBacklog(ctx context.Context) (map[billing.NoticeStatus]int, 
 	out := map[billing.NoticeStatus]int{billing.NoticePending: 0, billing.NoticeDead: 0}
 	for _, r := range rows {
 		out[billing.NoticeStatus(r.Status)] = r.N
+	}
+	return out, nil
+}
+
+// pickNotices returns the ids of up to limit pending notices due at now.
+func (db *DB) pickNotices(tx *Tx, now time.Time, limit int) ([]string, error) {
+	rows, err := tx.query(db.pickNoticesStmt(), string(billing.NoticePending), db.timeArg(now), limit)
+	if err != nil {
+		return nil, fmt.Errorf("pick due notices: %w", err)
+	}
+	var ids []string
+	err = eachRow(rows, func() error {
+		var id string
+		err := rows.Scan(&id)
+		ids = append(ids, id)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pick due notices: %w", err)
+	}
+	return ids, nil
+}
+
+// mootNotice is a reminder supersedeNotices marked.
+type mootNotice struct{ id, vin string }
+
+// supersedeNotices marks the moot reminders among list (idList) superseded
+// and returns them.
+func (db *DB) supersedeNotices(tx *Tx, list []any, now time.Time) ([]mootNotice, error) {
+	args := append([]any{string(billing.NoticeSuperseded), db.timeArg(now)}, list...)
+	rows, err := tx.query(supersedeStmt(len(list)), append(args, string(billing.NoticePending), string(billing.NoticeExpiring))...)
+	if err != nil {
+		return nil, fmt.Errorf("supersede notices: %w", err)
+	}
+	var moot []mootNotice
+	err = eachRow(rows, func() error {
+		var m mootNotice
+		err := rows.Scan(&m.id, &m.vin)
+		moot = append(moot, m)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("supersede notices: %w", err)
+	}
+	return moot, nil
+}
+
+// claimedNotices reads the pending notices of list (idList), in the order
+// they are sent.
+func (db *DB) claimedNotices(tx *Tx, list []any) ([]noticeRow, error) {
+	rows, err := tx.query(db.claimedNoticesStmt(len(list)), append(list, string(billing.NoticePending))...)
+	if err != nil {
+		return nil, fmt.Errorf("read claimed notices: %w", err)
+	}
+	var out []noticeRow
+	err = eachRow(rows, func() error {
+		var r noticeRow
+		var covered, next, created, updated, sent dbTime
+		err := rows.Scan(&r.ID, &r.VIN, &r.OwnerID, &r.Kind, &r.DedupeKey, &r.Stage, &covered, &r.Data, &r.Status,
+			&r.Attempts, &next, &r.LastError, &created, &updated, &sent)
+		r.CoveredUntil, r.SentAt = covered.ptr(), sent.ptr()
+		r.NextAttemptAt, r.CreatedAt, r.UpdatedAt = next.T, created.T, updated.T
+		out = append(out, r)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read claimed notices: %w", err)
 	}
 	return out, nil
 }

@@ -12,7 +12,7 @@ import (
 func TestRefundsAreAppendOnly(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, dialect string) {
 		t.Parallel()
-		g := storetest.Open(t, dialect).Gorm()
+		db := storetest.Open(t, dialect)
 		now := time.Date(2026, 6, 15, 4, 0, 0, 0, time.UTC)
 		setup := []struct {
 			sql  string
@@ -25,17 +25,17 @@ func TestRefundsAreAppendOnly(t *testing.T) {
 			  VALUES ('r1', 'o1', 'V1', 100, 'CNY', 'other', FALSE, 'kept', 'bob', ?)`, []any{now}},
 		}
 		for _, s := range setup {
-			if err := g.Exec(s.sql, s.args...).Error; err != nil {
+			if err := storetest.Exec(db, s.sql, s.args...); err != nil {
 				t.Fatalf("setup: %v", err)
 			}
 		}
-		if err := g.Exec(`UPDATE refunds SET amount_fen = 1 WHERE id = 'r1'`).Error; err == nil {
+		if err := storetest.Exec(db, `UPDATE refunds SET amount_fen = 1 WHERE id = 'r1'`); err == nil {
 			t.Errorf("UPDATE refunds succeeded, want it refused")
 		}
-		if err := g.Exec(`DELETE FROM refunds WHERE id = 'r1'`).Error; err == nil {
+		if err := storetest.Exec(db, `DELETE FROM refunds WHERE id = 'r1'`); err == nil {
 			t.Errorf("DELETE FROM refunds succeeded, want it refused")
 		}
-		if err := g.Exec(`UPDATE orders SET refunded_fen = 2000 WHERE id = 'o1'`).Error; err == nil {
+		if err := storetest.Exec(db, `UPDATE orders SET refunded_fen = 2000 WHERE id = 'o1'`); err == nil {
 			t.Errorf("refunded_fen above amount_fen was accepted, want the CHECK to refuse it")
 		}
 	})

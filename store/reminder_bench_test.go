@@ -27,7 +27,7 @@ func BenchmarkCreateReminders(b *testing.B) {
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
-				if err := db.Gorm().Exec(`DELETE FROM notices`).Error; err != nil {
+				if err := storetest.Exec(db, `DELETE FROM notices`); err != nil {
 					b.Fatal(err)
 				}
 				b.StartTimer()

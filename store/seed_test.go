@@ -70,8 +70,8 @@ func TestSeedLoadsARealisticRepeatableFleet(t *testing.T) {
 			}
 		}
 		var vehicles, orders int64
-		db.Gorm().Table("vehicles").Count(&vehicles)
-		db.Gorm().Table("orders").Count(&orders)
+		storetest.Query(db, &vehicles, `SELECT COUNT(*) FROM vehicles`)
+		storetest.Query(db, &orders, `SELECT COUNT(*) FROM orders`)
 		if vehicles != n || orders == 0 || orders > n/2 {
 			t.Errorf("%d vehicles, %d orders; want %d vehicles and some orders", vehicles, orders, n)
 		}

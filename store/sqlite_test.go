@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"entitlements/store"
+	"entitlements/store/storetest"
 
 	_ "github.com/mattn/go-sqlite3"
 )
@@ -42,12 +43,11 @@ func TestCheckpointerCopiesTheWALBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	g := db.Gorm()
-	if err := g.Exec(`CREATE TABLE t (n INTEGER)`).Error; err != nil {
+	if err := storetest.Exec(db, `CREATE TABLE t (n INTEGER)`); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 100; i++ {
-		if err := g.Exec(`INSERT INTO t VALUES (?)`, i).Error; err != nil {
+		if err := storetest.Exec(db, `INSERT INTO t VALUES (?)`, i); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -133,7 +133,7 @@ func TestSQLitePragmas(t *testing.T) {
 	db := storetest.Open(t, store.SQLite)
 	for pragma, want := range map[string]string{"journal_mode": "wal", "foreign_keys": "1", "busy_timeout": "10000"} {
 		var got string
-		if err := db.Gorm().Raw("PRAGMA " + pragma).Scan(&got).Error; err != nil || got != want {
+		if err := storetest.Query(db, &got, "PRAGMA "+pragma); err != nil || got != want {
 			t.Errorf("PRAGMA %s = %q, %v; want %q", pragma, got, err, want)
 		}
 	}
@@ -185,6 +185,29 @@ func TestJobLocksAreSchemaScoped(t *testing.T) {
 		cancel(sameSchema, 1, "same schema while another job's lock is held")
 		if err := release(); err != nil {
 			t.Fatal(err)
+		}
+	})
+}
+
+// TestToolQueryIsReadOnly: the tools' query path cannot write, on either
+// database (on PostgreSQL its pool is the writer's); ToolExec writes.
+func TestToolQueryIsReadOnly(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		db := storetest.Open(t, dialect)
+		ctx := context.Background()
+		now := time.Now().UTC()
+		var ticks []time.Time
+		err := db.ToolQuery(ctx, &ticks, `INSERT INTO job_runs (job, tick, replica, started_at) VALUES ('j', ?, 'r', ?) RETURNING tick`, now, now)
+		if err == nil {
+			t.Error("an INSERT through ToolQuery succeeded, want it refused")
+		}
+		if err := storetest.Exec(db, `INSERT INTO job_runs (job, tick, replica, started_at) VALUES ('j', ?, 'r', ?)`, now, now); err != nil {
+			t.Fatalf("ToolExec: %v", err)
+		}
+		var n int
+		if err := storetest.Query(db, &n, `SELECT COUNT(*) FROM job_runs WHERE job = 'j'`); err != nil || n != 1 {
+			t.Errorf("job_runs holds %d rows of job j (%v), want 1", n, err)
 		}
 	})
 }

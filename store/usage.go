@@ -321,16 +321,17 @@ func crossings(gs []grew, timelines map[billing.VIN]billing.Timeline, thresholds
 // DeleteUsageBefore deletes at most limit raw usage records that started
 // before cutoff, oldest first, in one short write transaction, and returns
 // how many it deleted. Aggregates are kept. It also deletes up to limit
-// usage_arrivals rows of the months before the cutoff's (they are fewer
-// than the records, so the job's batches keep up with them).
-func (db *DB) DeleteUsageBefore(ctx context.Context, cutoff time.Time, limit int) (int64, error) {
+// usage_arrivals rows of the cycles (calendar months of loc, keyed as
+// ingest keys them: billing.Cycle.Key) before the cutoff's (they are
+// fewer than the records, so the job's batches keep up with them).
+func (db *DB) DeleteUsageBefore(ctx context.Context, cutoff time.Time, loc *time.Location, limit int) (int64, error) {
 	var n int64
 	err := db.writeAlone(ctx, nil, func(tx *Tx) error {
 		var err error
 		if n, err = tx.update(pruneUsageStmt, db.timeArg(cutoff), limit); err != nil {
 			return err
 		}
-		_, err = tx.update(pruneArrivalsStmt, cutoff.UTC().Format("2006-01"), limit)
+		_, err = tx.update(pruneArrivalsStmt, billing.CycleAt(cutoff, loc).Key(), limit)
 		return err
 	})
 	if err != nil {
@@ -345,10 +346,10 @@ var pruneUsageStmt = statement{"usage/prune", func() string {
 }}
 
 // pruneArrivalsStmt deletes up to a limit of usage_arrivals rows of the
-// cycles before a month key (the cutoff's UTC month: every such cycle
-// started before the cutoff, in any zone). Point-in-time reads refuse a
-// cycle that started before the retention horizon, so none reads a cycle
-// whose rows are partly gone.
+// cycles before a cycle key (the cutoff's cycle: every cycle before it
+// ended before the cutoff). Point-in-time reads refuse a cycle that
+// started before the retention horizon, so none reads a cycle whose rows
+// are partly gone.
 var pruneArrivalsStmt = statement{"usage/prune-arrivals", func() string {
 	return `DELETE FROM usage_arrivals WHERE (cycle, vin, received_at, batch) IN (
 		SELECT cycle, vin, received_at, batch FROM usage_arrivals WHERE cycle < ? ORDER BY cycle LIMIT ?)`

@@ -170,9 +170,9 @@ func benchmarkSnapshot(b *testing.B, dialect string, packages int) {
 	for _, v := range vins {
 		for seq := 1; seq <= packages; seq++ {
 			at := start.AddDate(1, seq, 0).UTC()
-			err := db.Gorm().Exec(`INSERT INTO periods (id, vin, seq, source, order_id, product, days, data_bytes_per_month,
+			err := storetest.Exec(db, `INSERT INTO periods (id, vin, seq, source, order_id, product, days, data_bytes_per_month,
 				paid_at, starts_at, ends_at, created_at, updated_at) VALUES (?, ?, ?, 'order', ?, 'monthly', 31, 0, ?, ?, ?, ?, ?)`,
-				fmt.Sprintf("per_%s_%d", v, seq), string(v), seq, fmt.Sprintf("ord_%s_%d", v, seq), at, at, at.AddDate(0, 1, 0), at, at).Error
+				fmt.Sprintf("per_%s_%d", v, seq), string(v), seq, fmt.Sprintf("ord_%s_%d", v, seq), at, at, at.AddDate(0, 1, 0), at, at)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -208,9 +208,9 @@ func TestSnapshotAsOfWithPackages(t *testing.T) {
 		}
 		for seq := 1; seq <= 2; seq++ {
 			at := time.Date(2027, 3, seq, 0, 0, 0, 0, time.UTC)
-			err := db.Gorm().Exec(`INSERT INTO periods (id, vin, seq, source, order_id, product, days, data_bytes_per_month,
+			err := storetest.Exec(db, `INSERT INTO periods (id, vin, seq, source, order_id, product, days, data_bytes_per_month,
 				paid_at, starts_at, ends_at, created_at, updated_at) VALUES (?, ?, ?, 'order', ?, 'monthly', 31, 0, ?, ?, ?, ?, ?)`,
-				fmt.Sprintf("per_t_%d", seq), string(v), seq, fmt.Sprintf("ord_t_%d", seq), at, at, at.AddDate(0, 1, 0), at, at).Error
+				fmt.Sprintf("per_t_%d", seq), string(v), seq, fmt.Sprintf("ord_t_%d", seq), at, at, at.AddDate(0, 1, 0), at, at)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -60,7 +60,6 @@ func (w *writer) sqlDB() (*sql.DB, error) { return w.writerPool.DB() }
 // without cancellation: see uninterrupted).
 type Tx struct {
 	db   *DB
-	g    *gorm.DB // gorm over the same transaction, for cold paths
 	sql  *sql.Tx
 	ctx  context.Context
 	stmt *stmtCache
@@ -204,7 +203,7 @@ func (tx *Tx) bind(g *gorm.DB) error {
 	if err != nil {
 		return err
 	}
-	tx.g, tx.sql = g, t
+	tx.sql = t
 	return nil
 }
 

@@ -72,12 +72,12 @@ func withSchema(t testing.TB, base string) string {
 	if err != nil {
 		t.Fatalf("PostgreSQL at %s=%q is unreachable: %v", EnvPostgresDSN, base, err)
 	}
-	if err := admin.Gorm().Exec("CREATE SCHEMA " + schema).Error; err != nil {
+	if _, err := admin.ToolExec(context.Background(), "CREATE SCHEMA "+schema); err != nil {
 		admin.Close()
 		t.Fatalf("create schema: %v", err)
 	}
 	t.Cleanup(func() {
-		admin.Gorm().Exec("DROP SCHEMA " + schema + " CASCADE")
+		admin.ToolExec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
 		admin.Close()
 	})
 	if strings.Contains(base, "://") {
@@ -116,4 +116,17 @@ func OpenPair(t testing.TB, dialect string) (*store.DB, *store.DB) {
 		t.Fatalf("migrate %s: %v", dialect, err)
 	}
 	return a, b
+}
+
+// Query runs a read-only query on db and scans its rows into dest
+// (store.DB.ToolQuery), for tests that look at the rows themselves.
+func Query(db *store.DB, dest any, q string, args ...any) error {
+	return db.ToolQuery(context.Background(), dest, q, args...)
+}
+
+// Exec runs a statement that changes db through its write path
+// (store.DB.ToolExec), for tests that set up rows by hand.
+func Exec(db *store.DB, q string, args ...any) error {
+	_, err := db.ToolExec(context.Background(), q, args...)
+	return err
 }
