@@ -57,7 +57,7 @@ type IdPConfig struct {
 	// added); defaults to a minute. Tokens with an unknown kid arriving
 	// faster are refused without a fetch.
 	UnknownKeyRefresh time.Duration
-	// HTTPClient fetches the JWK Set; defaults to a client with a 10 s
+	// HTTPClient fetches the JWK Set; defaults to a client with a 10s
 	// timeout.
 	HTTPClient *http.Client
 	Logger     *slog.Logger // defaults to discarding
@@ -82,7 +82,7 @@ var idpMethods = []string{jwt.SigningMethodRS256.Alg(), jwt.SigningMethodES256.A
 // unknown-kid fetches and for the fetch itself.
 const unknownKeyWait = 5 * time.Second
 
-// NewIdP fetches the JWK Set once (waiting at most 10 s) and keeps it
+// NewIdP fetches the JWK Set once (waiting at most 10s) and keeps it
 // fresh until ctx ends. An unreachable JWK Set is not an error: the
 // service starts, the failure is logged, and identity-provider tokens are
 // refused until a later fetch succeeds (the periodic one, or one caused by

@@ -90,8 +90,9 @@ var migrations = []migration{
 	{Version: 4, Name: "periods: drop the ended flag", Up: []string{
 		// Nothing read the flag: access, coverage and a period's status are
 		// computed from its instants. Keeping it cost the expire job one
-		// random row update per period that ended (0.6 s of 3.2 s for
-		// 100 000 at once) and every period insert an index entry.
+		// random row update per period that ended (a fifth of its time in
+		// the bench tool's jobs phase) and every period insert an index
+		// entry.
 		`DROP INDEX periods_open_ends_idx`,
 		`ALTER TABLE periods DROP COLUMN ended`,
 	}},
@@ -314,9 +315,9 @@ func sortedMigrations() []migration {
 // jobs insert into it and probe it in the order they walk, and the dedupe
 // key of a coverage notice (the same four values, as text) needs no index
 // of its own. The (vin, created_at) index comes back for a vehicle's
-// notice list: one random insert a notice instead of two. Measured with
-// the sqlite3 shell, 134 000 reminders in batches of 2 000: 3.4-3.6 s
-// before, 1.7-2.0 s after.
+// notice list: one random insert a notice instead of two, which about
+// halved the time of inserting a fleet's reminders in batches
+// (BenchmarkCreateReminders; docs/performance.md).
 //
 // SQLite cannot drop a column's UNIQUE constraint, so it rebuilds the
 // table.
