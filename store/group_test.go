@@ -208,3 +208,47 @@ func TestWriteAloneGetsItsOwnTransaction(t *testing.T) {
 		t.Errorf("transactions: a %p, b %p, bulk %p, c %p; want a and b together, bulk alone", txOf["a"], txOf["b"], txOf["bulk"], txOf["c"])
 	}
 }
+
+// TestGroupsKeepStatementJournalsInMemory: a group of writes runs with
+// the writer's temporary files (its savepoints' statement journals) in
+// memory, and a write alone, such as a usage batch, with them in files, so
+// that a large statement's journal never sits in the service's memory.
+func TestGroupsKeepStatementJournalsInMemory(t *testing.T) {
+	db := openGroupTest(t)
+	tempStore := func(tx *Tx) (int, error) {
+		var v int
+		err := tx.sql.QueryRowContext(tx.ctx, `PRAGMA temp_store`).Scan(&v)
+		return v, err
+	}
+	var grouped [2]int
+	release := holdWriter(db)
+	var wg sync.WaitGroup
+	for i := range grouped {
+		wg.Go(func() {
+			if err := db.write(context.Background(), nil, func(tx *Tx) (err error) {
+				grouped[i], err = tempStore(tx)
+				return err
+			}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	waitQueued(t, db, len(grouped))
+	release()
+	wg.Wait()
+	for i, v := range grouped {
+		if v != 2 { // MEMORY
+			t.Errorf("grouped write %d ran with temp_store = %d, want 2 (memory)", i, v)
+		}
+	}
+	var alone int
+	if err := db.writeAlone(context.Background(), nil, func(tx *Tx) (err error) {
+		alone, err = tempStore(tx)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if alone != 0 { // DEFAULT: files
+		t.Errorf("a write alone ran with temp_store = %d, want 0 (the default, files)", alone)
+	}
+}

@@ -57,18 +57,14 @@ const defaultWALLimit = 256 << 20
 //   - no automatic checkpoint: SQLite would run it inside the commit that
 //     crosses 1 000 WAL pages, and the writer (every API write queued
 //     behind it) would wait for the copy back and its fsync. The
-//     checkpointer does it on its own connection instead;
-//   - statement journals in memory: each write of a group commit runs in
-//     a savepoint, and SQLite copies every page the write changes to the
-//     savepoint's statement journal; past 64 KiB the default spills it to
-//     a temporary file, a payment's pages included, so each grouped write
-//     paid file system calls for a journal that only a rollback reads
-//     (BenchmarkApplyPayment: about 30 % of a payment's time).
+//     checkpointer does it on its own connection instead.
+//
+// Where its statement journals go is set per transaction (see
+// writer.journalsInMemory).
 func writerPragmas(cacheMiB int, walLimit int64) []string {
 	return []string{
 		fmt.Sprintf("PRAGMA cache_size = -%d", cacheMiB*1024),
 		"PRAGMA wal_autocheckpoint = 0",
-		"PRAGMA temp_store = MEMORY",
 		// The writer restarts the WAL from its beginning after a complete
 		// checkpoint, and truncates the file to this size then.
 		fmt.Sprintf("PRAGMA journal_size_limit = %d", walLimit),

@@ -43,6 +43,33 @@ type writer struct {
 	stmts      *stmtCache    // statements prepared on pool
 	mu         sync.Mutex    // protects queue
 	queue      []*groupReq   // SQLite writes waiting for a group commit
+	// memJournals: the writer connection keeps temporary files, statement
+	// journals included, in memory (PRAGMA temp_store); the slot guards it.
+	memJournals bool
+}
+
+// journalsInMemory sets where the writer connection keeps its statement
+// journals for the next transaction; the caller holds the slot. A group
+// runs each write in a savepoint, and SQLite copies every page a write
+// changes to the savepoint's statement journal, which past 64 KiB spills
+// to a temporary file by default: in memory, a payment's share of a group
+// costs a fifth less CPU and the payments phase of the harness runs about
+// 15 % more payments a second. A write alone (a usage batch, a job's
+// batch) may change tens of thousands of pages in one statement, whose
+// journal would then be held in memory, so it keeps the default file.
+func (w *writer) journalsInMemory(ctx context.Context, mem bool) error {
+	if w.memJournals == mem {
+		return nil
+	}
+	q := "PRAGMA temp_store = DEFAULT"
+	if mem {
+		q = "PRAGMA temp_store = MEMORY"
+	}
+	if err := w.writerPool.WithContext(ctx).Exec(q).Error; err != nil {
+		return fmt.Errorf("%s: %w", q, err)
+	}
+	w.memJournals = mem
+	return nil
 }
 
 func newWriter(pool *gorm.DB, dialect string) (*writer, error) {
@@ -305,25 +332,28 @@ func (db *DB) runGroup() {
 	}
 	ctx := context.Background() // see uninterrupted
 	errs := make([]error, len(batch))
-	err := w.writerPool.WithContext(ctx).Transaction(func(g *gorm.DB) error {
-		for i, r := range batch {
-			tx := &Tx{db: db, ctx: ctx, stmt: w.stmts, vins: r.vins, actor: r.actor}
-			if err := tx.bind(g); err != nil {
-				return err
+	err := w.journalsInMemory(ctx, len(batch) > 1)
+	if err == nil {
+		err = w.writerPool.WithContext(ctx).Transaction(func(g *gorm.DB) error {
+			for i, r := range batch {
+				tx := &Tx{db: db, ctx: ctx, stmt: w.stmts, vins: r.vins, actor: r.actor}
+				if err := tx.bind(g); err != nil {
+					return err
+				}
+				if len(batch) == 1 {
+					errs[i] = runSafely(r.fn, tx)
+					r.vins = tx.vins
+					return errs[i]
+				}
+				ferr, err := tx.savepoint("grp", func() error { return runSafely(r.fn, tx) })
+				errs[i], r.vins = ferr, tx.vins
+				if err != nil {
+					return fmt.Errorf("group commit: %w", err)
+				}
 			}
-			if len(batch) == 1 {
-				errs[i] = runSafely(r.fn, tx)
-				r.vins = tx.vins
-				return errs[i]
-			}
-			ferr, err := tx.savepoint("grp", func() error { return runSafely(r.fn, tx) })
-			errs[i], r.vins = ferr, tx.vins
-			if err != nil {
-				return fmt.Errorf("group commit: %w", err)
-			}
-		}
-		return nil
-	})
+			return nil
+		})
+	}
 	w.stmts.promote(ctx)
 	for i, r := range batch {
 		db.forget(r.vins...)
