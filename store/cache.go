@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"slices"
 	"sync"
 	"time"
@@ -175,8 +176,9 @@ func (c *snapshotCache) size() int {
 const defaultMaxAgePostgres = time.Minute
 
 // openSnapshotCache turns the snapshot cache on when cfg asks for it; on
-// PostgreSQL it starts off and the listener turns it on once it listens.
-func (db *DB) openSnapshotCache(cfg Config) {
+// PostgreSQL it starts off and the listener turns it on once it listens
+// (Open waits for its first attempt, under ctx).
+func (db *DB) openSnapshotCache(ctx context.Context, cfg Config) {
 	if cfg.SnapshotCache <= 0 {
 		return
 	}
@@ -188,6 +190,7 @@ func (db *DB) openSnapshotCache(cfg Config) {
 	if cfg.Driver == Postgres {
 		db.cache.setOff(true)
 		db.listen = startListener(cfg.DSN, db.cache)
+		db.listen.waitTried(ctx)
 	}
 }
 

@@ -142,7 +142,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		return nil, err
 	}
 	db.reads = newStmtCache(r, cfg.Driver)
-	db.openSnapshotCache(cfg)
+	db.openSnapshotCache(ctx, cfg)
 	if err := db.Ping(ctx); err != nil {
 		db.Close()
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -104,18 +105,28 @@ type listener struct {
 	cache         *snapshotCache
 	stop          context.CancelFunc
 	done          chan struct{}
-	backoff       atomic.Int64 // the first wait before reconnecting (tests lengthen it)
-	up            atomic.Bool  // listening, and the cache is on
-	invalidations atomic.Int64 // VINs forgotten on notifications
-	lost          atomic.Int64 // connections lost after listening
+	tried         chan struct{} // closed once the first attempt to listen has succeeded or failed
+	backoff       atomic.Int64  // the first wait before reconnecting (tests lengthen it)
+	up            atomic.Bool   // listening, and the cache is on
+	invalidations atomic.Int64  // VINs forgotten on notifications
+	lost          atomic.Int64  // connections lost after listening
 }
 
 func startListener(dsn string, cache *snapshotCache) *listener {
 	ctx, stop := context.WithCancel(context.Background())
-	l := &listener{dsn: dsn, cache: cache, stop: stop, done: make(chan struct{})}
+	l := &listener{dsn: dsn, cache: cache, stop: stop, done: make(chan struct{}), tried: make(chan struct{})}
 	l.backoff.Store(int64(backoffMin))
 	go l.run(ctx)
 	return l
+}
+
+// waitTried waits for the first attempt to listen, so that a store that
+// can listen starts with its cache on.
+func (l *listener) waitTried(ctx context.Context) {
+	select {
+	case <-l.tried:
+	case <-ctx.Done():
+	}
 }
 
 // close stops the listener and waits for it.
@@ -126,9 +137,13 @@ func (l *listener) close() {
 
 func (l *listener) run(ctx context.Context) {
 	defer close(l.done)
+	var once sync.Once
+	tried := func() { once.Do(func() { close(l.tried) }) }
+	defer tried()
 	wait := time.Duration(l.backoff.Load())
 	for {
-		listened := l.listen(ctx)
+		listened := l.listen(ctx, tried)
+		tried()
 		l.up.Store(false)
 		l.cache.setOff(true)
 		if listened {
@@ -148,7 +163,7 @@ func (l *listener) run(ctx context.Context) {
 // connection fails or ctx ends; listened says whether it got as far as
 // listening. Why it failed is not reported: the cache's being off says
 // it, and the pools' own errors say why the database is unreachable.
-func (l *listener) listen(ctx context.Context) (listened bool) {
+func (l *listener) listen(ctx context.Context, listening func()) (listened bool) {
 	cfg, err := pgx.ParseConfig(l.dsn)
 	if err != nil {
 		return false
@@ -172,6 +187,7 @@ func (l *listener) listen(ctx context.Context) (listened bool) {
 	// from now on is notified.
 	l.cache.setOff(false)
 	l.up.Store(true)
+	listening()
 	for {
 		wctx, cancel := context.WithTimeout(ctx, pingEvery)
 		n, err := conn.WaitForNotification(wctx)
