@@ -59,3 +59,7 @@ const ListenerApp = listenerApp
 // SetListenerBackoff sets how long the snapshot listener waits before it
 // reconnects after losing its connection.
 func (db *DB) SetListenerBackoff(d time.Duration) { db.listen.backoff.Store(int64(d)) }
+
+// SetListenerPing sets how long the snapshot listener's connection may be
+// silent before the listener pings it.
+func (db *DB) SetListenerPing(d time.Duration) { db.listen.idle.Store(int64(d)) }

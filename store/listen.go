@@ -107,6 +107,7 @@ type listener struct {
 	done          chan struct{}
 	tried         chan struct{} // closed once the first attempt to listen has succeeded or failed
 	backoff       atomic.Int64  // the first wait before reconnecting (tests lengthen it)
+	idle          atomic.Int64  // how long the connection may be silent before a ping (tests shorten it)
 	up            atomic.Bool   // listening, and the cache is on
 	invalidations atomic.Int64  // VINs forgotten on notifications
 	lost          atomic.Int64  // connections lost after listening
@@ -116,6 +117,7 @@ func startListener(dsn string, cache *snapshotCache) *listener {
 	ctx, stop := context.WithCancel(context.Background())
 	l := &listener{dsn: dsn, cache: cache, stop: stop, done: make(chan struct{}), tried: make(chan struct{})}
 	l.backoff.Store(int64(backoffMin))
+	l.idle.Store(int64(pingEvery))
 	go l.run(ctx)
 	return l
 }
@@ -175,7 +177,11 @@ func (l *listener) listen(ctx context.Context, listening func()) (listened bool)
 	if err != nil {
 		return false
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		conn.Close(cctx)
+		cancel()
+	}()
 	var channel string
 	if err := conn.QueryRow(ctx, `SELECT `+snapshotChannel).Scan(&channel); err != nil {
 		return false
@@ -189,7 +195,7 @@ func (l *listener) listen(ctx context.Context, listening func()) (listened bool)
 	l.up.Store(true)
 	listening()
 	for {
-		wctx, cancel := context.WithTimeout(ctx, pingEvery)
+		wctx, cancel := context.WithTimeout(ctx, time.Duration(l.idle.Load()))
 		n, err := conn.WaitForNotification(wctx)
 		cancel()
 		switch {

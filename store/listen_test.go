@@ -218,6 +218,25 @@ func TestSnapshotCacheListenerReconnects(t *testing.T) {
 	eventually(t, b, vin, cycle, "owner-5")
 }
 
+// A listener whose connection stays silent pings it and goes on
+// listening: silence is not a lost connection.
+func TestSnapshotCacheListenerPingsWhenIdle(t *testing.T) {
+	ctx := context.Background()
+	a, b := storetest.OpenCachedPair(t, 0)
+	b.SetListenerPing(5 * time.Millisecond)
+	vin, cycle, now := activated(t, a, "LSVAX4E10P2000306")
+	eventually(t, b, vin, cycle, "owner-0")
+	time.Sleep(100 * time.Millisecond) // about twenty timed-out waits, each followed by a ping
+	if st := b.SnapshotCacheStats(); !st.Listening || st.Reconnects != 0 {
+		t.Fatalf("after idle pings: %+v, want listening, no connection lost", st)
+	}
+	owner(t, b, vin, cycle)
+	if _, err := a.TransferOwner(ctx, vin, "owner-1", now); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, b, vin, cycle, "owner-1")
+}
+
 // An entry older than the maximum age is read again: a change made
 // behind every store's back (SQL by hand, no notification) is seen once
 // the entry has aged.
