@@ -40,12 +40,17 @@ type Config struct {
 		MaxOpenConns    int      `yaml:"max_open_conns"`
 		MaxIdleConns    int      `yaml:"max_idle_conns"`
 		ConnMaxLifetime Duration `yaml:"conn_max_lifetime"`
-		// SnapshotCache is how many vehicles' entitlement reads SQLite keeps
-		// in memory; 0 turns it off (do so if several processes write one
-		// SQLite file). PostgreSQL never caches: replicas share it.
+		// SnapshotCache is how many vehicles' entitlement reads to keep in
+		// memory; 0 turns it off. Unset: DefaultSnapshotCache on SQLite
+		// (set 0 if several processes write one SQLite file), off on
+		// PostgreSQL, where it may be turned on once every replica runs a
+		// release that notifies the others of its writes (docs/scaling.md).
 		SnapshotCache *int `yaml:"snapshot_cache"`
 		// SnapshotCacheMiB bounds the snapshot cache's memory too; 0 = 48.
 		SnapshotCacheMiB int `yaml:"snapshot_cache_mib"`
+		// SnapshotCacheMaxAge is how long a cached read is served before
+		// it is read again; 0 = none on SQLite, 1m on PostgreSQL.
+		SnapshotCacheMaxAge Duration `yaml:"snapshot_cache_max_age"`
 		// SQLiteCacheMiB is the SQLite writer's page cache; 0 = 32 MiB.
 		SQLiteCacheMiB int `yaml:"sqlite_cache_mib"`
 		// CheckpointEvery is how often the SQLite WAL is copied back into
@@ -313,6 +318,9 @@ func (c *Config) validateService(bad problem) {
 	if c.Database.SnapshotCacheMiB < 0 {
 		bad("database.snapshot_cache_mib must not be negative")
 	}
+	if c.Database.SnapshotCacheMaxAge.D() < 0 {
+		bad("database.snapshot_cache_max_age must not be negative")
+	}
 	if c.Database.SQLiteCacheMiB < 0 {
 		bad("database.sqlite_cache_mib must not be negative")
 	}
@@ -560,20 +568,25 @@ func (c *Config) StoreConfig() store.Config {
 	return store.Config{
 		Driver: c.Database.Driver, DSN: c.Database.DSN,
 		MaxOpenConns: c.Database.MaxOpenConns, MaxIdleConns: c.Database.MaxIdleConns,
-		ConnMaxLifetime:  c.Database.ConnMaxLifetime.D(),
-		SnapshotCache:    c.snapshotCache(),
-		CacheMiB:         c.Database.SQLiteCacheMiB,
-		SnapshotCacheMiB: c.Database.SnapshotCacheMiB,
-		CheckpointEvery:  c.Database.CheckpointEvery.D(),
+		ConnMaxLifetime:     c.Database.ConnMaxLifetime.D(),
+		SnapshotCache:       c.snapshotCache(),
+		CacheMiB:            c.Database.SQLiteCacheMiB,
+		SnapshotCacheMiB:    c.Database.SnapshotCacheMiB,
+		CheckpointEvery:     c.Database.CheckpointEvery.D(),
+		SnapshotCacheMaxAge: c.Database.SnapshotCacheMaxAge.D(),
 	}
 }
 
 // DefaultSnapshotCache is the SQLite snapshot cache size when config does
-// not say: about 60 MB for 65 536 vehicles.
+// not say: about 60 MB for 65 536 vehicles. On PostgreSQL the cache is
+// off unless config says how many.
 const DefaultSnapshotCache = 65536
 
 func (c *Config) snapshotCache() int {
 	if c.Database.SnapshotCache == nil {
+		if c.Database.Driver == store.Postgres {
+			return 0
+		}
 		return DefaultSnapshotCache
 	}
 	return *c.Database.SnapshotCache

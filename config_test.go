@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"entitlements/store"
 )
 
 func TestSchedulerConfig(t *testing.T) {
@@ -86,5 +88,43 @@ func TestLogLevel(t *testing.T) {
 	}
 	if _, err := ParseConfig([]byte("log: {level: loud}\n"), noEnv); err == nil || !strings.Contains(err.Error(), "log.level") {
 		t.Errorf("log.level loud: error %v, want one naming log.level", err)
+	}
+}
+
+// The snapshot cache is on by default on SQLite, off on PostgreSQL (a
+// replica of an older release would not notify the others of its writes)
+// until config sizes it; its entries age only when config says so, or
+// after the store's PostgreSQL default.
+func TestSnapshotCacheConfig(t *testing.T) {
+	base, _ := os.ReadFile("config.yaml")
+	env := func(driver string) func(string) string {
+		return func(k string) string {
+			if k == "ENTITLEMENTS_DATABASE_DRIVER" {
+				return driver
+			}
+			return ""
+		}
+	}
+	for _, tc := range []struct {
+		driver, extra string
+		entries       int
+		maxAge        time.Duration
+	}{
+		{store.SQLite, "", DefaultSnapshotCache, 0},
+		{store.Postgres, "", 0, 0},
+		{store.Postgres, "snapshot_cache: 100000, snapshot_cache_max_age: 30s", 100000, 30 * time.Second},
+		{store.SQLite, "snapshot_cache: 0", 0, 0},
+	} {
+		raw := string(base)
+		if tc.extra != "" {
+			raw = strings.Replace(raw, "dsn: data/entitlements.db}", "dsn: data/entitlements.db, "+tc.extra+"}", 1)
+		}
+		c, err := ParseConfig([]byte(raw), env(tc.driver))
+		if err != nil {
+			t.Fatalf("%s %q: %v", tc.driver, tc.extra, err)
+		}
+		if sc := c.StoreConfig(); sc.SnapshotCache != tc.entries || sc.SnapshotCacheMaxAge != tc.maxAge {
+			t.Errorf("%s %q: snapshot cache %d, max age %v; want %d, %v", tc.driver, tc.extra, sc.SnapshotCache, sc.SnapshotCacheMaxAge, tc.entries, tc.maxAge)
+		}
 	}
 }

@@ -186,6 +186,9 @@ func serve(ctx context.Context, cfg *Config, logOut io.Writer) error {
 	if cfg.Database.Driver == store.SQLite {
 		reg.MustRegister(checkpointCollectors(db)...)
 	}
+	if cfg.Database.Driver == store.Postgres && db.SnapshotCacheStats().On {
+		reg.MustRegister(snapshotListenerCollectors(db)...)
+	}
 	certs, err := certificateOptions(cfg, log)
 	if err != nil {
 		return err
@@ -425,6 +428,32 @@ func pprofMux() *http.ServeMux {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return mux
+}
+
+// snapshotListenerCollectors exports the PostgreSQL snapshot cache's
+// listener: while it is down the cache is bypassed (every read goes to
+// the database), and invalidations show how much of the cache other
+// replicas' writes keep emptying.
+func snapshotListenerCollectors(db *store.DB) []prometheus.Collector {
+	return []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "snapshot_cache_listener_up",
+			Help: "1 while the snapshot cache listens for other replicas' writes (and is on), 0 while it is bypassed.",
+		}, func() float64 {
+			if db.SnapshotCacheStats().Listening {
+				return 1
+			}
+			return 0
+		}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "snapshot_cache_invalidations_total",
+			Help: "Vehicles whose cached snapshot was forgotten on a notification of a write (by any replica, this one included).",
+		}, func() float64 { return float64(db.SnapshotCacheStats().Invalidations) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "snapshot_cache_listener_lost_total",
+			Help: "Listening connections lost (each empties the cache until the listener listens again).",
+		}, func() float64 { return float64(db.SnapshotCacheStats().Reconnects) }),
+	}
 }
 
 // checkpointCollectors exports the SQLite checkpointer's figures: a WAL

@@ -132,8 +132,8 @@ func TestConfigRejectsUnknownKeysAndBadDurations(t *testing.T) {
 
 func TestConfigRejectsNegativeSQLiteTuning(t *testing.T) {
 	base, _ := os.ReadFile("config.yaml")
-	for _, key := range []string{"sqlite_cache_mib: -1", "checkpoint_every: -1s", "snapshot_cache_mib: -1"} {
-		raw := strings.Replace(string(base), "snapshot_cache: 65536}", "snapshot_cache: 65536, "+key+"}", 1)
+	for _, key := range []string{"sqlite_cache_mib: -1", "checkpoint_every: -1s", "snapshot_cache_mib: -1", "snapshot_cache_max_age: -1s"} {
+		raw := strings.Replace(string(base), "dsn: data/entitlements.db}", "dsn: data/entitlements.db, "+key+"}", 1)
 		if raw == string(base) {
 			t.Fatal("config.yaml's database line changed; update this test")
 		}

@@ -84,7 +84,7 @@ func main() {
 	flag.StringVar(&o.dsn, "dsn", "", "database DSN (default: an SQLite file in --dir)")
 	flag.IntVar(&o.poolSize, "max-open-conns", 0, "database.max_open_conns and max_idle_conns for the service (0: config.yaml's default)")
 	flag.IntVar(&o.writerCache, "sqlite-cache-mib", 0, "database.sqlite_cache_mib for the service (0: config.yaml's default)")
-	flag.IntVar(&o.cache, "snapshot-cache", -1, "database.snapshot_cache for the service (-1: config.yaml's default)")
+	flag.IntVar(&o.cache, "snapshot-cache", -1, "database.snapshot_cache for the service, on either driver (-1: the default, 65536 on SQLite and off on PostgreSQL)")
 	flag.IntVar(&o.certCache, "certificate-cache", -1, "certificate.cache_entries for the service (-1: config.yaml's default; 0: every certificate request signs)")
 	flag.StringVar(&o.bin, "bin", "", "run this service binary instead of building one from the working tree (to compare two builds on one database)")
 	flag.StringVar(&o.pprof, "pprof", "", "serve the service's pprof on this loopback address (e.g. 127.0.0.1:6060)")

@@ -16,7 +16,7 @@ func snapshotWith(periods int) billing.Snapshot {
 // through fills, replacements, forgets and clear.
 func TestSnapshotCacheStaysWithinItsByteBudget(t *testing.T) {
 	per := cost(snapshotWith(20))
-	c := newSnapshotCache(1_000_000, 100*per) // room for 100 cars of 20 periods
+	c := newSnapshotCache(1_000_000, 100*per, 0) // room for 100 cars of 20 periods
 	for i := 0; i < 1000; i++ {
 		vin := billing.VIN(fmt.Sprintf("V%05d", i))
 		_, e, hit := c.lookup(vin, "2026-06")
@@ -62,7 +62,7 @@ func TestSnapshotCacheStaysWithinItsByteBudget(t *testing.T) {
 // TestSnapshotCacheCountBound: with small snapshots the vehicle count is
 // the limit.
 func TestSnapshotCacheCountBound(t *testing.T) {
-	c := newSnapshotCache(50, 1<<30)
+	c := newSnapshotCache(50, 1<<30, 0)
 	for i := 0; i < 500; i++ {
 		vin := billing.VIN(fmt.Sprintf("V%05d", i))
 		_, e, _ := c.lookup(vin, "2026-06")

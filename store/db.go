@@ -53,12 +53,16 @@ type Config struct {
 	// to let the WAL restart (0 = 256 MiB).
 	WALLimit int64
 	// SnapshotCache is how many vehicles' entitlement snapshots to keep in
-	// memory (0 = none). Honoured on SQLite only, and only correct when
-	// this store is the database's only writer (one process).
+	// memory (0 = none). On SQLite it is correct only when this store is
+	// the database's only writer (one process); on PostgreSQL only when
+	// every store writing the database has it on (cache.go, listen.go).
 	SnapshotCache int
 	// SnapshotCacheMiB bounds the snapshot cache's memory as well
 	// (0 = 48 MiB).
 	SnapshotCacheMiB int
+	// SnapshotCacheMaxAge is how long a cached snapshot is served before
+	// it is read again (0 = none on SQLite, a minute on PostgreSQL).
+	SnapshotCacheMaxAge time.Duration
 }
 
 // DB is the store. Its zero value is not usable; call Open.
@@ -68,6 +72,7 @@ type DB struct {
 	read    *gorm.DB       // the reader pool; the writer's pool on PostgreSQL
 	reads   *stmtCache     // statements prepared on the reader pool
 	cache   *snapshotCache // nil when off
+	listen  *listener      // PostgreSQL with the cache on
 	ckpt    *checkpointer  // SQLite files only
 	file    string         // the SQLite DSN for a connection of Backup's own
 }
@@ -108,9 +113,6 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		}
 		db.read = r
 		db.file = sqliteDSN(cfg.DSN, "deferred")
-		if cfg.SnapshotCache > 0 {
-			db.cache = newSnapshotCache(cfg.SnapshotCache, int64(or(cfg.SnapshotCacheMiB, 48))<<20)
-		}
 		if err := pool(w, 1, 1, 0); err != nil {
 			return nil, err
 		}
@@ -143,6 +145,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		return nil, err
 	}
 	db.reads = newStmtCache(r, cfg.Driver)
+	db.openSnapshotCache(ctx, cfg)
 	if err := db.Ping(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -276,8 +279,11 @@ func (db *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes both pools.
+// Close stops the snapshot listener and closes both pools.
 func (db *DB) Close() error {
+	if db.listen != nil {
+		db.listen.close()
+	}
 	var errs []error
 	seen := map[*sql.DB]bool{}
 	var pools []func() (*sql.DB, error)

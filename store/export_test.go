@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"slices"
+	"time"
 
 	"entitlements/billing"
 )
@@ -51,3 +52,14 @@ func (db *DB) WriteAudited(ctx context.Context, e billing.AuditEntry, fail error
 		return fail
 	})
 }
+
+// ListenerApp is the snapshot listener connection's application_name.
+const ListenerApp = listenerApp
+
+// SetListenerBackoff sets how long the snapshot listener waits before it
+// reconnects after losing its connection.
+func (db *DB) SetListenerBackoff(d time.Duration) { db.listen.backoff.Store(int64(d)) }
+
+// SetListenerPing sets how long the snapshot listener's connection may be
+// silent before the listener pings it.
+func (db *DB) SetListenerPing(d time.Duration) { db.listen.idle.Store(int64(d)) }

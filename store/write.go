@@ -29,6 +29,9 @@ import (
 //   - once the write's work has succeeded, records in its transaction a
 //     timeline version of each vehicle whose timeline it changed
 //     (history.go) and then its audit entries (audit.go);
+//   - on PostgreSQL with the snapshot cache on, sends those VINs (below)
+//     to every replica's listener with NOTIFY, last in the transaction, so
+//     that only its commit delivers them (listen.go);
 //   - after the transaction has ended, invalidates the cached snapshots of
 //     the VINs it was given and of those the write touched (Tx.touch: the
 //     helpers that write vehicles, periods and usage aggregates call it),
@@ -218,7 +221,10 @@ func (db *DB) run(ctx context.Context, vins []billing.VIN, fn func(tx *Tx) error
 		if err := tx.bind(g); err != nil {
 			return err
 		}
-		return runAudited(fn, tx)
+		if err := runAudited(fn, tx); err != nil {
+			return err
+		}
+		return tx.notifySnapshots()
 	})
 	db.wr.stmts.promote(context.WithoutCancel(ctx))
 	db.forget(tx.vins...)

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"entitlements/store"
 )
@@ -101,9 +102,36 @@ func Each(t *testing.T, fn func(t *testing.T, dialect string)) {
 // replicas would have) on one fresh, migrated database.
 func OpenPair(t testing.TB, dialect string) (*store.DB, *store.DB) {
 	t.Helper()
-	cfg := Config(t, dialect)
-	cfg.SnapshotCache = 0 // two writers: a cache in either would go stale
-	open := func() *store.DB {
+	return OpenPairWith(t, dialect, func(a, b *store.Config) {
+		a.SnapshotCache, b.SnapshotCache = 0, 0 // two writers: a cache in either would go stale
+	})
+}
+
+// OpenCachedPair is OpenPair on PostgreSQL with the snapshot cache on in
+// both stores, kept coherent by their listeners (a never-expiring entry
+// unless maxAge is set, so that only notifications refresh it). It
+// returns once both listen.
+func OpenCachedPair(t testing.TB, maxAge time.Duration) (*store.DB, *store.DB) {
+	t.Helper()
+	if maxAge == 0 {
+		maxAge = time.Hour
+	}
+	a, b := OpenPairWith(t, store.Postgres, func(a, b *store.Config) {
+		a.SnapshotCache, b.SnapshotCache = 1000, 1000
+		a.SnapshotCacheMaxAge, b.SnapshotCacheMaxAge = maxAge, maxAge
+	})
+	WaitListening(t, a)
+	WaitListening(t, b)
+	return a, b
+}
+
+// OpenPairWith is OpenPair with each store's configuration edited first.
+func OpenPairWith(t testing.TB, dialect string, edit func(a, b *store.Config)) (*store.DB, *store.DB) {
+	t.Helper()
+	ca := Config(t, dialect)
+	cb := ca
+	edit(&ca, &cb)
+	open := func(cfg store.Config) *store.DB {
 		db, err := store.Open(context.Background(), cfg)
 		if err != nil {
 			t.Fatalf("open %s: %v", dialect, err)
@@ -111,7 +139,7 @@ func OpenPair(t testing.TB, dialect string) (*store.DB, *store.DB) {
 		t.Cleanup(func() { db.Close() })
 		return db
 	}
-	a, b := open(), open()
+	a, b := open(ca), open(cb)
 	if _, err := a.Migrate(context.Background()); err != nil {
 		t.Fatalf("migrate %s: %v", dialect, err)
 	}
@@ -129,4 +157,17 @@ func Query(db *store.DB, dest any, q string, args ...any) error {
 func Exec(db *store.DB, q string, args ...any) error {
 	_, err := db.ToolExec(context.Background(), q, args...)
 	return err
+}
+
+// WaitListening waits until db's snapshot listener listens (its cache
+// is on), for at most ten seconds.
+func WaitListening(t testing.TB, db *store.DB) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !db.SnapshotCacheStats().Listening {
+		if time.Now().After(deadline) {
+			t.Fatal("the snapshot listener is not listening after 10s")
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
