@@ -368,3 +368,59 @@ func scrapeMetrics(t *testing.T, addr string) map[string]float64 {
 	}
 	return out
 }
+
+// checkCachedReads: every replica serves each acknowledged vehicle's
+// entitlement as the database holds it (coverage end and epoch) once the
+// workload has stopped, although each keeps a snapshot cache that only
+// the other replicas' notifications keep current; and each replica
+// listened and was notified.
+func (l *load) checkCachedReads(db *store.DB) {
+	t := l.t
+	t.Helper()
+	l.mu.Lock()
+	vins := append([]string(nil), l.vins...)
+	l.mu.Unlock()
+	type truth struct {
+		CoverageEndsAt time.Time
+		Epoch          int64
+	}
+	stale := func(i int, vin string) string {
+		var want truth
+		if err := storetest.Query(db, &want, `SELECT coverage_ends_at, epoch FROM vehicles WHERE vin = ?`, vin); err != nil {
+			t.Fatal(err)
+		}
+		status, body := l.call(i, http.MethodGet, "/v1/vehicles/"+vin+"/entitlement", l.billing, nil, nil)
+		var got struct {
+			CoveredUntil *time.Time `json:"covered_until"`
+			Epoch        int64      `json:"epoch"`
+		}
+		if status != http.StatusOK || json.Unmarshal(body, &got) != nil {
+			return fmt.Sprintf("entitlement = %d %s", status, body)
+		}
+		// The API writes instants to the second, and no covered_until
+		// for a car whose coverage has ended.
+		end := want.CoverageEndsAt.Truncate(time.Second)
+		sameEnd := got.CoveredUntil != nil && got.CoveredUntil.Equal(end) ||
+			got.CoveredUntil == nil && !want.CoverageEndsAt.After(time.Now())
+		if !sameEnd || got.Epoch != want.Epoch {
+			return fmt.Sprintf("covered_until %v epoch %d, the database has %v and %d", got.CoveredUntil, got.Epoch, want.CoverageEndsAt, want.Epoch)
+		}
+		return ""
+	}
+	for i, addr := range l.addrs {
+		m := scrapeMetrics(t, addr)
+		if m["snapshot_cache_listener_up"] != 1 || m["snapshot_cache_invalidations_total"] == 0 {
+			t.Errorf("replica %d: listener up %v, %v invalidations: its cache was not kept by notifications",
+				i, m["snapshot_cache_listener_up"], m["snapshot_cache_invalidations_total"])
+		}
+		for _, vin := range vins {
+			if msg := stale(i, vin); msg != "" {
+				// A notification takes about a millisecond: give it far more.
+				time.Sleep(time.Second)
+				if msg := stale(i, vin); msg != "" {
+					t.Errorf("replica %d serves a stale %s: %s", i, vin, msg)
+				}
+			}
+		}
+	}
+}
