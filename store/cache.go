@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"time"
@@ -31,7 +32,10 @@ import (
 // An entry older than maxAge (counted from the start of the read that
 // filled it) is read again: that bounds how long an invalidation that
 // never arrived (a write by a release that does not notify, SQL run by
-// hand) can be missed. While off, the cache is empty and bypassed: on
+// hand) can be missed. Each entry ages out at a random point of the last
+// tenth of maxAge (agedAt), so that the cars read together (after a
+// start, or a listener's reconnection, which empties the cache) are not
+// all read again from the database in the same instant. While off, the cache is empty and bypassed: on
 // PostgreSQL until the listener listens, and whenever it has lost its
 // connection, since notifications sent meanwhile are lost.
 //
@@ -51,7 +55,7 @@ type snapshotCache struct {
 type cacheEntry struct {
 	ready bool
 	cycle string
-	at    time.Time // when the read that fills it began (with maxAge only)
+	at    time.Time // when the read that fills it began, less agedAt's spread (with maxAge only)
 	snap  billing.Snapshot
 	cost  int64
 }
@@ -84,6 +88,16 @@ func (c *snapshotCache) evict() {
 	}
 }
 
+// agedAt is the age an entry whose read began at now counts from: up to a
+// tenth of maxAge before now, at random, so that it is read again at
+// least 0.9 × maxAge and at most maxAge after its read began.
+func (c *snapshotCache) agedAt(now time.Time) time.Time {
+	if spread := int64(c.maxAge / 10); spread > 0 {
+		return now.Add(-time.Duration(rand.Int64N(spread)))
+	}
+	return now
+}
+
 func (c *snapshotCache) drop(vin billing.VIN, e *cacheEntry) {
 	delete(c.entries, vin)
 	c.bytes -= e.cost
@@ -111,7 +125,7 @@ func (c *snapshotCache) lookup(vin billing.VIN, cycle string) (billing.Snapshot,
 		c.drop(vin, old) // another cycle's, or too old
 	}
 	c.evict()
-	e := &cacheEntry{cycle: cycle, at: now}
+	e := &cacheEntry{cycle: cycle, at: c.agedAt(now)}
 	c.entries[vin] = e
 	return billing.Snapshot{}, e, false
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"entitlements/billing"
 )
@@ -70,5 +71,31 @@ func TestSnapshotCacheCountBound(t *testing.T) {
 		if len(c.entries) > 50 {
 			t.Fatalf("%d entries, max 50", len(c.entries))
 		}
+	}
+}
+
+// Entries read at one instant age out spread over the last tenth of the
+// maximum age, never after it.
+func TestSnapshotCacheEntriesAgeOutSpread(t *testing.T) {
+	const maxAge = time.Hour
+	c := newSnapshotCache(1000, 1<<30, maxAge)
+	before := time.Now()
+	seen := map[time.Time]bool{}
+	for i := range 200 {
+		_, e, hit := c.lookup(billing.VIN(fmt.Sprintf("LSVAX4E1%09d", i)), "2026-12")
+		if hit || e == nil {
+			t.Fatalf("lookup %d: a hit (%v) or no placeholder", i, hit)
+		}
+		after := time.Now()
+		if e.at.After(after) || e.at.Before(before.Add(-maxAge/10)) {
+			t.Fatalf("entry %d ages from %v, want within a tenth of %v before [%v, %v]", i, e.at, maxAge, before, after)
+		}
+		seen[e.at] = true
+	}
+	if len(seen) < 150 {
+		t.Errorf("200 entries read together age out at %d distinct instants, want them spread", len(seen))
+	}
+	if got := (&snapshotCache{}).agedAt(before); !got.Equal(before) {
+		t.Errorf("without a maximum age, agedAt = %v, want the read's start %v", got, before)
 	}
 }
