@@ -1709,7 +1709,7 @@ type ClientInterface interface {
 	// GetMe The role and subject the service took from the caller's token (every role)
 	//
 	// What the service decided about the bearer token: its role (for a
-	// token of the identity provider, after the `auth.roles` mapping of
+	// token of the identity provider, after the `auth.idp_roles` mapping of
 	// the `auth.role_claim` values) and its subject (the
 	// `auth.subject_claim`, which is the operator of the caller's
 	// refunds). The console signs in with it. A token that is not valid
@@ -2129,7 +2129,7 @@ func (c *Client) ListAudit(ctx context.Context, params *ListAuditParams, reqEdit
 // GetMe The role and subject the service took from the caller's token (every role)
 //
 // What the service decided about the bearer token: its role (for a
-// token of the identity provider, after the `auth.roles` mapping of
+// token of the identity provider, after the `auth.idp_roles` mapping of
 // the `auth.role_claim` values) and its subject (the
 // `auth.subject_claim`, which is the operator of the caller's
 // refunds). The console signs in with it. A token that is not valid
@@ -4179,7 +4179,7 @@ type ClientWithResponsesInterface interface {
 	// GetMeWithResponse The role and subject the service took from the caller's token (every role)
 	//
 	// What the service decided about the bearer token: its role (for a
-	// token of the identity provider, after the `auth.roles` mapping of
+	// token of the identity provider, after the `auth.idp_roles` mapping of
 	// the `auth.role_claim` values) and its subject (the
 	// `auth.subject_claim`, which is the operator of the caller's
 	// refunds). The console signs in with it. A token that is not valid
@@ -6549,7 +6549,7 @@ func (c *ClientWithResponses) ListAuditWithResponse(ctx context.Context, params 
 // GetMeWithResponse The role and subject the service took from the caller's token (every role)
 //
 // What the service decided about the bearer token: its role (for a
-// token of the identity provider, after the `auth.roles` mapping of
+// token of the identity provider, after the `auth.idp_roles` mapping of
 // the `auth.role_claim` values) and its subject (the
 // `auth.subject_claim`, which is the operator of the caller's
 // refunds). The console signs in with it. A token that is not valid
