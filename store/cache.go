@@ -35,9 +35,11 @@ import (
 // hand) can be missed. Each entry ages out at a random point of the last
 // tenth of maxAge (agedAt), so that the cars read together (after a
 // start, or a listener's reconnection, which empties the cache) are not
-// all read again from the database in the same instant. While off, the cache is empty and bypassed: on
-// PostgreSQL until the listener listens, and whenever it has lost its
-// connection, since notifications sent meanwhile are lost.
+// all read again from the database in the same instant.
+//
+// While off, the cache is empty and bypassed: on PostgreSQL until the
+// listener listens, and whenever it has lost its connection, since
+// notifications sent meanwhile are lost.
 //
 // It is bounded twice: by max vehicles, and by budget bytes of snapshots
 // (an estimate, see cost), since a car's timeline grows with every

@@ -140,6 +140,16 @@ type versionDraft struct {
 	stale bool
 }
 
+// changes returns the periods the write wrote and, for each, whether it
+// replaces a row of the last version (which is then closed).
+func (d *versionDraft) changes() (changed []billing.Period, replaced []bool) {
+	replaced = make([]bool, len(d.periods))
+	for i, p := range d.periods {
+		replaced[i] = !d.isNew[p.ID]
+	}
+	return d.periods, replaced
+}
+
 func (tx *Tx) draft(vin billing.VIN) *versionDraft {
 	for _, d := range tx.versioned {
 		if d.vin == vin {
@@ -203,14 +213,11 @@ func (tx *Tx) flushVersions() error {
 
 func (tx *Tx) recordVersion(d *versionDraft) error {
 	db, vin := tx.db, d.vin
-	changed, replaced := d.periods, make([]bool, len(d.periods))
-	for i, p := range d.periods {
-		replaced[i] = !d.isNew[p.ID]
-	}
 	cause := tx.causeOf(vin)
 	if d.stale || cause == nil {
 		return tx.recordVersionSlowly(d, cause)
 	}
+	changed, replaced := d.changes()
 	// One statement numbers the version after the last, takes the owner
 	// and epoch from the vehicle row as the write left it, and records
 	// nothing when no period changed and neither did the owner or epoch.
@@ -242,10 +249,7 @@ func (tx *Tx) recordVersionSlowly(d *versionDraft, cause *billing.AuditEntry) er
 	if err != nil || !found {
 		return err // a vehicle that is not there has no timeline
 	}
-	changed, replaced := d.periods, make([]bool, len(d.periods))
-	for i, p := range d.periods {
-		replaced[i] = !d.isNew[p.ID]
-	}
+	changed, replaced := d.changes()
 	if d.stale {
 		tl, err := db.timeline(tx.query, vin)
 		if err != nil {

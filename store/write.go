@@ -55,11 +55,13 @@ type writer struct {
 // journals for the next transaction; the caller holds the slot. A group
 // runs each write in a savepoint, and SQLite copies every page a write
 // changes to the savepoint's statement journal, which past 64 KiB spills
-// to a temporary file by default: in memory, a payment's share of a group
-// costs a fifth less CPU and the payments phase of the harness runs about
-// 15 % more payments a second. A write alone (a usage batch, a job's
-// batch) may change tens of thousands of pages in one statement, whose
-// journal would then be held in memory, so it keeps the default file.
+// to a temporary file by default, whose system calls each grouped
+// payment paid (BenchmarkApplyPayment; docs/storage.md has the harness's
+// figures). A write alone (a usage batch, a job's batch) may change tens
+// of thousands of pages in one statement, whose journal would then be
+// held in memory, so it keeps the default file. A connection the pool
+// opens anew starts at the default, so a stale memJournals can only
+// leave a group's journals in a file, never a bulk write's in memory.
 func (w *writer) journalsInMemory(ctx context.Context, mem bool) error {
 	if w.memJournals == mem {
 		return nil
