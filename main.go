@@ -452,7 +452,7 @@ func snapshotListenerCollectors(db *store.DB) []prometheus.Collector {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "snapshot_cache_listener_lost_total",
 			Help: "Listening connections lost (each empties the cache until the listener listens again).",
-		}, func() float64 { return float64(db.SnapshotCacheStats().Reconnects) }),
+		}, func() float64 { return float64(db.SnapshotCacheStats().LostConnections) }),
 	}
 }
 

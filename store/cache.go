@@ -217,9 +217,9 @@ type SnapshotCacheStats struct {
 	// On PostgreSQL: whether the listener listens (while it does not,
 	// the cache is bypassed), the VINs forgotten on notifications (from
 	// every replica, this one included) and the connections it lost.
-	Listening     bool
-	Invalidations int64
-	Reconnects    int64
+	Listening       bool
+	Invalidations   int64
+	LostConnections int64
 }
 
 // SnapshotCacheStats reports on the snapshot cache.
@@ -231,7 +231,7 @@ func (db *DB) SnapshotCacheStats() SnapshotCacheStats {
 	if l := db.listen; l != nil {
 		st.Listening = l.up.Load()
 		st.Invalidations = l.invalidations.Load()
-		st.Reconnects = l.lost.Load()
+		st.LostConnections = l.lost.Load()
 	}
 	return st
 }

@@ -181,7 +181,7 @@ func TestSnapshotCacheListenerReconnects(t *testing.T) {
 		t.Fatalf("pg_terminate_backend(%d) = %v, %v", pid, ok, err)
 	}
 	deadline := time.Now().Add(listenDeadline)
-	for b.SnapshotCacheStats().Reconnects == 0 {
+	for b.SnapshotCacheStats().LostConnections == 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("the listener has not noticed its connection's end after %v", listenDeadline)
 		}
@@ -227,7 +227,7 @@ func TestSnapshotCacheListenerPingsWhenIdle(t *testing.T) {
 	vin, cycle, now := activated(t, a, "LSVAX4E10P2000306")
 	eventually(t, b, vin, cycle, "owner-0")
 	time.Sleep(100 * time.Millisecond) // about twenty timed-out waits, each followed by a ping
-	if st := b.SnapshotCacheStats(); !st.Listening || st.Reconnects != 0 {
+	if st := b.SnapshotCacheStats(); !st.Listening || st.LostConnections != 0 {
 		t.Fatalf("after idle pings: %+v, want listening, no connection lost", st)
 	}
 	owner(t, b, vin, cycle)
