@@ -40,7 +40,7 @@ func TestSeedProgressOnATerminal(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var out bytes.Buffer
 		stop := seedProgress(counter(), 1000, &out, true)
-		time.Sleep(time.Second)
+		time.Sleep(4 * time.Second)
 		stop()
 		got := out.String()
 		if strings.Contains(got, "vehicles present") || !strings.Contains(got, "\r") {
@@ -64,5 +64,16 @@ func TestIsTerminal(t *testing.T) {
 	defer f.Close()
 	if isTerminal(&bytes.Buffer{}) || isTerminal(f) {
 		t.Error("a buffer or a regular file taken for a terminal")
+	}
+}
+
+// TestSeedPrefixEnd: the range [seedPrefix, seedPrefixEnd) that seed's
+// progress counts holds exactly the VINs that start with seedPrefix.
+func TestSeedPrefixEnd(t *testing.T) {
+	for _, v := range []string{seedPrefix, seedPrefix + "0000000000001", seedPrefix + "ZZZZZZZZZZZZ", "LSEEC", "LSEEDA", "LSEEE", "LSEEE0", "LSEF"} {
+		in := v >= seedPrefix && v < seedPrefixEnd
+		if in != strings.HasPrefix(v, seedPrefix) {
+			t.Errorf("%q: in the counted range %v, starts with %s %v", v, in, seedPrefix, !in)
+		}
 	}
 }
