@@ -194,11 +194,16 @@ func run(o options) error {
 		return err
 	}
 	fmt.Printf("\n%d vehicles, %d connections, %s per phase, service pid %d\n", o.vehicles, o.concurrency, o.duration, svc.Process.Pid)
+	if c, err := proc.MeasureCosts(o.dir, 200_000); err == nil {
+		fmt.Printf("this machine's kernel, one core: an empty system call %.2f µs, a 4 KiB pread %.2f µs, a 4 KiB pwrite %.2f µs (page cache)\n",
+			us(c.Syscall), us(c.Pread), us(c.Pwrite))
+	}
 	if o.rate > 0 {
 		fmt.Printf("read phases in open loop: %.0f requests/s due, latency counted from when each was due\n", o.rate)
 	}
 	fmt.Println("cpu µs/req: CPU time per request of the service, of the database server (PostgreSQL's processes; 0 on SQLite, which runs in the service) and of the load generator, all on this machine's cores")
-	fmt.Printf("%-12s %10s %9s %9s %9s %9s %8s %15s %s\n", "phase", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "ceiling", "cpu s+db+c", "note")
+	fmt.Println("io calls/req: the service's read- and write-family system calls per request (/proc/PID/io syscr+syscw)")
+	fmt.Printf("%-12s %10s %9s %9s %9s %9s %8s %15s %12s %s\n", "phase", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "ceiling", "cpu s+db+c", "io calls/req", "note")
 	var ceiling float64
 	for _, ph := range strings.Split(o.phases, ",") {
 		if ph == "" {
@@ -215,7 +220,7 @@ func run(o options) error {
 		if ceiling > 0 {
 			ratio = fmt.Sprintf("%.0f%%", 100*r.rps/ceiling)
 		}
-		fmt.Printf("%-12s %10.0f %9.2f %9.2f %9.2f %9d %8s %15s %s\n", ph, r.rps, ms(r.p50), ms(r.p99), ms(r.p999), r.errors, ratio, r.cpu(), r.note)
+		fmt.Printf("%-12s %10.0f %9.2f %9.2f %9.2f %9d %8s %15s %12.1f %s\n", ph, r.rps, ms(r.p50), ms(r.p99), ms(r.p999), r.errors, ratio, r.cpu(), r.ioCalls, r.note)
 	}
 	fmt.Printf("\nservice peak RSS: %.0f MB\n", float64(proc.StatusKB(svc.Process.Pid, "VmHWM"))/1024)
 	svc.Process.Signal(syscall.SIGTERM)
@@ -264,6 +269,7 @@ func readFile(path string) error {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 
 var cacheEntries = regexp.MustCompile(`cache_entries: [0-9]+`)
 
@@ -317,6 +323,10 @@ type result struct {
 	// (PostgreSQL), and the load generator's (this process: requests,
 	// signing, latency bookkeeping).
 	svcCPU, dbCPU, clientCPU float64
+	// ioCalls is the service's read- and write-family system calls per
+	// request (proc.IOCalls): on SQLite, roughly the pages a request reads
+	// from the OS and writes to the WAL and the database file.
+	ioCalls float64
 }
 
 func (r result) cpu() string { return fmt.Sprintf("%.0f+%.0f+%.0f", r.svcCPU, r.dbCPU, r.clientCPU) }
@@ -326,10 +336,11 @@ func (r result) cpu() string { return fmt.Sprintf("%.0f+%.0f+%.0f", r.svcCPU, r.
 type cpuMark struct {
 	svc, client time.Duration
 	db          map[int]time.Duration
+	ioCalls     int64 // the service's, proc.IOCalls
 }
 
 func (d *driver) cpuNow() cpuMark {
-	return cpuMark{svc: proc.CPU(d.svcPid), client: proc.CPU(os.Getpid()), db: d.serverCPU()}
+	return cpuMark{svc: proc.CPU(d.svcPid), client: proc.CPU(os.Getpid()), db: d.serverCPU(), ioCalls: proc.IOCalls(d.svcPid)}
 }
 
 // chargeCPU sets r's CPU per request: what each used since m, over n
@@ -338,6 +349,9 @@ func (d *driver) chargeCPU(r *result, m cpuMark, n int) {
 	r.svcCPU = perRequest(proc.CPU(d.svcPid)-m.svc, n)
 	r.dbCPU = perRequest(d.serverCPUSince(m.db), n)
 	r.clientCPU = perRequest(proc.CPU(os.Getpid())-m.client, n)
+	if n > 0 {
+		r.ioCalls = float64(proc.IOCalls(d.svcPid)-m.ioCalls) / float64(n)
+	}
 }
 
 type driver struct {
