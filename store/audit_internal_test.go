@@ -247,7 +247,7 @@ func TestEveryWriteIsAudited(t *testing.T) {
 				if call, ok := n.(*ast.CallExpr); ok {
 					if sel, ok := call.Fun.(*ast.SelectorExpr); ok {
 						switch sel.Sel.Name {
-						case "write", "writeAlone", "jobWrite":
+						case "write", "writeAlone", "writeBulk", "jobWrite":
 							writes = true
 						case "audit":
 							audits = true

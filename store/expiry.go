@@ -80,7 +80,7 @@ func (db *DB) createCoverageNotices(ctx context.Context, job string, now time.Ti
 		qargs = append(append(append(qargs, db.timeArg(upper)), args...), batch)
 		var cs []coverageCandidate
 		var created int
-		err := db.jobWrite(ctx, job, func(tx *Tx) error {
+		err := db.jobWrite(ctx, job, writeSingle, func(tx *Tx) error {
 			var err error
 			if cs, err = coverageCandidates(tx, q, qargs); err != nil {
 				return err

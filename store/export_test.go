@@ -19,7 +19,7 @@ func (db *DB) MigrateOnly(ctx context.Context, versions ...int) ([]int, error) {
 func (db *DB) HoldJobLock(ctx context.Context, job string) (release func() error) {
 	held, done, result := make(chan struct{}), make(chan struct{}), make(chan error, 1)
 	go func() {
-		result <- db.jobWrite(ctx, job, func(*Tx) error {
+		result <- db.jobWrite(ctx, job, writeSingle, func(*Tx) error {
 			close(held)
 			<-done
 			return nil

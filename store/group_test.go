@@ -209,11 +209,13 @@ func TestWriteAloneGetsItsOwnTransaction(t *testing.T) {
 	}
 }
 
-// TestGroupsKeepStatementJournalsInMemory: a group of writes runs with
-// the writer's temporary files (its savepoints' statement journals) in
-// memory, and a write alone, such as a usage batch, with them in files, so
-// that a large statement's journal never sits in the service's memory.
-func TestGroupsKeepStatementJournalsInMemory(t *testing.T) {
+// TestBoundedWritesKeepStatementJournalsInMemory: a group of writes, a
+// write alone (a usage batch) and a job's batch run with the writer's
+// temporary files (their statement journals) in memory; a bulk write and
+// a job's sweep over every row due, whose one statement may change a
+// whole table, with them in files, so that such a journal never sits in
+// the service's memory.
+func TestBoundedWritesKeepStatementJournalsInMemory(t *testing.T) {
 	db := openGroupTest(t)
 	tempStore := func(tx *Tx) (int, error) {
 		var v int
@@ -241,14 +243,32 @@ func TestGroupsKeepStatementJournalsInMemory(t *testing.T) {
 			t.Errorf("grouped write %d ran with temp_store = %d, want 2 (memory)", i, v)
 		}
 	}
-	var alone int
-	if err := db.writeAlone(context.Background(), nil, func(tx *Tx) (err error) {
-		alone, err = tempStore(tx)
-		return err
-	}); err != nil {
-		t.Fatal(err)
+	var alone, bulk, jobBatch, jobSweep, after int
+	steps := []struct {
+		name string
+		run  func(fn func(tx *Tx) error) error
+		got  *int
+		want int // 2: MEMORY; 0: DEFAULT, files
+	}{
+		{"a write alone", func(fn func(tx *Tx) error) error { return db.writeAlone(context.Background(), nil, fn) }, &alone, 2},
+		{"a bulk write", func(fn func(tx *Tx) error) error { return db.writeBulk(context.Background(), fn) }, &bulk, 0},
+		{"a job's batch", func(fn func(tx *Tx) error) error {
+			return db.jobWrite(context.Background(), "test-job", writeSingle, fn)
+		}, &jobBatch, 2},
+		{"a job's sweep", func(fn func(tx *Tx) error) error {
+			return db.jobWrite(context.Background(), "test-job", writeUnbounded, fn)
+		}, &jobSweep, 0},
+		{"a write alone after a bulk write", func(fn func(tx *Tx) error) error { return db.writeAlone(context.Background(), nil, fn) }, &after, 2},
 	}
-	if alone != 0 { // DEFAULT: files
-		t.Errorf("a write alone ran with temp_store = %d, want 0 (the default, files)", alone)
+	for _, s := range steps {
+		if err := s.run(func(tx *Tx) (err error) {
+			*s.got, err = tempStore(tx)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if *s.got != s.want {
+			t.Errorf("%s ran with temp_store = %d, want %d", s.name, *s.got, s.want)
+		}
 	}
 }

@@ -80,7 +80,7 @@ func storeResponse[T any](tx *Tx, k billing.IdempotencyKey, v T, render billing.
 // keeps them) is plenty. Meant for a scheduler job.
 func (db *DB) PurgeIdempotencyKeys(ctx context.Context, cutoff time.Time) (int, error) {
 	var n int64
-	err := db.writeAlone(ctx, nil, func(tx *Tx) error {
+	err := db.writeBulk(ctx, func(tx *Tx) error {
 		var err error
 		n, err = tx.update(purgeKeysStmt, db.timeArg(cutoff))
 		return err

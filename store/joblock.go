@@ -54,17 +54,23 @@ func jobLockKey(job string) int32 {
 // returns errJobBusy, without running fn, when another replica holds it.
 // It is the jobs' one lock: a job whose work takes several transactions
 // takes it in each. Its audit entries are the job's (system:<job>) unless
-// ctx says who acts.
-func (db *DB) jobWrite(ctx context.Context, job string, fn func(tx *Tx) error) error {
+// ctx says who acts. mode is writeSingle for a job's batch and
+// writeUnbounded for a statement over every row due (see writeBulk);
+// writeGrouped is taken as writeSingle.
+func (db *DB) jobWrite(ctx context.Context, job string, mode writeMode, fn func(tx *Tx) error) error {
 	if _, ok := billing.ActorFrom(ctx); !ok {
 		ctx = billing.WithActor(ctx, billing.SystemActor(job))
 	}
-	return db.writeAlone(ctx, nil, func(tx *Tx) error {
+	locked := func(tx *Tx) error {
 		if err := db.tryJobLock(tx, job); err != nil {
 			return err
 		}
 		return fn(tx)
-	})
+	}
+	if mode == writeUnbounded {
+		return db.writeBulk(ctx, locked)
+	}
+	return db.writeAlone(ctx, nil, locked)
 }
 
 func (db *DB) tryJobLock(tx *Tx, job string) error {

@@ -237,7 +237,7 @@ func (db *DB) Migrate(ctx context.Context) (applied []int, err error) {
 // migrateWhere applies the pending migrations whose version want accepts
 // (tests use it to build a database as an older release left it).
 func (db *DB) migrateWhere(ctx context.Context, want func(version int) bool) (applied []int, err error) {
-	err = db.writeAlone(ctx, nil, func(tx *Tx) error {
+	err = db.writeBulk(ctx, func(tx *Tx) error {
 		if db.dialect == Postgres {
 			if _, err := tx.exec(migrationLockStmt, migrationLockID); err != nil {
 				return err

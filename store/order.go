@@ -151,7 +151,7 @@ func (db *DB) Orders(ctx context.Context, q billing.OrderQuery) ([]billing.Order
 // runs it, it cancels nothing and returns 0.
 func (db *DB) CancelStaleOrders(ctx context.Context, now time.Time, ttl time.Duration) (int, error) {
 	var n int
-	err := db.jobWrite(ctx, JobCancelUnpaid, func(tx *Tx) error {
+	err := db.jobWrite(ctx, JobCancelUnpaid, writeUnbounded, func(tx *Tx) error {
 		at := db.timeArg(now)
 		rows, err := tx.query(cancelStaleStmt, string(billing.OrderCancelled), at, at,
 			string(billing.OrderPending), at, db.timeArg(now.Add(-ttl)))

@@ -91,7 +91,7 @@ func idList(ids []string) []any {
 func (db *DB) ClaimNotices(ctx context.Context, now time.Time, limit int, lease time.Duration) (claimed []billing.Notice, superseded int, err error) {
 	pending := string(billing.NoticePending)
 	var rows []noticeRow
-	err = db.jobWrite(ctx, JobDeliver, func(tx *Tx) error {
+	err = db.jobWrite(ctx, JobDeliver, writeSingle, func(tx *Tx) error {
 		ids, err := db.pickNotices(tx, now, limit)
 		if err != nil || len(ids) == 0 {
 			return err

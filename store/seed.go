@@ -70,7 +70,7 @@ func (db *DB) Seed(ctx context.Context, n int, mix SeedMix, cat billing.Catalog,
 			for i := lo; i < hi; i++ {
 				f.add(&rows, i)
 			}
-			if err := db.writeAlone(ctx, nil, rows.insert); err != nil {
+			if err := db.writeBulk(ctx, rows.insert); err != nil {
 				return fmt.Errorf("seed vehicles %d-%d: %w", lo, hi, err)
 			}
 		}
@@ -83,7 +83,7 @@ func (db *DB) Seed(ctx context.Context, n int, mix SeedMix, cat billing.Catalog,
 	// time after a bulk load; until then it takes the new tables for
 	// small ones. SQLite plans without statistics (sqlite_stat1 is not
 	// kept: TestJobQueryPlans pins the plans it makes without).
-	if err := db.writeAlone(ctx, nil, func(tx *Tx) error { return tx.raw(`ANALYZE`) }); err != nil {
+	if err := db.writeBulk(ctx, func(tx *Tx) error { return tx.raw(`ANALYZE`) }); err != nil {
 		return fmt.Errorf("seed: analyze: %w", err)
 	}
 	return nil

@@ -34,7 +34,7 @@ func (db *DB) ToolQuery(ctx context.Context, dest any, q string, args ...any) er
 // cache, since it cannot know which vehicles q changed.
 func (db *DB) ToolExec(ctx context.Context, q string, args ...any) (int64, error) {
 	var n int64
-	err := db.writeAlone(ctx, nil, func(tx *Tx) error {
+	err := db.writeBulk(ctx, func(tx *Tx) error {
 		res, err := tx.sql.ExecContext(tx.ctx, rebind(db.dialect, q), args...)
 		if err != nil {
 			return err

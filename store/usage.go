@@ -326,7 +326,7 @@ func crossings(gs []grew, timelines map[billing.VIN]billing.Timeline, thresholds
 // fewer than the records, so the job's batches keep up with them).
 func (db *DB) DeleteUsageBefore(ctx context.Context, cutoff time.Time, loc *time.Location, limit int) (int64, error) {
 	var n int64
-	err := db.writeAlone(ctx, nil, func(tx *Tx) error {
+	err := db.writeBulk(ctx, func(tx *Tx) error {
 		var err error
 		if n, err = tx.update(pruneUsageStmt, db.timeArg(cutoff), limit); err != nil {
 			return err

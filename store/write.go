@@ -52,16 +52,23 @@ type writer struct {
 }
 
 // journalsInMemory sets where the writer connection keeps its statement
-// journals for the next transaction; the caller holds the slot. A group
-// runs each write in a savepoint, and SQLite copies every page a write
-// changes to the savepoint's statement journal, which past 64 KiB spills
-// to a temporary file by default, whose system calls each grouped
-// payment paid (BenchmarkApplyPayment; docs/storage.md has the harness's
-// figures). A write alone (a usage batch, a job's batch) may change tens
-// of thousands of pages in one statement, whose journal would then be
-// held in memory, so it keeps the default file. A connection the pool
-// opens anew starts at the default, so a stale memJournals can only
-// leave a group's journals in a file, never a bulk write's in memory.
+// journals for the next transaction; the caller holds the slot. SQLite
+// copies every existing page a statement changes inside a transaction to
+// the statement's journal (and a savepoint's, for a write in a group),
+// which past 64 KiB spills to a temporary file by default: two system
+// calls a page, which every grouped payment and every row of a usage
+// batch paid (BenchmarkApplyPayment, BenchmarkIngestUsage; the harness's
+// io calls a request, docs/storage.md). Writes whose statements each
+// change a bounded number of rows (a payment, a chunk of a usage batch or
+// of a job's batch: a few MiB of journal at most) keep them in memory; a
+// writeBulk statement may change a whole table, so it keeps the default
+// file. A connection the pool opens anew starts at the default, so a
+// stale memJournals can only leave journals in a file, never a bulk
+// write's in memory.
+//
+// The C heap keeps up to cHeapKept of what SQLite frees (keepFreedCHeap),
+// so that a journal's memory is not returned to the kernel and faulted in
+// again at every statement.
 func (w *writer) journalsInMemory(ctx context.Context, mem bool) error {
 	if w.memJournals == mem {
 		return nil
@@ -200,22 +207,43 @@ func (tx *Tx) raw(q string) error {
 // goroutine, in a transaction shared with other writes (group commit), and
 // an error or a panic in it undoes its own work only.
 func (db *DB) write(ctx context.Context, vins []billing.VIN, fn func(tx *Tx) error) error {
-	return db.run(ctx, vins, fn, false)
+	return db.run(ctx, vins, fn, writeGrouped)
 }
 
-// writeAlone is write for a bulk write (a usage batch, a job's batch, a
-// migration, a seed chunk): on SQLite it gets a transaction of its own
-// rather than a savepoint in a group, since inside a savepoint SQLite
-// first copies each page a write changes to its statement journal, which
-// costs a large write more than a shared commit saves
-// (BenchmarkIngestUsage).
+// writeAlone is write for a large write (a usage batch, a job's batch):
+// on SQLite it gets a transaction of its own rather than a savepoint in a
+// group, since inside a savepoint SQLite first copies each page a write
+// changes to its statement journal, which costs a large write more than a
+// shared commit saves (BenchmarkIngestUsage). Each of its statements must
+// change a bounded number of rows (a chunk of a batch), since its
+// statement journals are kept in memory (writer.journalsInMemory).
 func (db *DB) writeAlone(ctx context.Context, vins []billing.VIN, fn func(tx *Tx) error) error {
-	return db.run(ctx, vins, fn, true)
+	return db.run(ctx, vins, fn, writeSingle)
 }
 
-func (db *DB) run(ctx context.Context, vins []billing.VIN, fn func(tx *Tx) error, alone bool) error {
+// writeBulk is writeAlone for a write whose statements may each change a
+// whole table (a migration, a tool's statement, a seed chunk, pruning):
+// its statement journals go to a temporary file.
+func (db *DB) writeBulk(ctx context.Context, fn func(tx *Tx) error) error {
+	return db.run(ctx, nil, fn, writeUnbounded)
+}
+
+// cHeapKept is the freed C memory the process keeps for reuse: a few
+// statement journals of writeAlone statements.
+const cHeapKept = 64 << 20
+
+// writeMode is how a write runs on SQLite.
+type writeMode int
+
+const (
+	writeGrouped   writeMode = iota // in a savepoint of a group commit, or alone when none waits with it
+	writeSingle                     // in a transaction of its own
+	writeUnbounded                  // in a transaction of its own, its statement journals in a file
+)
+
+func (db *DB) run(ctx context.Context, vins []billing.VIN, fn func(tx *Tx) error, mode writeMode) error {
 	if db.dialect == SQLite {
-		return db.groupWrite(ctx, vins, fn, alone)
+		return db.groupWrite(ctx, vins, fn, mode)
 	}
 	actor, _ := billing.ActorFrom(ctx)
 	tx := &Tx{db: db, ctx: ctx, stmt: db.wr.stmts, vins: slices.Clone(vins), actor: actor}
@@ -282,15 +310,15 @@ type groupReq struct {
 	fn    func(tx *Tx) error
 	vins  []billing.VIN
 	actor billing.Actor // of the caller's context
-	alone bool          // runs in a transaction of its own
+	mode  writeMode
 	state atomic.Int32
 	done  chan error // buffered: the runner never blocks on a caller
 }
 
-func (db *DB) groupWrite(ctx context.Context, vins []billing.VIN, fn func(tx *Tx) error, alone bool) error {
+func (db *DB) groupWrite(ctx context.Context, vins []billing.VIN, fn func(tx *Tx) error, mode writeMode) error {
 	w := db.wr
 	actor, _ := billing.ActorFrom(ctx)
-	req := &groupReq{fn: fn, vins: slices.Clone(vins), actor: actor, alone: alone, done: make(chan error, 1)}
+	req := &groupReq{fn: fn, vins: slices.Clone(vins), actor: actor, mode: mode, done: make(chan error, 1)}
 	w.mu.Lock()
 	w.queue = append(w.queue, req)
 	w.mu.Unlock()
@@ -322,13 +350,13 @@ func (db *DB) runGroup() {
 	var batch []*groupReq
 	taken := 0
 	for _, r := range w.queue {
-		if len(batch) == maxGroup || (len(batch) > 0 && r.alone) {
+		if len(batch) == maxGroup || (len(batch) > 0 && r.mode != writeGrouped) {
 			break
 		}
 		taken++
 		if r.state.CompareAndSwap(groupQueued, groupTaken) {
 			batch = append(batch, r)
-			if r.alone {
+			if r.mode != writeGrouped {
 				break
 			}
 		}
@@ -340,7 +368,7 @@ func (db *DB) runGroup() {
 	}
 	ctx := context.Background() // see uninterrupted
 	errs := make([]error, len(batch))
-	err := w.journalsInMemory(ctx, len(batch) > 1)
+	err := w.journalsInMemory(ctx, batch[0].mode != writeUnbounded)
 	if err == nil {
 		err = w.writerPool.WithContext(ctx).Transaction(func(g *gorm.DB) error {
 			for i, r := range batch {
