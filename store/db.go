@@ -91,7 +91,6 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	db := &DB{dialect: cfg.Driver}
 	switch cfg.Driver {
 	case SQLite:
-		keepFreedCHeap(cHeapKept)
 		if err := checkSynchronous(cfg.DSN); err != nil {
 			return nil, err
 		}

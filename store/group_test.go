@@ -210,11 +210,11 @@ func TestWriteAloneGetsItsOwnTransaction(t *testing.T) {
 }
 
 // TestBoundedWritesKeepStatementJournalsInMemory: a group of writes, a
-// write alone (a usage batch) and a job's batch run with the writer's
-// temporary files (their statement journals) in memory; a bulk write and
-// a job's sweep over every row due, whose one statement may change a
-// whole table, with them in files, so that such a journal never sits in
-// the service's memory.
+// write alone and a job's batch run with the writer's temporary files
+// (their statement journals) in memory; a bulk write (a usage batch, a
+// migration) and a job's sweep over every row due, whose statements may
+// change thousands of pages, with them in files, so that such a journal
+// never sits in the service's memory.
 func TestBoundedWritesKeepStatementJournalsInMemory(t *testing.T) {
 	db := openGroupTest(t)
 	tempStore := func(tx *Tx) (int, error) {

@@ -94,7 +94,7 @@ func (db *DB) IngestUsage(ctx context.Context, recs []billing.UsageRecord, thres
 	if err != nil {
 		return billing.IngestResult{}, fmt.Errorf("ingest usage: %w", err)
 	}
-	err = db.writeAlone(ctx, nil, func(tx *Tx) error {
+	err = db.writeBulk(ctx, func(tx *Tx) error {
 		res = billing.IngestResult{}
 		keep := make([]int, 0, len(recs)) // indexes into recs, one per distinct id
 		seen := make(map[string]struct{}, len(recs))

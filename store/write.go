@@ -17,7 +17,7 @@ import (
 )
 
 // The write path. Every change the store makes goes through DB.write (or
-// writeAlone, the same path for bulk writes), and this file is the only
+// writeAlone and writeBulk, the same path for large writes), and this file is the only
 // one that reaches the writer pool or begins a transaction
 // (TestOneWritePath checks it). write:
 //
@@ -56,19 +56,18 @@ type writer struct {
 // copies every existing page a statement changes inside a transaction to
 // the statement's journal (and a savepoint's, for a write in a group),
 // which past 64 KiB spills to a temporary file by default: two system
-// calls a page, which every grouped payment and every row of a usage
-// batch paid (BenchmarkApplyPayment, BenchmarkIngestUsage; the harness's
-// io calls a request, docs/storage.md). Writes whose statements each
-// change a bounded number of rows (a payment, a chunk of a usage batch or
-// of a job's batch: a few MiB of journal at most) keep them in memory; a
-// writeBulk statement may change a whole table, so it keeps the default
-// file. A connection the pool opens anew starts at the default, so a
-// stale memJournals can only leave journals in a file, never a bulk
-// write's in memory.
-//
-// The C heap keeps up to cHeapKept of what SQLite frees (keepFreedCHeap),
-// so that a journal's memory is not returned to the kernel and faulted in
-// again at every statement.
+// calls a page, which every grouped payment and every notice of a job
+// paid (BenchmarkApplyPayment; the harness's I/O system calls,
+// docs/storage.md). Writes whose statements each change a few hundred
+// pages at most (a payment, a job's batch of notices) keep them in
+// memory. A writeBulk statement may change thousands of pages (a chunk
+// of a usage batch) or a whole table (a migration), so it keeps the
+// default file: in memory a usage batch's journals cost the service
+// about 40 MB more at its peak, and the C allocator's churn of freeing
+// and faulting them in again took back most of the saved system calls.
+// A connection the pool opens anew starts at the default, so a stale
+// memJournals can only leave journals in a file, never a bulk write's in
+// memory.
 func (w *writer) journalsInMemory(ctx context.Context, mem bool) error {
 	if w.memJournals == mem {
 		return nil
@@ -210,27 +209,24 @@ func (db *DB) write(ctx context.Context, vins []billing.VIN, fn func(tx *Tx) err
 	return db.run(ctx, vins, fn, writeGrouped)
 }
 
-// writeAlone is write for a large write (a usage batch, a job's batch):
-// on SQLite it gets a transaction of its own rather than a savepoint in a
-// group, since inside a savepoint SQLite first copies each page a write
-// changes to its statement journal, which costs a large write more than a
-// shared commit saves (BenchmarkIngestUsage). Each of its statements must
-// change a bounded number of rows (a chunk of a batch), since its
-// statement journals are kept in memory (writer.journalsInMemory).
+// writeAlone is write for a job's batch: on SQLite it gets a
+// transaction of its own rather than a savepoint in a group, since inside
+// a savepoint SQLite first copies each page a write changes to its
+// statement journal, which costs a large write more than a shared commit
+// saves. Each of its statements must change at most a few hundred pages
+// (a job's batch of notices), since its statement journals are kept in
+// memory (writer.journalsInMemory).
 func (db *DB) writeAlone(ctx context.Context, vins []billing.VIN, fn func(tx *Tx) error) error {
 	return db.run(ctx, vins, fn, writeSingle)
 }
 
-// writeBulk is writeAlone for a write whose statements may each change a
-// whole table (a migration, a tool's statement, a seed chunk, pruning):
-// its statement journals go to a temporary file.
+// writeBulk is writeAlone for a write whose statements may each change
+// thousands of pages (a chunk of a usage batch) or a whole table (a
+// migration, a tool's statement, a seed chunk, pruning): its statement
+// journals go to a temporary file (BenchmarkIngestUsage).
 func (db *DB) writeBulk(ctx context.Context, fn func(tx *Tx) error) error {
 	return db.run(ctx, nil, fn, writeUnbounded)
 }
-
-// cHeapKept is the freed C memory the process keeps for reuse: a few
-// statement journals of writeAlone statements.
-const cHeapKept = 64 << 20
 
 // writeMode is how a write runs on SQLite.
 type writeMode int
