@@ -227,6 +227,15 @@ func ParseConfig(raw []byte, getenv func(string) string) (*Config, error) {
 			*p = v
 		}
 	}
+	if v := getenv("ENTITLEMENTS_DATABASE_SNAPSHOT_CACHE"); v != "" {
+		// How each replica sets the cache from its environment: on
+		// PostgreSQL it is off unless set (docs/scaling.md).
+		if n, err := strconv.Atoi(v); err != nil {
+			c.envErrs = append(c.envErrs, fmt.Sprintf("ENTITLEMENTS_DATABASE_SNAPSHOT_CACHE %q is not a whole number of vehicles", v))
+		} else {
+			c.Database.SnapshotCache = &n
+		}
+	}
 	if v := getenv("ENTITLEMENTS_SCHEDULER_ENABLED"); v != "" {
 		if b, err := strconv.ParseBool(v); err != nil {
 			c.envErrs = append(c.envErrs, fmt.Sprintf("ENTITLEMENTS_SCHEDULER_ENABLED %q is not true or false", v))

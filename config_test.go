@@ -63,6 +63,47 @@ func TestSchedulerConfig(t *testing.T) {
 	}
 }
 
+// The snapshot cache's size comes from the environment too, where a
+// container sets it; what is not a number is refused, a negative number
+// by the same check as the file's.
+func TestSnapshotCacheFromEnvironment(t *testing.T) {
+	raw, err := os.ReadFile("config.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		env     string
+		want    *int
+		wantErr string
+	}{
+		{env: "", want: nil},
+		{env: "65536", want: new(65536)},
+		{env: "0", want: new(0)},
+		{env: "lots", wantErr: "ENTITLEMENTS_DATABASE_SNAPSHOT_CACHE"},
+		{env: "-1", wantErr: "database.snapshot_cache must not be negative"},
+	} {
+		cfg, err := ParseConfig(raw, func(k string) string {
+			if k == "ENTITLEMENTS_DATABASE_SNAPSHOT_CACHE" {
+				return c.env
+			}
+			return ""
+		})
+		if c.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+				t.Errorf("%q: ParseConfig() error = %v, want one naming %s", c.env, err, c.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%q: %v", c.env, err)
+		}
+		got := cfg.Database.SnapshotCache
+		if (got == nil) != (c.want == nil) || (got != nil && *got != *c.want) {
+			t.Errorf("%q: snapshot_cache = %v, want %v", c.env, got, c.want)
+		}
+	}
+}
+
 func TestLogLevel(t *testing.T) {
 	for _, c := range []struct {
 		env  string
