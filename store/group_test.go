@@ -188,7 +188,7 @@ func TestWriteAloneGetsItsOwnTransaction(t *testing.T) {
 		wg.Go(func() {
 			var err error
 			if alone {
-				err = db.writeAlone(context.Background(), nil, record(name))
+				err = db.writeAlone(context.Background(), record(name))
 			} else {
 				err = db.write(context.Background(), nil, record(name))
 			}
@@ -250,7 +250,7 @@ func TestBoundedWritesKeepStatementJournalsInMemory(t *testing.T) {
 		got  *int
 		want int // 2: MEMORY; 0: DEFAULT, files
 	}{
-		{"a write alone", func(fn func(tx *Tx) error) error { return db.writeAlone(context.Background(), nil, fn) }, &alone, 2},
+		{"a write alone", func(fn func(tx *Tx) error) error { return db.writeAlone(context.Background(), fn) }, &alone, 2},
 		{"a bulk write", func(fn func(tx *Tx) error) error { return db.writeBulk(context.Background(), fn) }, &bulk, 0},
 		{"a job's batch", func(fn func(tx *Tx) error) error {
 			return db.jobWrite(context.Background(), "test-job", writeSingle, fn)
@@ -258,7 +258,7 @@ func TestBoundedWritesKeepStatementJournalsInMemory(t *testing.T) {
 		{"a job's sweep", func(fn func(tx *Tx) error) error {
 			return db.jobWrite(context.Background(), "test-job", writeUnbounded, fn)
 		}, &jobSweep, 0},
-		{"a write alone after a bulk write", func(fn func(tx *Tx) error) error { return db.writeAlone(context.Background(), nil, fn) }, &after, 2},
+		{"a write alone after a bulk write", func(fn func(tx *Tx) error) error { return db.writeAlone(context.Background(), fn) }, &after, 2},
 	}
 	for _, s := range steps {
 		if err := s.run(func(tx *Tx) (err error) {

@@ -70,7 +70,7 @@ func (db *DB) jobWrite(ctx context.Context, job string, mode writeMode, fn func(
 	if mode == writeUnbounded {
 		return db.writeBulk(ctx, locked)
 	}
-	return db.writeAlone(ctx, nil, locked)
+	return db.writeAlone(ctx, locked)
 }
 
 func (db *DB) tryJobLock(tx *Tx, job string) error {

@@ -217,8 +217,8 @@ func (db *DB) write(ctx context.Context, vins []billing.VIN, fn func(tx *Tx) err
 // saves. Each of its statements must change at most a few hundred pages
 // (a job's batch of notices), since its statement journals are kept in
 // memory (writer.journalsInMemory).
-func (db *DB) writeAlone(ctx context.Context, vins []billing.VIN, fn func(tx *Tx) error) error {
-	return db.run(ctx, vins, fn, writeSingle)
+func (db *DB) writeAlone(ctx context.Context, fn func(tx *Tx) error) error {
+	return db.run(ctx, nil, fn, writeSingle)
 }
 
 // writeBulk is writeAlone for a write whose statements may each change
