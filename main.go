@@ -472,5 +472,13 @@ func checkpointCollectors(db *store.DB) []prometheus.Collector {
 			Name: "sqlite_checkpoint_held_seconds_total",
 			Help: "Time SQLite writers were held off by those passes.",
 		}, func() float64 { return db.CheckpointStats().Held.Seconds() }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "sqlite_write_transactions_total",
+			Help: "SQLite write transactions the writer committed or rolled back (a group commit's writes share one).",
+		}, func() float64 { return float64(db.WriteStats().Transactions) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "sqlite_writes_total",
+			Help: "Writes those transactions carried: divided by sqlite_write_transactions_total, the average group.",
+		}, func() float64 { return float64(db.WriteStats().Writes) }),
 	}
 }

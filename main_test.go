@@ -301,7 +301,7 @@ func serveOnce(t *testing.T, extra map[string]string) string {
 	}
 	metrics, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	for _, name := range []string{"sqlite_wal_frames ", "sqlite_checkpoint_held_passes_total ", "sqlite_checkpoint_held_seconds_total "} {
+	for _, name := range []string{"sqlite_wal_frames ", "sqlite_checkpoint_held_passes_total ", "sqlite_checkpoint_held_seconds_total ", "sqlite_write_transactions_total ", "sqlite_writes_total "} {
 		if !bytes.Contains(metrics, []byte("\n"+name)) {
 			t.Errorf("/metrics lacks %s", name)
 		}

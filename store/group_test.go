@@ -146,9 +146,11 @@ func TestGroupWriteCallerGivingUp(t *testing.T) {
 
 // TestGroupWriteCallerBehindAFullGroup: a caller that gets the writer
 // while more than maxGroup writes are queued ahead of it runs those first,
-// then its own, and does not wait for someone else to come along.
+// then its own, and does not wait for someone else to come along;
+// WriteStats counts the two transactions and their writes.
 func TestGroupWriteCallerBehindAFullGroup(t *testing.T) {
 	db := openGroupTest(t)
+	before := db.WriteStats()
 	ahead := make([]*groupReq, maxGroup)
 	for i := range ahead {
 		ahead[i] = &groupReq{done: make(chan error, 1), fn: insertG(1000 + i)}
@@ -164,6 +166,10 @@ func TestGroupWriteCallerBehindAFullGroup(t *testing.T) {
 	}
 	if n := countG(t, db, "1=1"); n != maxGroup+1 {
 		t.Errorf("%d rows, want %d", n, maxGroup+1)
+	}
+	after := db.WriteStats()
+	if got, want := (WriteStats{after.Transactions - before.Transactions, after.Writes - before.Writes}), (WriteStats{2, maxGroup + 1}); got != want {
+		t.Errorf("WriteStats grew by %+v, want %+v", got, want)
 	}
 }
 

@@ -49,6 +49,26 @@ type writer struct {
 	// memJournals: the writer connection keeps temporary files, statement
 	// journals included, in memory (PRAGMA temp_store); the slot guards it.
 	memJournals bool
+	groups      atomic.Int64 // SQLite write transactions run by runGroup
+	grouped     atomic.Int64 // writes they ran
+}
+
+// WriteStats describes the SQLite group commit so far: how many write
+// transactions the writer ran and how many writes they carried. Their
+// ratio is the average group; near 1 under load, each write pays a
+// commit (and its fsync) of its own.
+type WriteStats struct {
+	Transactions int64
+	Writes       int64
+}
+
+// WriteStats returns the group commit's figures so far (zero on
+// PostgreSQL, where each write is its own transaction).
+func (db *DB) WriteStats() WriteStats {
+	if db.wr == nil {
+		return WriteStats{}
+	}
+	return WriteStats{Transactions: db.wr.groups.Load(), Writes: db.wr.grouped.Load()}
 }
 
 // journalsInMemory sets where the writer connection keeps its statement
@@ -363,6 +383,8 @@ func (db *DB) runGroup() {
 	if len(batch) == 0 {
 		return
 	}
+	w.groups.Add(1)
+	w.grouped.Add(int64(len(batch)))
 	ctx := context.Background() // see uninterrupted
 	errs := make([]error, len(batch))
 	err := w.journalsInMemory(ctx, batch[0].mode != writeUnbounded)
