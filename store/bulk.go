@@ -3,6 +3,7 @@ package store
 import (
 	"database/sql"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -37,16 +38,6 @@ func chunkSizes(n, max int) []int {
 			out = append(out, p)
 			n -= p
 		}
-	}
-	return out
-}
-
-// chunks splits args by chunkSizes.
-func chunks(args []any, max int) [][]any {
-	var out [][]any
-	for _, n := range chunkSizes(len(args), max) {
-		out = append(out, args[:n])
-		args = args[n:]
 	}
 	return out
 }
@@ -131,6 +122,94 @@ func insertSQL(table string, cols, shared []string, rows int, tail string) strin
 		b.WriteString(" " + tail)
 	}
 	return b.String()
+}
+
+// bulkTable is a table that multi-row statements insert into: the
+// columns each row has of its own, those every row shares (the
+// statement's first variables), and the PostgreSQL types of cols then
+// shared, for bulkInsertSQL's arrays.
+type bulkTable struct {
+	name   string
+	cols   []string
+	shared []string
+	types  []string
+}
+
+// bulkInsertSQL is the multi-row INSERT of rows rows into t, followed by
+// tail. On SQLite it is insertSQL's. On PostgreSQL the rows come as one
+// array per column (bulkArgs) that unnest turns back into rows: one
+// statement of len(cols)+len(shared) variables whatever the rows, which
+// PostgreSQL binds as len(cols) values, where insertSQL's binds a
+// variable per row and column (7 168 for a chunk of usage records).
+func (db *DB) bulkInsertSQL(t bulkTable, rows int, tail string) string {
+	if db.dialect != Postgres {
+		return insertSQL(t.name, t.cols, t.shared, rows, tail)
+	}
+	var b strings.Builder
+	b.WriteString("INSERT INTO " + t.name + " (" + strings.Join(append(slices.Clone(t.cols), t.shared...), ", ") + ") SELECT u.*")
+	for i := range t.shared {
+		fmt.Fprintf(&b, ", ?%d::%s", i+1, t.types[len(t.cols)+i])
+	}
+	b.WriteString(" FROM unnest(")
+	for c := range t.cols {
+		if c > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "?%d::%s[]", len(t.shared)+c+1, t.types[c])
+	}
+	b.WriteString(") AS u")
+	if tail != "" {
+		b.WriteString(" " + tail)
+	}
+	return b.String()
+}
+
+// bulkArgs turns args, in insertSQL's order (t's shared values, then
+// each row's own), into bulkInsertSQL's variables: unchanged on SQLite;
+// on PostgreSQL the shared values, then an array per column.
+func (db *DB) bulkArgs(t bulkTable, args []any) []any {
+	if db.dialect != Postgres {
+		return args
+	}
+	s, w := len(t.shared), len(t.cols)
+	out := append(make([]any, 0, s+w), args[:s]...)
+	rows := (len(args) - s) / w
+	for c := range w {
+		col := make([]any, rows)
+		for r := range col {
+			col[r] = args[s+r*w+c]
+		}
+		out = append(out, col)
+	}
+	return out
+}
+
+// bulkKey is the statement cache's key of a bulk statement of rows rows
+// or VINs: on PostgreSQL one statement serves every size.
+func (db *DB) bulkKey(key string, rows int) string {
+	if db.dialect == Postgres {
+		return key
+	}
+	return key + "/" + strconv.Itoa(rows)
+}
+
+// inList is the condition that col is one of n values: col IN (?, ...)
+// on SQLite; on PostgreSQL col = ANY of one text array (listArgs), one
+// statement whatever n.
+func (db *DB) inList(col string, n int) string {
+	if db.dialect == Postgres {
+		return col + " = ANY(?::text[])"
+	}
+	return col + " IN (" + placeholders(n) + ")"
+}
+
+// listArgs is inList's variables for values: unchanged on SQLite, one
+// array on PostgreSQL.
+func (db *DB) listArgs(values []any) []any {
+	if db.dialect == Postgres {
+		return []any{values}
+	}
+	return values
 }
 
 // maxVariables bounds the variables of one statement: under SQLite's

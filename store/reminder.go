@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"strconv"
 	"time"
 
 	"entitlements/billing"
@@ -64,14 +63,15 @@ func (db *DB) remindWhere() string {
 
 // timelinesAt reads, in tx, the periods of vins (distinct) that may
 // contain now (refunded ones included: billing skips them): as much of
-// each timeline as coverage at now depends on. One query per 1024.
+// each timeline as coverage at now depends on. One query per 1024 on
+// SQLite, one on PostgreSQL.
 func (db *DB) timelinesAt(tx *Tx, vins []any, now time.Time) (map[billing.VIN]billing.Timeline, error) {
 	at := db.timeArg(now)
 	return db.timelines(tx, db.periodsAtSQL, []any{at, at}, vins)
 }
 
 func (db *DB) periodsAtSQL(n int) statement {
-	return statement{"remind/periods/" + strconv.Itoa(n), func() string {
-		return `SELECT ` + db.periodColumns() + ` FROM periods WHERE starts_at <= ? AND ends_at > ? AND vin IN (` + placeholders(n) + `)`
+	return statement{db.bulkKey("remind/periods", n), func() string {
+		return `SELECT ` + db.periodColumns() + ` FROM periods WHERE starts_at <= ? AND ends_at > ? AND ` + db.inList("vin", n)
 	}}
 }

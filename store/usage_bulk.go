@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,21 +18,52 @@ import (
 // batch, BenchmarkIngestUsage) to statements prepared once per connection
 // (see stmtCache), in the dialect's own placeholder syntax.
 
-// usageRowsPerStatement is the largest multi-row statement: 7 columns ×
-// 1024 rows = 7168 variables, under SQLite's 32766 and PostgreSQL's 65535.
+// usageRowsPerStatement is the largest multi-row statement on SQLite: 7
+// columns × 1024 rows = 7168 variables, under its limit of 32766.
 const usageRowsPerStatement = 1024
+
+// usageChunkSizes splits n rows of a usage statement into statements:
+// by chunkSizes on SQLite; on PostgreSQL all in one, whose arrays bind
+// them as a handful of variables (bulkInsertSQL, inList), in one round
+// trip.
+func (db *DB) usageChunkSizes(n int) []int {
+	if db.dialect != Postgres {
+		return chunkSizes(n, usageRowsPerStatement)
+	}
+	if n == 0 {
+		return nil
+	}
+	return []int{n}
+}
+
+// usageChunks splits args by usageChunkSizes.
+func (db *DB) usageChunks(args []any) [][]any {
+	var out [][]any
+	for _, n := range db.usageChunkSizes(len(args)) {
+		out = append(out, args[:n])
+		args = args[n:]
+	}
+	return out
+}
 
 // The columns of the bulk statements, each row's own (a shared
 // timestamp follows).
 var (
-	recordColumns = []string{"id", "vin", "category", "bytes", "started_at", "ended_at", "cycle"}
-	cycleColumns  = []string{"vin", "cycle", "entertainment_bytes", "basic_bytes", "records", "last_ended_at"}
+	recordsTable = bulkTable{"usage_records",
+		[]string{"id", "vin", "category", "bytes", "started_at", "ended_at", "cycle"}, []string{"received_at"},
+		[]string{"text", "text", "text", "bigint", "timestamptz", "timestamptz", "text", "timestamptz"}}
+	cyclesTable = bulkTable{"usage_cycles",
+		[]string{"vin", "cycle", "entertainment_bytes", "basic_bytes", "records", "last_ended_at"}, []string{"updated_at"},
+		[]string{"text", "text", "bigint", "bigint", "bigint", "timestamptz", "timestamptz"}}
+	arrivalsTable = bulkTable{"usage_arrivals",
+		[]string{"cycle", "vin", "batch", "records"}, []string{"received_at"},
+		[]string{"text", "text", "text", "text", "timestamptz"}}
 )
 
 // knownVINs returns the records' VINs that an activated vehicle has, read
 // on the reader pool from the VIN index alone (not the vehicle rows, which
 // are six times larger and would each cost a random page read): one query
-// per 1024 distinct VINs.
+// per 1024 distinct VINs on SQLite, one on PostgreSQL.
 func (db *DB) knownVINs(ctx context.Context, recs []billing.UsageRecord) (map[billing.VIN]struct{}, error) {
 	set := make(map[billing.VIN]struct{})
 	vins := make([]any, 0)
@@ -42,7 +74,7 @@ func (db *DB) knownVINs(ctx context.Context, recs []billing.UsageRecord) (map[bi
 		}
 	}
 	known := make(map[billing.VIN]struct{}, len(vins))
-	err := queryChunks(db.onReader(ctx), db.knownSQL, nil, vins, func(rows *sql.Rows) error {
+	err := db.queryChunks(db.onReader(ctx), db.knownSQL, nil, vins, func(rows *sql.Rows) error {
 		var vin string
 		if err := rows.Scan(&vin); err != nil {
 			return err
@@ -57,11 +89,11 @@ func (db *DB) knownVINs(ctx context.Context, recs []billing.UsageRecord) (map[bi
 }
 
 // queryChunks runs the statement st builds for a chunk's size over args,
-// usageRowsPerStatement at a time, on q, with lead as the first
+// a chunk of usageChunks at a time, on q, with lead as the first
 // parameters of each; row reads each result row.
-func queryChunks(q querier, st func(n int) statement, lead, args []any, row func(rows *sql.Rows) error) error {
-	for _, part := range chunks(args, usageRowsPerStatement) {
-		rows, err := q(st(len(part)), append(append(make([]any, 0, len(lead)+len(part)), lead...), part...)...)
+func (db *DB) queryChunks(q querier, st func(n int) statement, lead, args []any, row func(rows *sql.Rows) error) error {
+	for _, part := range db.usageChunks(args) {
+		rows, err := q(st(len(part)), append(slices.Clone(lead), db.listArgs(part)...)...)
 		if err != nil {
 			return err
 		}
@@ -73,16 +105,16 @@ func queryChunks(q querier, st func(n int) statement, lead, args []any, row func
 }
 
 func (db *DB) knownSQL(n int) statement {
-	return statement{"usage/known/" + strconv.Itoa(n), func() string {
-		return `SELECT vin FROM vehicles WHERE vin IN (` + placeholders(n) + `)`
+	return statement{db.bulkKey("usage/known", n), func() string {
+		return `SELECT vin FROM vehicles WHERE ` + db.inList("vin", n)
 	}}
 }
 
 // vehicleOwners returns the owner of each of vins (distinct) in tx: one
-// query per 1024.
+// query per 1024 on SQLite, one on PostgreSQL.
 func (db *DB) vehicleOwners(tx *Tx, vins []any) (map[billing.VIN]string, error) {
 	owners := make(map[billing.VIN]string, len(vins))
-	err := queryChunks(tx.query, db.ownersSQL, nil, vins, func(rows *sql.Rows) error {
+	err := db.queryChunks(tx.query, db.ownersSQL, nil, vins, func(rows *sql.Rows) error {
 		var vin, owner string
 		if err := rows.Scan(&vin, &owner); err != nil {
 			return err
@@ -97,8 +129,8 @@ func (db *DB) vehicleOwners(tx *Tx, vins []any) (map[billing.VIN]string, error) 
 }
 
 func (db *DB) ownersSQL(n int) statement {
-	return statement{"usage/owners/" + strconv.Itoa(n), func() string {
-		return `SELECT vin, owner_id FROM vehicles WHERE vin IN (` + placeholders(n) + `)`
+	return statement{db.bulkKey("usage/owners", n), func() string {
+		return `SELECT vin, owner_id FROM vehicles WHERE ` + db.inList("vin", n)
 	}}
 }
 
@@ -114,8 +146,8 @@ func (db *DB) ownersSQL(n int) statement {
 // rows back costs more, on SQLite, than the insert itself.
 func (db *DB) insertUsageRecords(tx *Tx, recs []billing.UsageRecord, keep []int, cycles []string, now time.Time) ([]int, error) {
 	inserted := make([]int, 0, len(keep))
-	args := make([]any, 0, 1+len(recordColumns)*usageRowsPerStatement)
-	for _, n := range chunkSizes(len(keep), usageRowsPerStatement) {
+	args := make([]any, 0, 1+len(recordsTable.cols)*usageRowsPerStatement)
+	for _, n := range db.usageChunkSizes(len(keep)) {
 		part := keep[:n]
 		keep = keep[n:]
 		args = append(args[:0], db.timeArg(now))
@@ -124,7 +156,7 @@ func (db *DB) insertUsageRecords(tx *Tx, recs []billing.UsageRecord, keep []int,
 			args = append(args, r.ID, string(r.VIN), string(r.Category), r.Bytes,
 				db.timeArg(r.StartedAt), db.timeArg(r.EndedAt), cycles[i])
 		}
-		got, err := db.insertRecordChunk(tx, recs, part, args)
+		got, err := db.insertRecordChunk(tx, recs, part, db.bulkArgs(recordsTable, args))
 		if err != nil {
 			return nil, fmt.Errorf("insert usage records: %w", err)
 		}
@@ -187,12 +219,12 @@ func (db *DB) insertRecordChunk(tx *Tx, recs []billing.UsageRecord, part []int, 
 }
 
 func (db *DB) insertRecordsSQL(rows int, returning bool) statement {
-	return statement{"usage/records/" + strconv.Itoa(rows) + "/" + strconv.FormatBool(returning), func() string {
+	return statement{db.bulkKey("usage/records/"+strconv.FormatBool(returning), rows), func() string {
 		tail := `ON CONFLICT (id) DO NOTHING`
 		if returning {
 			tail += ` RETURNING id`
 		}
-		return insertSQL("usage_records", recordColumns, []string{"received_at"}, rows, tail)
+		return db.bulkInsertSQL(recordsTable, rows, tail)
 	}}
 }
 
@@ -201,9 +233,9 @@ func (db *DB) insertRecordsSQL(rows int, returning bool) statement {
 // moves with its cycles' last_ended_at (see usageMigration).
 func (db *DB) addUsage(tx *Tx, aggs []*usageAgg, now time.Time) error {
 	ts := db.timeArg(now)
-	args := make([]any, 0, 1+len(cycleColumns)*usageRowsPerStatement)
+	args := make([]any, 0, 1+len(cyclesTable.cols)*usageRowsPerStatement)
 	rest := aggs
-	for _, n := range chunkSizes(len(aggs), usageRowsPerStatement) {
+	for _, n := range db.usageChunkSizes(len(aggs)) {
 		part := rest[:n]
 		rest = rest[n:]
 		args = append(args[:0], ts)
@@ -213,7 +245,7 @@ func (db *DB) addUsage(tx *Tx, aggs []*usageAgg, now time.Time) error {
 			byKey[string(a.vin)+"/"+a.cycle] = a
 			tx.touch(a.vin)
 		}
-		rows, err := tx.query(db.upsertCyclesSQL(n), args...)
+		rows, err := tx.query(db.upsertCyclesSQL(n), db.bulkArgs(cyclesTable, args)...)
 		if err != nil {
 			return fmt.Errorf("add usage to cycles: %w", err)
 		}
@@ -244,8 +276,8 @@ func (db *DB) addUsage(tx *Tx, aggs []*usageAgg, now time.Time) error {
 }
 
 func (db *DB) upsertCyclesSQL(rows int) statement {
-	return statement{"usage/cycles/" + strconv.Itoa(rows), func() string {
-		return insertSQL("usage_cycles", cycleColumns, []string{"updated_at"}, rows, `ON CONFLICT (vin, cycle) DO UPDATE SET
+	return statement{db.bulkKey("usage/cycles", rows), func() string {
+		return db.bulkInsertSQL(cyclesTable, rows, `ON CONFLICT (vin, cycle) DO UPDATE SET
 		entertainment_bytes = usage_cycles.entertainment_bytes + excluded.entertainment_bytes,
 		basic_bytes = usage_cycles.basic_bytes + excluded.basic_bytes,
 		records = usage_cycles.records + excluded.records,
@@ -278,10 +310,11 @@ func (db *DB) periodColumns() string {
 
 // timelines runs st (sized for a chunk of vins, selecting periodColumns)
 // with lead before each chunk's VINs, and returns the periods read as a
-// timeline per vehicle. One query per 1024 VINs.
+// timeline per vehicle. One query per 1024 VINs on SQLite, one on
+// PostgreSQL.
 func (db *DB) timelines(tx *Tx, st func(n int) statement, lead, vins []any) (map[billing.VIN]billing.Timeline, error) {
 	byVIN := make(map[billing.VIN][]billing.Period, len(vins))
-	err := queryChunks(tx.query, st, lead, vins, func(rows *sql.Rows) error {
+	err := db.queryChunks(tx.query, st, lead, vins, func(rows *sql.Rows) error {
 		var p billing.Period
 		var vin string
 		var starts, ends, refunded dbTime
@@ -303,29 +336,26 @@ func (db *DB) timelines(tx *Tx, st func(n int) statement, lead, vins []any) (map
 }
 
 func (db *DB) periodsSQL(n int) statement {
-	return statement{"usage/periods/" + strconv.Itoa(n), func() string {
+	return statement{db.bulkKey("usage/periods", n), func() string {
 		return `SELECT ` + db.periodColumns() + `
 		FROM periods WHERE ends_at > ? AND starts_at <= ?
-		AND data_bytes_per_month > 0 AND data_bytes_per_month <= ? AND vin IN (` + placeholders(n) + `)`
+		AND data_bytes_per_month > 0 AND data_bytes_per_month <= ? AND ` + db.inList("vin", n)
 	}}
 }
-
-// arrivalColumns are usage_arrivals' own columns (received_at is shared).
-var arrivalColumns = []string{"cycle", "vin", "batch", "records"}
 
 // addArrivals records what the batch brought per cycle and vehicle
 // (usageArrivalsMigration): one row per aggregate.
 func (db *DB) addArrivals(tx *Tx, aggs []*usageAgg, batch string, now time.Time) error {
-	args := make([]any, 0, 1+len(arrivalColumns)*usageRowsPerStatement)
+	args := make([]any, 0, 1+len(arrivalsTable.cols)*usageRowsPerStatement)
 	rest := aggs
-	for _, n := range chunkSizes(len(aggs), usageRowsPerStatement) {
+	for _, n := range db.usageChunkSizes(len(aggs)) {
 		part := rest[:n]
 		rest = rest[n:]
 		args = append(args[:0], db.timeArg(now))
 		for _, a := range part {
 			args = append(args, a.cycle, string(a.vin), batch, string(a.arrived))
 		}
-		if _, err := tx.exec(db.insertArrivalsSQL(n), args...); err != nil {
+		if _, err := tx.exec(db.insertArrivalsSQL(n), db.bulkArgs(arrivalsTable, args)...); err != nil {
 			return fmt.Errorf("record usage arrivals: %w", err)
 		}
 	}
@@ -333,8 +363,8 @@ func (db *DB) addArrivals(tx *Tx, aggs []*usageAgg, batch string, now time.Time)
 }
 
 func (db *DB) insertArrivalsSQL(rows int) statement {
-	return statement{"usage/arrivals/" + strconv.Itoa(rows), func() string {
-		return insertSQL("usage_arrivals", arrivalColumns, []string{"received_at"}, rows, "")
+	return statement{db.bulkKey("usage/arrivals", rows), func() string {
+		return db.bulkInsertSQL(arrivalsTable, rows, "")
 	}}
 }
 

@@ -38,6 +38,56 @@ func records(prefix string, n int, size int64, vins []billing.VIN, start time.Ti
 	return out
 }
 
+// TestFullBatchPartlySeen ingests a batch of the largest size over more
+// vehicles than an SQLite statement takes (so in several statements
+// there, one on PostgreSQL), after a batch that brought some of its
+// records already: each record is counted once, on its own vehicle, with
+// its own bytes, and each vehicle's total is its records' sum.
+func TestFullBatchPartlySeen(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, dialect string) {
+		db := storetest.Open(t, dialect)
+		vins := activateFleet(t, db, 1500)
+		now := time.Date(2026, 6, 15, 12, 0, 0, 0, shanghai)
+		all := records("full", billing.MaxUsageBatch, 0, vins, now.Add(-48*time.Hour))
+		var want int64
+		for i := range all {
+			all[i].Bytes = int64(1000 + i) // a column out of place shows in the sums
+			want += all[i].Bytes
+		}
+		first, err := db.IngestUsage(context.Background(), all[2000:6000], []int{80, 100}, shanghai, now)
+		if err != nil || first.Accepted != 4000 {
+			t.Fatalf("first batch: %+v, %v", first, err)
+		}
+		res, err := db.IngestUsage(context.Background(), all, []int{80, 100}, shanghai, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Accepted != 6000 || res.Duplicates != 4000 || len(res.Rejected) != 0 {
+			t.Errorf("full batch: accepted %d, duplicates %d, rejected %d; want 6000, 4000, 0", res.Accepted, res.Duplicates, len(res.Rejected))
+		}
+		var sums struct{ Bytes, Records, Rows int64 }
+		if err := storetest.Query(db, &sums, `SELECT SUM(entertainment_bytes) AS bytes, SUM(records) AS records, COUNT(*) AS rows FROM usage_cycles`); err != nil {
+			t.Fatal(err)
+		}
+		if sums.Bytes != want || sums.Records != int64(len(all)) || sums.Rows != int64(len(vins)) {
+			t.Errorf("usage_cycles: %+v, want %d bytes, %d records, %d rows", sums, want, len(all), len(vins))
+		}
+		// The last vehicle's records are those i with i % 1500 == 1499.
+		var last int64
+		for i := 1499; i < len(all); i += 1500 {
+			last += all[i].Bytes
+		}
+		var got int64
+		if err := storetest.Query(db, &got, `SELECT entertainment_bytes FROM usage_cycles WHERE vin = ?`, string(vins[1499])); err != nil || got != last {
+			t.Errorf("last vehicle's total = %d (%v), want %d", got, err, last)
+		}
+		var arrived int64
+		if err := storetest.Query(db, &arrived, `SELECT COUNT(*) FROM usage_arrivals`); err != nil || arrived != 2*int64(len(vins)) {
+			t.Errorf("usage_arrivals rows = %d (%v), want %d (a vehicle's per batch)", arrived, err, 2*len(vins))
+		}
+	})
+}
+
 // BenchmarkIngestUsage ingests batches of 10 000 records over 1000
 // vehicles straight into the store (no HTTP, no JSON) and reports records
 // per second.
