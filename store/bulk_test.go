@@ -2,6 +2,7 @@ package store
 
 import (
 	"math/rand/v2"
+	"reflect"
 	"testing"
 	"time"
 
@@ -70,6 +71,38 @@ func TestInsertSQL(t *testing.T) {
 	}
 	if n := rowsPerInsert(40, 4); n*40+4 > maxVariables || n*2*40+4 <= maxVariables {
 		t.Errorf("rowsPerInsert(40, 4) = %d: not the largest power of two under %d variables", n, maxVariables)
+	}
+}
+
+// TestBulkArgs: on PostgreSQL a bulk insert takes the shared values and
+// then one array per column, which unnest turns back into the rows
+// insertSQL would have bound one variable at a time; SQLite keeps those.
+func TestBulkArgs(t *testing.T) {
+	tbl := bulkTable{"t", []string{"a", "b"}, []string{"at"}, []string{"text", "bigint", "timestamptz"}}
+	args := []any{"now", "x", int64(1), "y", int64(2), "z", int64(3)}
+	pg, lite := &DB{dialect: Postgres}, &DB{dialect: SQLite}
+	if got := lite.bulkArgs(tbl, args); !reflect.DeepEqual(got, args) {
+		t.Errorf("sqlite bulkArgs = %v, want them unchanged", got)
+	}
+	want := []any{"now", []any{"x", "y", "z"}, []any{int64(1), int64(2), int64(3)}}
+	if got := pg.bulkArgs(tbl, args); !reflect.DeepEqual(got, want) {
+		t.Errorf("postgres bulkArgs = %v, want %v", got, want)
+	}
+	if got, want := rebind(Postgres, pg.bulkInsertSQL(tbl, 3, "ON CONFLICT DO NOTHING")),
+		"INSERT INTO t (a, b, at) SELECT u.*, $1::timestamptz FROM unnest($2::text[], $3::bigint[]) AS u ON CONFLICT DO NOTHING"; got != want {
+		t.Errorf("postgres bulkInsertSQL = %q, want %q", got, want)
+	}
+	if got := lite.bulkInsertSQL(tbl, 2, ""); got != insertSQL("t", tbl.cols, tbl.shared, 2, "") {
+		t.Errorf("sqlite bulkInsertSQL = %q, want insertSQL's", got)
+	}
+	if pg.bulkKey("k", 3) != pg.bulkKey("k", 7) || lite.bulkKey("k", 3) == lite.bulkKey("k", 7) {
+		t.Errorf("bulkKey: one statement for every size on PostgreSQL, one per size on SQLite")
+	}
+	if got := rebind(Postgres, pg.inList("vin", 5)); got != "vin = ANY($1::text[])" {
+		t.Errorf("postgres inList = %q", got)
+	}
+	if got := lite.inList("vin", 3); got != "vin IN (?,?,?)" {
+		t.Errorf("sqlite inList = %q", got)
 	}
 }
 
