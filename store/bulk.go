@@ -166,7 +166,8 @@ func (db *DB) bulkInsertSQL(t bulkTable, rows int, tail string) string {
 
 // bulkArgs turns args, in insertSQL's order (t's shared values, then
 // each row's own), into bulkInsertSQL's variables: unchanged on SQLite;
-// on PostgreSQL the shared values, then an array per column.
+// on PostgreSQL the shared values, then an array per column, typed
+// (column) so that pgx encodes it without reflection.
 func (db *DB) bulkArgs(t bulkTable, args []any) []any {
 	if db.dialect != Postgres {
 		return args
@@ -175,13 +176,50 @@ func (db *DB) bulkArgs(t bulkTable, args []any) []any {
 	out := append(make([]any, 0, s+w), args[:s]...)
 	rows := (len(args) - s) / w
 	for c := range w {
-		col := make([]any, rows)
-		for r := range col {
-			col[r] = args[s+r*w+c]
-		}
-		out = append(out, col)
+		out = append(out, column(args[s+c:], rows, w))
 	}
 	return out
+}
+
+// column gathers rows values from flat, one every stride, into a slice
+// of their type when they all are strings, int64s or instants (the
+// columns of the bulk statements), and into []any otherwise.
+func column(flat []any, rows, stride int) any {
+	if rows == 0 {
+		return []any{}
+	}
+	at := func(r int) any { return flat[r*stride] }
+	switch at(0).(type) {
+	case string:
+		if col, ok := typedColumn[string](at, rows); ok {
+			return col
+		}
+	case int64:
+		if col, ok := typedColumn[int64](at, rows); ok {
+			return col
+		}
+	case time.Time:
+		if col, ok := typedColumn[time.Time](at, rows); ok {
+			return col
+		}
+	}
+	col := make([]any, rows)
+	for r := range col {
+		col[r] = at(r)
+	}
+	return col
+}
+
+func typedColumn[T any](at func(r int) any, rows int) ([]T, bool) {
+	col := make([]T, rows)
+	for r := range col {
+		v, ok := at(r).(T)
+		if !ok {
+			return nil, false
+		}
+		col[r] = v
+	}
+	return col, true
 }
 
 // bulkKey is the statement cache's key of a bulk statement of rows rows
@@ -207,7 +245,7 @@ func (db *DB) inList(col string, n int) string {
 // array on PostgreSQL.
 func (db *DB) listArgs(values []any) []any {
 	if db.dialect == Postgres {
-		return []any{values}
+		return []any{column(values, len(values), 1)}
 	}
 	return values
 }

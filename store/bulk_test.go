@@ -84,9 +84,18 @@ func TestBulkArgs(t *testing.T) {
 	if got := lite.bulkArgs(tbl, args); !reflect.DeepEqual(got, args) {
 		t.Errorf("sqlite bulkArgs = %v, want them unchanged", got)
 	}
-	want := []any{"now", []any{"x", "y", "z"}, []any{int64(1), int64(2), int64(3)}}
+	want := []any{"now", []string{"x", "y", "z"}, []int64{1, 2, 3}}
 	if got := pg.bulkArgs(tbl, args); !reflect.DeepEqual(got, want) {
-		t.Errorf("postgres bulkArgs = %v, want %v", got, want)
+		t.Errorf("postgres bulkArgs = %#v, want %#v", got, want)
+	}
+	at := time.Date(2026, 2, 28, 16, 0, 0, 0, time.UTC)
+	mixed := []any{"now", at, nil, at.Add(time.Hour), int64(4)}
+	want = []any{"now", []time.Time{at, at.Add(time.Hour)}, []any{nil, int64(4)}}
+	if got := pg.bulkArgs(tbl, mixed); !reflect.DeepEqual(got, want) {
+		t.Errorf("postgres bulkArgs of a column with a NULL = %#v, want %#v", got, want)
+	}
+	if got := pg.listArgs([]any{"a", "b"}); !reflect.DeepEqual(got, []any{[]string{"a", "b"}}) {
+		t.Errorf("postgres listArgs = %#v", got)
 	}
 	if got, want := rebind(Postgres, pg.bulkInsertSQL(tbl, 3, "ON CONFLICT DO NOTHING")),
 		"INSERT INTO t (a, b, at) SELECT u.*, $1::timestamptz FROM unnest($2::text[], $3::bigint[]) AS u ON CONFLICT DO NOTHING"; got != want {

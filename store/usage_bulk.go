@@ -36,6 +36,15 @@ func (db *DB) usageChunkSizes(n int) []int {
 	return []int{n}
 }
 
+// usageChunkMax is the largest of usageChunkSizes(n), to size the
+// variables of its statements once.
+func (db *DB) usageChunkMax(n int) int {
+	if db.dialect != Postgres {
+		return min(n, usageRowsPerStatement)
+	}
+	return n
+}
+
 // usageChunks splits args by usageChunkSizes.
 func (db *DB) usageChunks(args []any) [][]any {
 	var out [][]any
@@ -146,7 +155,7 @@ func (db *DB) ownersSQL(n int) statement {
 // rows back costs more, on SQLite, than the insert itself.
 func (db *DB) insertUsageRecords(tx *Tx, recs []billing.UsageRecord, keep []int, cycles []string, now time.Time) ([]int, error) {
 	inserted := make([]int, 0, len(keep))
-	args := make([]any, 0, 1+len(recordsTable.cols)*usageRowsPerStatement)
+	args := make([]any, 0, 1+len(recordsTable.cols)*db.usageChunkMax(len(keep)))
 	for _, n := range db.usageChunkSizes(len(keep)) {
 		part := keep[:n]
 		keep = keep[n:]
@@ -233,7 +242,7 @@ func (db *DB) insertRecordsSQL(rows int, returning bool) statement {
 // moves with its cycles' last_ended_at (see usageMigration).
 func (db *DB) addUsage(tx *Tx, aggs []*usageAgg, now time.Time) error {
 	ts := db.timeArg(now)
-	args := make([]any, 0, 1+len(cyclesTable.cols)*usageRowsPerStatement)
+	args := make([]any, 0, 1+len(cyclesTable.cols)*db.usageChunkMax(len(aggs)))
 	rest := aggs
 	for _, n := range db.usageChunkSizes(len(aggs)) {
 		part := rest[:n]
@@ -346,7 +355,7 @@ func (db *DB) periodsSQL(n int) statement {
 // addArrivals records what the batch brought per cycle and vehicle
 // (usageArrivalsMigration): one row per aggregate.
 func (db *DB) addArrivals(tx *Tx, aggs []*usageAgg, batch string, now time.Time) error {
-	args := make([]any, 0, 1+len(arrivalsTable.cols)*usageRowsPerStatement)
+	args := make([]any, 0, 1+len(arrivalsTable.cols)*db.usageChunkMax(len(aggs)))
 	rest := aggs
 	for _, n := range db.usageChunkSizes(len(aggs)) {
 		part := rest[:n]
