@@ -239,6 +239,9 @@ func readVehicle[T any](c *gin.Context, load func(billing.VIN) (T, string, error
 	if !w.MayAsk(vin) {
 		return vin, zero, billing.VehicleNotFound(vin)
 	}
+	if w.Audience == billing.AudienceOwner {
+		c.Request = c.Request.WithContext(billing.WithOwnershipCheck(c.Request.Context()))
+	}
 	out, owner, err := load(vin)
 	if billing.IsCode(err, billing.EVehicleNotFound) && !w.MayLearnNotActivated(vin) {
 		return vin, zero, billing.VehicleNotFound(vin)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -377,4 +378,59 @@ func TestMoneyNoticeOfAnOrderPaidAfterTransfer(t *testing.T) {
 			t.Errorf("bob's notices = %d %v, want none", code, noticeKeys(got))
 		}
 	})
+}
+
+// snapshotRecorder is a Store that records, for every Snapshot, whether
+// the request was marked as turning on who owns the car.
+type snapshotRecorder struct {
+	api.Store
+	mu      sync.Mutex
+	checked []bool
+}
+
+func (r *snapshotRecorder) Snapshot(ctx context.Context, vin billing.VIN, cycle billing.Cycle) (billing.Snapshot, error) {
+	r.mu.Lock()
+	r.checked = append(r.checked, billing.OwnershipChecked(ctx))
+	r.mu.Unlock()
+	return r.Store.Snapshot(ctx, vin, cycle)
+}
+
+func (r *snapshotRecorder) take() []bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.checked
+	r.checked = nil
+	return out
+}
+
+// TestOwnerReadsAreOwnershipChecked: an owner's entitlement read and
+// feature check ask the store for the car's snapshot marked by
+// billing.WithOwnershipCheck, so that a store whose cache may lag another
+// replica's transfer reads the owner from the database; the car's own
+// reads and staff's are not marked and may be answered from the cache.
+func TestOwnerReadsAreOwnershipChecked(t *testing.T) {
+	rec := &snapshotRecorder{}
+	h := newHarness(t, "sqlite", func(o *api.Options) { rec.Store = o.Store; o.Store = rec })
+	car := vin("LSVAX4E10P5000001")
+	h.activate(car, "alice", time.Date(2026, 3, 1, 8, 0, 0, 0, shanghai))
+	for _, tc := range []struct {
+		who   string
+		token string
+		want  bool
+	}{
+		{"owner", h.token(api.RoleOwner, "alice"), true},
+		{"car", h.token(api.RoleVehicle, car), false},
+		{"ops", h.token(api.RoleOps, "ops-1"), false},
+	} {
+		rec.take()
+		for _, path := range []string{"/entitlement", "/features/music_streaming"} {
+			if res := h.get("/v1/vehicles/"+car+path, tc.token); res.Code != http.StatusOK {
+				t.Fatalf("%s GET %s = %d %s", tc.who, path, res.Code, res.Body)
+			}
+		}
+		got := rec.take()
+		if len(got) != 2 || got[0] != tc.want || got[1] != tc.want {
+			t.Errorf("%s's reads: snapshots ownership-checked %v, want two, each %v", tc.who, got, tc.want)
+		}
+	}
 }

@@ -1,5 +1,7 @@
 package billing
 
+import "context"
+
 // Who may see which record (SPEC section 3). The rule is written here once;
 // the API applies it to every VIN- and order-scoped endpoint, and the store
 // applies the queries it builds.
@@ -125,4 +127,22 @@ func VehicleNotFound(vin VIN) *Error {
 // code and text whether the order is another's or does not exist.
 func OrderNotFound(id string) *Error {
 	return Errorf(EOrderNotFound, "order %s not found", id)
+}
+
+type ownershipKey struct{}
+
+// WithOwnershipCheck marks ctx as a request whose answer turns on who owns
+// the vehicle at this moment: an owner's. A store whose cached reads can
+// lag a write acknowledged by another replica reads such a request's
+// vehicle from the database, so that once a transfer is acknowledged the
+// former owner no longer sees the car and the new owner does, on every
+// replica.
+func WithOwnershipCheck(ctx context.Context) context.Context {
+	return context.WithValue(ctx, ownershipKey{}, true)
+}
+
+// OwnershipChecked reports whether ctx is marked by WithOwnershipCheck.
+func OwnershipChecked(ctx context.Context) bool {
+	checked, _ := ctx.Value(ownershipKey{}).(bool)
+	return checked
 }

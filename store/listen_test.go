@@ -102,9 +102,14 @@ func TestSnapshotCacheAcrossReplicas(t *testing.T) {
 		if _, err := a.TransferOwner(ctx, vin, "owner-1", now); err != nil {
 			t.Fatal(err)
 		}
-		// No notification is coming: the entry is served until it ages.
+		// No notification is coming: the entry is served until it ages,
+		// but not to a read that turns on who owns the car.
 		if got := owner(t, b, vin, cycle); got != "owner-0" {
 			t.Fatalf("b reads owner %q without a notification, want its cached owner-0 (is the cache on?)", got)
+		}
+		checked, err := b.Snapshot(billing.WithOwnershipCheck(ctx), vin, cycle)
+		if err != nil || checked.Vehicle.OwnerID != "owner-1" {
+			t.Errorf("b's ownership-checked read = %q, %v; want owner-1 from the database", checked.Vehicle.OwnerID, err)
 		}
 		b.ForgetSnapshots()
 		if got := owner(t, b, vin, cycle); got != "owner-1" {

@@ -41,8 +41,14 @@ func (db *DB) snapshotStmt() statement {
 
 // Snapshot returns what vin's entitlement in cycle is computed from, or
 // EVehicleNotFound. It is one indexed statement on the reader pool.
+//
+// On PostgreSQL a read marked by billing.WithOwnershipCheck skips the
+// snapshot cache: another replica's transfer reaches this replica's cache
+// by a notification a moment after that replica acknowledged it. On
+// SQLite the cache forgets every write before the write is acknowledged,
+// so such reads use it too.
 func (db *DB) Snapshot(ctx context.Context, vin billing.VIN, cycle billing.Cycle) (billing.Snapshot, error) {
-	if db.cache == nil {
+	if db.cache == nil || (db.dialect == Postgres && billing.OwnershipChecked(ctx)) {
 		return db.readSnapshot(ctx, vin, cycle)
 	}
 	s, e, ok := db.cache.lookup(vin, cycle.Key())
