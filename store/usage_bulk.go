@@ -55,8 +55,8 @@ func (db *DB) usageChunks(args []any) [][]any {
 	return out
 }
 
-// The columns of the bulk statements, each row's own (a shared
-// timestamp follows).
+// The tables of the bulk statements: each row's own columns, the
+// timestamp a batch's rows share, and their PostgreSQL types.
 var (
 	recordsTable = bulkTable{"usage_records",
 		[]string{"id", "vin", "category", "bytes", "started_at", "ended_at", "cycle"}, []string{"received_at"},
