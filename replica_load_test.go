@@ -651,8 +651,13 @@ func (l *load) ownerStatuses(vin, owner string, want ...int) []int {
 // workers order, pay and read for it: the previous owner's unpaid orders
 // are cancelled, what was paid stays with the car. One worker transfers,
 // so the last acknowledged owner is the car's.
+//
+// Right after the acknowledgement, on every replica, the former owner no
+// longer sees the car and the new owner does: the replicas' snapshot
+// caches learn of the transfer a moment later, but an owner's read does
+// not use them.
 func (l *load) transfer(r *rand.Rand) {
-	vin, _ := l.pick(r, false)
+	vin, former := l.pick(r, false)
 	if vin == "" {
 		return
 	}
@@ -662,6 +667,17 @@ func (l *load) transfer(r *rand.Rand) {
 	l.mu.Unlock()
 	code, out := l.call(r.IntN(3), "PUT", "/v1/vehicles/"+vin+"/owner", l.ops, fmt.Appendf(nil, `{"owner_id":%q}`, owner), nil)
 	ok := l.note("transfer", code, out, http.StatusOK)
+	if ok {
+		for i := range l.addrs {
+			for who, want := range map[string]int{former: http.StatusNotFound, owner: http.StatusOK} {
+				tok, _ := api.MintToken([]byte("dev-only"), api.RoleOwner, who, time.Hour, time.Now())
+				if code, out := l.call(i, "GET", "/v1/vehicles/"+vin+"/entitlement", tok, nil, nil); code != want {
+					l.recordUnexpected(fmt.Sprintf("replica %d, right after the transfer of %s from %s to %s: %s reads it %d, want %d: %s",
+						i, vin, former, owner, who, code, want, out))
+				}
+			}
+		}
+	}
 	l.mu.Lock()
 	if ok {
 		l.owners[vin] = owner
