@@ -499,7 +499,10 @@ func (d *driver) phase(name string) (result, error) {
 	var firstErr atomic.Value
 	deadline := time.Now().Add(d.o.duration)
 	cpu0 := d.cpuNow()
-	groups0 := d.writeGroups()
+	var groups0 groupMark
+	if name == "payment" {
+		groups0 = d.writeGroups()
+	}
 	var wg sync.WaitGroup
 	start := time.Now()
 	var counter atomic.Int64
@@ -540,8 +543,10 @@ func (d *driver) phase(name string) (result, error) {
 	r := result{rps: float64(len(lat)) / elapsed.Seconds(), errors: errs.Load(), note: note,
 		p50: pct(lat, 0.50), p99: pct(lat, 0.99), p999: pct(lat, 0.999)}
 	d.chargeCPU(&r, cpu0, len(lat))
-	if g := d.writeGroups().sub(groups0); g.transactions > 0 && name == "payment" {
-		r.note += fmt.Sprintf("; %.1f writes an SQLite transaction (group commit)", float64(g.writes)/float64(g.transactions))
+	if name == "payment" {
+		if g := d.writeGroups().sub(groups0); g.transactions > 0 {
+			r.note += fmt.Sprintf("; %.1f writes an SQLite transaction (group commit)", float64(g.writes)/float64(g.transactions))
+		}
 	}
 	if strings.HasPrefix(name, "usage") {
 		r.note = strings.Replace(note, "0 records/s", fmt.Sprintf("%.0f records/s", r.rps*usageBatch), 1)

@@ -36,13 +36,13 @@ func (db *DB) usageChunkSizes(n int) []int {
 	return []int{n}
 }
 
-// usageChunkMax is the largest of usageChunkSizes(n), to size the
-// variables of its statements once.
+// usageChunkMax is the largest of usageChunkSizes(n) (the first), to
+// size the variables of its statements once.
 func (db *DB) usageChunkMax(n int) int {
-	if db.dialect != Postgres {
-		return min(n, usageRowsPerStatement)
+	if sizes := db.usageChunkSizes(n); len(sizes) > 0 {
+		return sizes[0]
 	}
-	return n
+	return 0
 }
 
 // usageChunks splits args by usageChunkSizes.
