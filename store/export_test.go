@@ -63,3 +63,6 @@ func (db *DB) SetListenerBackoff(d time.Duration) { db.listen.backoff.Store(int6
 // SetListenerPing sets how long the snapshot listener's connection may be
 // silent before the listener pings it.
 func (db *DB) SetListenerPing(d time.Duration) { db.listen.idle.Store(int64(d)) }
+
+// SeedChunk is how many vehicles Seed writes a transaction.
+const SeedChunk = seedChunk

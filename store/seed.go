@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"entitlements/billing"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // SeedVIN returns the i-th synthetic VIN used by `seed` and the load
@@ -52,7 +54,6 @@ var DefaultSeedMix = SeedMix{LapsedPerMille: 200, PaidPerMille: 150, AheadPerMil
 // this store while Seed runs commit without a sync too: seed an idle
 // database.
 func (db *DB) Seed(ctx context.Context, n int, mix SeedMix, cat billing.Catalog, loc *time.Location, now time.Time) error {
-	const chunk = 20_000
 	defer db.ForgetSnapshots()
 	monthly, okm := cat.Product("monthly")
 	yearly, oky := cat.Product("yearly")
@@ -60,22 +61,10 @@ func (db *DB) Seed(ctx context.Context, n int, mix SeedMix, cat billing.Catalog,
 		return fmt.Errorf("seed needs the monthly and yearly products in the catalog")
 	}
 	f := seedFleet{mix: mix, monthly: monthly, yearly: yearly, trial: cat.Trial, loc: loc, now: now,
-		cur: billing.CycleAt(now, loc)}
+		cur: billing.CycleAt(now, loc), timeArg: db.timeArg}
 	f.prev = billing.CycleAt(f.cur.Start.Add(-time.Hour), loc)
 	bulk := []pragma{{"synchronous", 0}, {"cache_size", -256 << 10}}
-	err := db.withWriterPragmas(ctx, bulk, func() error {
-		for lo := 0; lo < n; lo += chunk {
-			hi := min(n, lo+chunk)
-			var rows seedRows
-			for i := lo; i < hi; i++ {
-				f.add(&rows, i)
-			}
-			if err := db.writeBulk(ctx, rows.insert); err != nil {
-				return fmt.Errorf("seed vehicles %d-%d: %w", lo, hi, err)
-			}
-		}
-		return nil
-	})
+	err := db.withWriterPragmas(ctx, bulk, func() error { return db.seedChunks(ctx, &f, n) })
 	if err != nil || db.dialect != Postgres {
 		return err
 	}
@@ -89,6 +78,38 @@ func (db *DB) Seed(ctx context.Context, n int, mix SeedMix, cat billing.Catalog,
 	return nil
 }
 
+// seedChunk is how many vehicles Seed writes a transaction.
+const seedChunk = 20_000
+
+// seedChunks writes vehicles 0..n-1, a transaction per seedChunk of them.
+// One goroutine builds a chunk's statements (the rows, their history,
+// their arguments) while the writer inserts the chunk before: the writer
+// is the one thread a load cannot spread, so it only executes.
+func (db *DB) seedChunks(ctx context.Context, f *seedFleet, n int) error {
+	g, gctx := errgroup.WithContext(ctx)
+	chunks := make(chan seedStatements, 1)
+	g.Go(func() error {
+		defer close(chunks)
+		for lo := 0; lo < n; lo += seedChunk {
+			select {
+			case chunks <- f.statements(lo, min(n, lo+seedChunk)):
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		}
+		return nil
+	})
+	g.Go(func() error {
+		for c := range chunks {
+			if err := db.writeBulk(gctx, c.insert); err != nil {
+				return fmt.Errorf("seed vehicles %d-%d: %w", c.lo, c.hi, err)
+			}
+		}
+		return nil
+	})
+	return g.Wait()
+}
+
 // seedFleet derives the seeded vehicles from their index.
 type seedFleet struct {
 	mix             SeedMix
@@ -97,6 +118,7 @@ type seedFleet struct {
 	loc             *time.Location
 	now             time.Time
 	cur, prev       billing.Cycle
+	timeArg         func(time.Time) any // an instant as the store binds it (DB.timeArg)
 }
 
 // seedRows are the rows of a chunk of seeded vehicles.
@@ -111,9 +133,32 @@ var (
 	seedCycleCols   = []string{"vin", "cycle", "entertainment_bytes", "basic_bytes", "records", "last_ended_at", "updated_at"}
 )
 
-func (r *seedRows) insert(tx *Tx) error {
+// seedStatements are the INSERT statements of vehicles lo..hi-1, with
+// their arguments.
+type seedStatements struct {
+	lo, hi int
+	stmts  []seedStatement
+}
+
+// seedStatement is one multi-row INSERT of seeded rows: rows rows of cols
+// into table, args their values row after row.
+type seedStatement struct {
+	table string
+	cols  []string
+	rows  int
+	args  []any
+}
+
+// statements builds the rows of vehicles lo..hi-1 and their history, and
+// splits them into multi-row INSERTs small enough for both databases'
+// variable limits, instants already as timeArg writes them.
+func (f *seedFleet) statements(lo, hi int) seedStatements {
+	var r seedRows
+	for i := lo; i < hi; i++ {
+		f.add(&r, i)
+	}
 	versions, periodVersions := seedVersions(r.vehicles, r.periods)
-	arrivals := seedArrivals(r.cycles)
+	out := seedStatements{lo: lo, hi: hi}
 	for _, t := range []struct {
 		table string
 		cols  []string
@@ -125,10 +170,34 @@ func (r *seedRows) insert(tx *Tx) error {
 		{"periods", seedPeriodCols, r.periods},
 		{"timeline_versions", seedVersionCols, versions},
 		{"period_versions", seedPeriodVersionCols, periodVersions},
-		{"usage_arrivals", seedArrivalCols, arrivals},
+		{"usage_arrivals", seedArrivalCols, seedArrivals(r.cycles)},
 	} {
-		if err := bulkInsert(tx, t.table, t.cols, t.rows); err != nil {
-			return err
+		rows := t.rows
+		for _, n := range chunkSizes(len(rows), rowsPerInsert(len(t.cols), 0)) {
+			args := make([]any, 0, n*len(t.cols))
+			for _, row := range rows[:n] {
+				for _, v := range row {
+					if at, ok := v.(time.Time); ok {
+						v = f.timeArg(at)
+					}
+					args = append(args, v)
+				}
+			}
+			rows = rows[n:]
+			out.stmts = append(out.stmts, seedStatement{t.table, t.cols, n, args})
+		}
+	}
+	return out
+}
+
+// insert runs the statements, skipping rows that exist.
+func (s seedStatements) insert(tx *Tx) error {
+	for _, st := range s.stmts {
+		text := statement{"seed/" + st.table + "/" + strconv.Itoa(st.rows), func() string {
+			return insertSQL(st.table, st.cols, nil, st.rows, "ON CONFLICT DO NOTHING")
+		}}
+		if _, err := tx.exec(text, st.args...); err != nil {
+			return fmt.Errorf("insert into %s: %w", st.table, err)
 		}
 	}
 	return nil
@@ -201,26 +270,6 @@ func (f *seedFleet) usage(i int, vin billing.VIN, activated, coverageEnd time.Ti
 		out = append(out, []any{string(vin), c.Key(), ent, basic, 1 + (i+k)%200, ended, utc(f.now)})
 	}
 	return out
-}
-
-// bulkInsert writes rows with multi-row INSERT statements (insertSQL)
-// small enough for both databases' variable limits, skipping conflicts.
-func bulkInsert(tx *Tx, table string, cols []string, rows [][]any) error {
-	for _, n := range chunkSizes(len(rows), rowsPerInsert(len(cols), 0)) {
-		part := rows[:n]
-		rows = rows[n:]
-		args := make([]any, 0, n*len(cols))
-		for _, r := range part {
-			args = append(args, r...)
-		}
-		st := statement{"seed/" + table + "/" + strconv.Itoa(n), func() string {
-			return insertSQL(table, cols, nil, n, "ON CONFLICT DO NOTHING")
-		}}
-		if _, err := tx.exec(st, args...); err != nil {
-			return fmt.Errorf("insert into %s: %w", table, err)
-		}
-	}
-	return nil
 }
 
 func maxTime(a, b time.Time) time.Time {

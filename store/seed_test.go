@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -16,11 +17,9 @@ func TestSeedLoadsARealisticRepeatableFleet(t *testing.T) {
 		db := storetest.Open(t, dialect)
 		ctx := context.Background()
 		now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
-		cat := billing.Catalog{Trial: trial, Products: []billing.Product{
-			{Code: "monthly", Name: "m", PriceFen: 1990, Days: 31}, {Code: "yearly", Name: "y", PriceFen: 19900, Days: 365}}}
 		const n = 2000
 		for run := 0; run < 2; run++ { // the second run finds everything there
-			if err := db.Seed(ctx, n, store.DefaultSeedMix, cat, shanghai, now); err != nil {
+			if err := db.Seed(ctx, n, store.DefaultSeedMix, seedCatalog, shanghai, now); err != nil {
 				t.Fatalf("Seed() = %v", err)
 			}
 		}
@@ -91,9 +90,7 @@ func TestSeedRestoresTheWriterSettings(t *testing.T) {
 		}
 		before[p] = v
 	}
-	cat := billing.Catalog{Trial: trial, Products: []billing.Product{
-		{Code: "monthly", Name: "m", PriceFen: 1990, Days: 31}, {Code: "yearly", Name: "y", PriceFen: 19900, Days: 365}}}
-	if err := db.Seed(context.Background(), 10, store.DefaultSeedMix, cat, shanghai, time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)); err != nil {
+	if err := db.Seed(context.Background(), 10, store.DefaultSeedMix, seedCatalog, shanghai, time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)); err != nil {
 		t.Fatal(err)
 	}
 	for p, want := range before {
@@ -105,3 +102,51 @@ func TestSeedRestoresTheWriterSettings(t *testing.T) {
 		t.Errorf("the writer's cache_size was SQLite's default before Seed; the test needs the store's own")
 	}
 }
+
+// TestSeedWritesEveryChunk: a fleet of several chunks is written whole,
+// the chunk built while the one before is inserted, and every vehicle's
+// instants read back as they were derived.
+func TestSeedWritesEveryChunk(t *testing.T) {
+	db := storetest.Open(t, store.SQLite)
+	n := 2*store.SeedChunk + 3
+	now := time.Date(2024, 2, 29, 16, 0, 0, 0, time.UTC) // local midnight of a leap day
+	if err := db.Seed(context.Background(), n, store.DefaultSeedMix, seedCatalog, shanghai, now); err != nil {
+		t.Fatal(err)
+	}
+	var vehicles, versions, trials int64
+	storetest.Query(db, &vehicles, `SELECT COUNT(*) FROM vehicles`)
+	storetest.Query(db, &versions, `SELECT COUNT(*) FROM timeline_versions`)
+	storetest.Query(db, &trials, `SELECT COUNT(*) FROM periods WHERE seq = 0`)
+	if vehicles != int64(n) || versions != int64(n) || trials != int64(n) {
+		t.Errorf("%d vehicles, %d timeline versions, %d trial periods; want %d of each", vehicles, versions, trials, n)
+	}
+	for _, i := range []int{0, store.SeedChunk - 1, store.SeedChunk, n - 1} {
+		v, err := db.Vehicle(context.Background(), store.SeedVIN(i))
+		if err != nil {
+			t.Fatalf("vehicle %d: %v", i, err)
+		}
+		if v.ActivatedAt.After(now) || v.ActivatedAt.Location() != time.UTC || v.CreatedAt.IsZero() || !v.CreatedAt.Equal(now) {
+			t.Errorf("vehicle %d: activated %s, created %s; want at or before %s, created then", i, v.ActivatedAt, v.CreatedAt, now)
+		}
+	}
+}
+
+// TestSeedStopsWhenCancelled: a cancelled load returns its context's
+// error, the goroutine building chunks included, and writes nothing.
+func TestSeedStopsWhenCancelled(t *testing.T) {
+	db := storetest.Open(t, store.SQLite)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := db.Seed(ctx, 3*store.SeedChunk, store.DefaultSeedMix, seedCatalog, shanghai, time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC))
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Seed(cancelled) = %v; want context.Canceled", err)
+	}
+	var vehicles int64
+	storetest.Query(db, &vehicles, `SELECT COUNT(*) FROM vehicles`)
+	if vehicles != 0 {
+		t.Errorf("%d vehicles written by a cancelled load", vehicles)
+	}
+}
+
+var seedCatalog = billing.Catalog{Trial: trial, Products: []billing.Product{
+	{Code: "monthly", Name: "m", PriceFen: 1990, Days: 31}, {Code: "yearly", Name: "y", PriceFen: 19900, Days: 365}}}
