@@ -212,6 +212,7 @@ var unaudited = map[string]string{
 	"jobWrite":              "the jobs' wrapper of write; its callers audit",
 	"migrateWhere":          "schema changes; the start-up entry lists the migrations applied",
 	"Seed":                  "synthetic data for load tests and demos, refused on real data",
+	"seedChunks":            "Seed's load, chunk by chunk",
 	"PurgeIdempotencyKeys":  "retention of stored responses; changes nothing a person did",
 	"DeleteUsageBefore":     "retention of raw usage records; the aggregates stay",
 	"MarkNoticeSent":        "delivery bookkeeping; the notice keeps sent_at",
