@@ -3,7 +3,6 @@ package store
 import (
 	"database/sql"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -125,14 +124,27 @@ func insertSQL(table string, cols, shared []string, rows int, tail string) strin
 }
 
 // bulkTable is a table that multi-row statements insert into: the
-// columns each row has of its own, those every row shares (the
-// statement's first variables), and the PostgreSQL types of cols then
-// shared, for bulkInsertSQL's arrays.
+// columns each row has of its own, and those every row shares (the
+// statement's first variables).
 type bulkTable struct {
 	name   string
-	cols   []string
-	shared []string
-	types  []string
+	cols   []bulkCol
+	shared []bulkCol
+}
+
+// bulkCol is a column of a bulkTable and its PostgreSQL type, for
+// bulkInsertSQL's casts and arrays.
+type bulkCol struct{ name, pgType string }
+
+// colNames returns the columns' names.
+func colNames(cols ...[]bulkCol) []string {
+	var out []string
+	for _, cs := range cols {
+		for _, c := range cs {
+			out = append(out, c.name)
+		}
+	}
+	return out
 }
 
 // bulkInsertSQL is the multi-row INSERT of rows rows into t, followed by
@@ -143,19 +155,19 @@ type bulkTable struct {
 // variable per row and column (7 168 for a chunk of usage records).
 func (db *DB) bulkInsertSQL(t bulkTable, rows int, tail string) string {
 	if db.dialect != Postgres {
-		return insertSQL(t.name, t.cols, t.shared, rows, tail)
+		return insertSQL(t.name, colNames(t.cols), colNames(t.shared), rows, tail)
 	}
 	var b strings.Builder
-	b.WriteString("INSERT INTO " + t.name + " (" + strings.Join(append(slices.Clone(t.cols), t.shared...), ", ") + ") SELECT u.*")
-	for i := range t.shared {
-		fmt.Fprintf(&b, ", ?%d::%s", i+1, t.types[len(t.cols)+i])
+	b.WriteString("INSERT INTO " + t.name + " (" + strings.Join(colNames(t.cols, t.shared), ", ") + ") SELECT u.*")
+	for i, c := range t.shared {
+		fmt.Fprintf(&b, ", ?%d::%s", i+1, c.pgType)
 	}
 	b.WriteString(" FROM unnest(")
-	for c := range t.cols {
-		if c > 0 {
+	for i, c := range t.cols {
+		if i > 0 {
 			b.WriteString(", ")
 		}
-		fmt.Fprintf(&b, "?%d::%s[]", len(t.shared)+c+1, t.types[c])
+		fmt.Fprintf(&b, "?%d::%s[]", len(t.shared)+i+1, c.pgType)
 	}
 	b.WriteString(") AS u")
 	if tail != "" {

@@ -78,7 +78,7 @@ func TestInsertSQL(t *testing.T) {
 // then one array per column, which unnest turns back into the rows
 // insertSQL would have bound one variable at a time; SQLite keeps those.
 func TestBulkArgs(t *testing.T) {
-	tbl := bulkTable{"t", []string{"a", "b"}, []string{"at"}, []string{"text", "bigint", "timestamptz"}}
+	tbl := bulkTable{"t", []bulkCol{{"a", "text"}, {"b", "bigint"}}, []bulkCol{{"at", "timestamptz"}}}
 	args := []any{"now", "x", int64(1), "y", int64(2), "z", int64(3)}
 	pg, lite := &DB{dialect: Postgres}, &DB{dialect: SQLite}
 	if got := lite.bulkArgs(tbl, args); !reflect.DeepEqual(got, args) {
@@ -101,7 +101,7 @@ func TestBulkArgs(t *testing.T) {
 		"INSERT INTO t (a, b, at) SELECT u.*, $1::timestamptz FROM unnest($2::text[], $3::bigint[]) AS u ON CONFLICT DO NOTHING"; got != want {
 		t.Errorf("postgres bulkInsertSQL = %q, want %q", got, want)
 	}
-	if got := lite.bulkInsertSQL(tbl, 2, ""); got != insertSQL("t", tbl.cols, tbl.shared, 2, "") {
+	if got := lite.bulkInsertSQL(tbl, 2, ""); got != insertSQL("t", []string{"a", "b"}, []string{"at"}, 2, "") {
 		t.Errorf("sqlite bulkInsertSQL = %q, want insertSQL's", got)
 	}
 	if pg.bulkKey("k", 3) != pg.bulkKey("k", 7) || lite.bulkKey("k", 3) == lite.bulkKey("k", 7) {

@@ -55,18 +55,20 @@ func (db *DB) usageChunks(args []any) [][]any {
 	return out
 }
 
-// The tables of the bulk statements: each row's own columns, the
-// timestamp a batch's rows share, and their PostgreSQL types.
+// The tables of the bulk statements: each row's own columns and the
+// timestamp a batch's rows share.
 var (
 	recordsTable = bulkTable{"usage_records",
-		[]string{"id", "vin", "category", "bytes", "started_at", "ended_at", "cycle"}, []string{"received_at"},
-		[]string{"text", "text", "text", "bigint", "timestamptz", "timestamptz", "text", "timestamptz"}}
+		[]bulkCol{{"id", "text"}, {"vin", "text"}, {"category", "text"}, {"bytes", "bigint"},
+			{"started_at", "timestamptz"}, {"ended_at", "timestamptz"}, {"cycle", "text"}},
+		[]bulkCol{{"received_at", "timestamptz"}}}
 	cyclesTable = bulkTable{"usage_cycles",
-		[]string{"vin", "cycle", "entertainment_bytes", "basic_bytes", "records", "last_ended_at"}, []string{"updated_at"},
-		[]string{"text", "text", "bigint", "bigint", "bigint", "timestamptz", "timestamptz"}}
+		[]bulkCol{{"vin", "text"}, {"cycle", "text"}, {"entertainment_bytes", "bigint"}, {"basic_bytes", "bigint"},
+			{"records", "bigint"}, {"last_ended_at", "timestamptz"}},
+		[]bulkCol{{"updated_at", "timestamptz"}}}
 	arrivalsTable = bulkTable{"usage_arrivals",
-		[]string{"cycle", "vin", "batch", "records"}, []string{"received_at"},
-		[]string{"text", "text", "text", "text", "timestamptz"}}
+		[]bulkCol{{"cycle", "text"}, {"vin", "text"}, {"batch", "text"}, {"records", "text"}},
+		[]bulkCol{{"received_at", "timestamptz"}}}
 )
 
 // knownVINs returns the records' VINs that an activated vehicle has, read
