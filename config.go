@@ -180,27 +180,52 @@ const (
 	devWebhookSecret = "whsec_ZGV2LW9ubHktd2ViaG9vay1rZXk=" // base64 of "dev-only-webhook-key"
 )
 
-// envOverrides maps environment variables to the config fields they set.
-func (c *Config) envOverrides() map[string]*string {
-	return map[string]*string{
-		"ENTITLEMENTS_HTTP_ADDR":                    &c.HTTP.Addr,
-		"ENTITLEMENTS_DATABASE_DRIVER":              &c.Database.Driver,
-		"ENTITLEMENTS_DATABASE_DSN":                 &c.Database.DSN,
-		"ENTITLEMENTS_TIMEZONE":                     &c.Timezone,
-		"ENTITLEMENTS_AUTH_TOKEN_SECRET":            &c.Auth.TokenSecret,
-		"ENTITLEMENTS_AUTH_JWKS_URL":                &c.Auth.JWKSURL,
-		"ENTITLEMENTS_AUTH_ISSUER":                  &c.Auth.Issuer,
-		"ENTITLEMENTS_AUTH_AUDIENCE":                &c.Auth.Audience,
-		"ENTITLEMENTS_PAYMENTS_WEBHOOK_SECRET":      &c.Payments.WebhookSecret,
-		"ENTITLEMENTS_NOTICES_WEBHOOK_URL":          &c.Notices.WebhookURL,
-		"ENTITLEMENTS_NOTICES_WEBHOOK_SECRET":       &c.Notices.WebhookSecret,
-		"ENTITLEMENTS_SCHEDULER_EXPIRE":             &c.Scheduler.Expire,
-		"ENTITLEMENTS_SCHEDULER_REMIND":             &c.Scheduler.Remind,
-		"ENTITLEMENTS_SCHEDULER_DELIVER":            &c.Scheduler.Deliver,
-		"ENTITLEMENTS_SCHEDULER_CANCEL_UNPAID":      &c.Scheduler.CancelUnpaid,
-		"ENTITLEMENTS_SCHEDULER_PRUNE":              &c.Scheduler.Prune,
-		"ENTITLEMENTS_LOG_LEVEL":                    &c.Log.Level,
-		"ENTITLEMENTS_CERTIFICATE_SIGNING_KEY_FILE": &c.Certificate.SigningKeyFile,
+// envOverrides maps environment variables to the config fields they set,
+// each with how its value is read.
+func (c *Config) envOverrides() map[string]envSetter {
+	return map[string]envSetter{
+		"ENTITLEMENTS_HTTP_ADDR":                    envString(&c.HTTP.Addr),
+		"ENTITLEMENTS_DATABASE_DRIVER":              envString(&c.Database.Driver),
+		"ENTITLEMENTS_DATABASE_DSN":                 envString(&c.Database.DSN),
+		"ENTITLEMENTS_TIMEZONE":                     envString(&c.Timezone),
+		"ENTITLEMENTS_AUTH_TOKEN_SECRET":            envString(&c.Auth.TokenSecret),
+		"ENTITLEMENTS_AUTH_JWKS_URL":                envString(&c.Auth.JWKSURL),
+		"ENTITLEMENTS_AUTH_ISSUER":                  envString(&c.Auth.Issuer),
+		"ENTITLEMENTS_AUTH_AUDIENCE":                envString(&c.Auth.Audience),
+		"ENTITLEMENTS_PAYMENTS_WEBHOOK_SECRET":      envString(&c.Payments.WebhookSecret),
+		"ENTITLEMENTS_NOTICES_WEBHOOK_URL":          envString(&c.Notices.WebhookURL),
+		"ENTITLEMENTS_NOTICES_WEBHOOK_SECRET":       envString(&c.Notices.WebhookSecret),
+		"ENTITLEMENTS_SCHEDULER_EXPIRE":             envString(&c.Scheduler.Expire),
+		"ENTITLEMENTS_SCHEDULER_REMIND":             envString(&c.Scheduler.Remind),
+		"ENTITLEMENTS_SCHEDULER_DELIVER":            envString(&c.Scheduler.Deliver),
+		"ENTITLEMENTS_SCHEDULER_CANCEL_UNPAID":      envString(&c.Scheduler.CancelUnpaid),
+		"ENTITLEMENTS_SCHEDULER_PRUNE":              envString(&c.Scheduler.Prune),
+		"ENTITLEMENTS_LOG_LEVEL":                    envString(&c.Log.Level),
+		"ENTITLEMENTS_CERTIFICATE_SIGNING_KEY_FILE": envString(&c.Certificate.SigningKeyFile),
+		"ENTITLEMENTS_SCHEDULER_ENABLED":            envParsed(&c.Scheduler.Enabled, strconv.ParseBool, "true or false"),
+		// How each replica sets the cache from its environment: on
+		// PostgreSQL it is off unless set (docs/scaling.md).
+		"ENTITLEMENTS_DATABASE_SNAPSHOT_CACHE": envParsed(&c.Database.SnapshotCache, strconv.Atoi, "a whole number of vehicles"),
+	}
+}
+
+// envSetter sets a config field from an environment variable's value, or
+// says what the value should have been.
+type envSetter func(v string) (want string, ok bool)
+
+func envString(p *string) envSetter {
+	return func(v string) (string, bool) { *p = v; return "", true }
+}
+
+// envParsed sets *p to the value parse reads; want names what it accepts.
+func envParsed[T any](p **T, parse func(string) (T, error), want string) envSetter {
+	return func(v string) (string, bool) {
+		x, err := parse(v)
+		if err != nil {
+			return want, false
+		}
+		*p = &x
+		return "", true
 	}
 }
 
@@ -222,27 +247,14 @@ func ParseConfig(raw []byte, getenv func(string) string) (*Config, error) {
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	for k, p := range c.envOverrides() {
+	for k, set := range c.envOverrides() {
 		if v := getenv(k); v != "" {
-			*p = v
+			if want, ok := set(v); !ok {
+				c.envErrs = append(c.envErrs, fmt.Sprintf("%s %q is not %s", k, v, want))
+			}
 		}
 	}
-	if v := getenv("ENTITLEMENTS_DATABASE_SNAPSHOT_CACHE"); v != "" {
-		// How each replica sets the cache from its environment: on
-		// PostgreSQL it is off unless set (docs/scaling.md).
-		if n, err := strconv.Atoi(v); err != nil {
-			c.envErrs = append(c.envErrs, fmt.Sprintf("ENTITLEMENTS_DATABASE_SNAPSHOT_CACHE %q is not a whole number of vehicles", v))
-		} else {
-			c.Database.SnapshotCache = &n
-		}
-	}
-	if v := getenv("ENTITLEMENTS_SCHEDULER_ENABLED"); v != "" {
-		if b, err := strconv.ParseBool(v); err != nil {
-			c.envErrs = append(c.envErrs, fmt.Sprintf("ENTITLEMENTS_SCHEDULER_ENABLED %q is not true or false", v))
-		} else {
-			c.Scheduler.Enabled = &b
-		}
-	}
+	slices.Sort(c.envErrs) // the same message whatever the map's order
 	if err := c.validate(); err != nil {
 		return nil, err
 	}

@@ -104,6 +104,41 @@ func TestSnapshotCacheFromEnvironment(t *testing.T) {
 	}
 }
 
+// Every environment value that cannot be read is reported, all at once
+// and in the same order every time, and each names what it should be.
+func TestBadEnvironmentValuesAreListedTogether(t *testing.T) {
+	raw, err := os.ReadFile("config.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{
+		"ENTITLEMENTS_DATABASE_SNAPSHOT_CACHE": "lots",
+		"ENTITLEMENTS_SCHEDULER_ENABLED":       "maybe",
+		"ENTITLEMENTS_HTTP_ADDR":               "127.0.0.1:9999",
+	}
+	var first string
+	for range 5 {
+		_, err := ParseConfig(raw, func(k string) string { return env[k] })
+		if err == nil {
+			t.Fatal("ParseConfig() accepted a snapshot cache of \"lots\" and scheduler \"maybe\"")
+		}
+		msg := err.Error()
+		for _, want := range []string{
+			`ENTITLEMENTS_DATABASE_SNAPSHOT_CACHE "lots" is not a whole number of vehicles`,
+			`ENTITLEMENTS_SCHEDULER_ENABLED "maybe" is not true or false`,
+		} {
+			if !strings.Contains(msg, want) {
+				t.Errorf("ParseConfig() error = %q, want it to say %q", msg, want)
+			}
+		}
+		if first == "" {
+			first = msg
+		} else if msg != first {
+			t.Fatalf("ParseConfig() error changed between runs:\n%s\n%s", first, msg)
+		}
+	}
+}
+
 func TestLogLevel(t *testing.T) {
 	for _, c := range []struct {
 		env  string
