@@ -108,7 +108,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite reader: %w", err)
 		}
-		if db.wr, err = newWriter(w, cfg.Driver); err != nil {
+		if db.wr, err = newWriter(ctx, w, cfg.Driver); err != nil {
 			return nil, err
 		}
 		db.read = r
@@ -133,7 +133,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		if err := pool(g, or(cfg.MaxOpenConns, 20), or(cfg.MaxIdleConns, 10), or(cfg.ConnMaxLifetime, 30*time.Minute)); err != nil {
 			return nil, err
 		}
-		if db.wr, err = newWriter(g, cfg.Driver); err != nil {
+		if db.wr, err = newWriter(ctx, g, cfg.Driver); err != nil {
 			return nil, err
 		}
 		db.read = g
@@ -263,18 +263,15 @@ func inMemory(dsn string) bool {
 
 // Ping checks that both pools reach the database.
 func (db *DB) Ping(ctx context.Context) error {
-	w, err := db.wr.sqlDB()
-	if err != nil {
-		return err
+	if err := db.wr.ping(ctx); err != nil {
+		return fmt.Errorf("ping database: %w", err)
 	}
 	r, err := db.read.DB()
 	if err != nil {
 		return err
 	}
-	for _, s := range []*sql.DB{w, r} {
-		if err := s.PingContext(ctx); err != nil {
-			return fmt.Errorf("ping database: %w", err)
-		}
+	if err := r.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping database: %w", err)
 	}
 	return nil
 }
@@ -288,6 +285,7 @@ func (db *DB) Close() error {
 	seen := map[*sql.DB]bool{}
 	var pools []func() (*sql.DB, error)
 	if db.wr != nil {
+		errs = append(errs, db.wr.close())
 		pools = append(pools, db.wr.sqlDB)
 	}
 	if db.read != nil {

@@ -35,9 +35,7 @@ func (db *DB) HoldJobLock(ctx context.Context, job string) (release func() error
 
 // WriterPragma reads an integer PRAGMA on the writer's connection.
 func (db *DB) WriterPragma(name string) (int64, error) {
-	var v int64
-	err := db.wr.writerPool.Raw("PRAGMA " + name).Row().Scan(&v)
-	return v, err
+	return db.writerPragma(context.Background(), name)
 }
 
 // ExecInWrite runs the statement q in a write transaction.

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -180,11 +179,11 @@ func TestWriteAloneGetsItsOwnTransaction(t *testing.T) {
 	db := openGroupTest(t)
 	release := holdWriter(db)
 	var mu sync.Mutex
-	txOf := map[string]*sql.Tx{}
+	txOf := map[string]int64{}
 	record := func(name string) func(tx *Tx) error {
 		return func(tx *Tx) error {
 			mu.Lock()
-			txOf[name] = tx.sql
+			txOf[name] = tx.group
 			mu.Unlock()
 			return nil
 		}
@@ -211,7 +210,7 @@ func TestWriteAloneGetsItsOwnTransaction(t *testing.T) {
 	release()
 	wg.Wait()
 	if txOf["a"] != txOf["b"] || txOf["bulk"] == txOf["a"] || txOf["bulk"] == txOf["c"] {
-		t.Errorf("transactions: a %p, b %p, bulk %p, c %p; want a and b together, bulk alone", txOf["a"], txOf["b"], txOf["bulk"], txOf["c"])
+		t.Errorf("transactions: a %d, b %d, bulk %d, c %d; want a and b together, bulk alone", txOf["a"], txOf["b"], txOf["bulk"], txOf["c"])
 	}
 }
 

@@ -18,9 +18,10 @@ import (
 // in every later one, while Tx.Stmt reuses a pool's statement on every
 // connection where it was prepared once. A statement first used inside a
 // transaction is prepared in it and remembered (pending), and promote
-// prepares it on the pool once that transaction has ended: on SQLite the
-// writer pool has one connection, which the transaction holds. The set of
-// keys is fixed (see chunkSizes), so the cache is bounded.
+// prepares it on the pool once that transaction has ended. The SQLite
+// writer's statements do not come from a stmtCache: they are prepared on
+// the connection it holds (heldConn). The set of keys is fixed (see
+// chunkSizes), so the cache is bounded.
 type stmtCache struct {
 	pool    *sql.DB
 	dialect string     // statements are rebound to it

@@ -13,6 +13,7 @@ import (
 
 	"entitlements/billing"
 
+	sqlite3 "github.com/mattn/go-sqlite3"
 	"gorm.io/gorm"
 )
 
@@ -36,14 +37,16 @@ import (
 //     the VINs it was given and of those the write touched (Tx.touch: the
 //     helpers that write vehicles, periods and usage aggregates call it),
 //     committed or not;
-//   - prepares on the pool the statements the transaction was the first
-//     to use (stmtCache.promote), once no transaction holds a connection.
+//   - on PostgreSQL, prepares on the pool the statements the transaction
+//     was the first to use (stmtCache.promote); on SQLite the writer's
+//     statements are prepared on its held connection once (heldConn).
 
 // writer is the writer pool and what guards it.
 type writer struct {
-	writerPool *gorm.DB      // one connection on SQLite (transactions begin IMMEDIATE); the PostgreSQL pool
+	writerPool *gorm.DB      // one connection on SQLite, which held keeps; the PostgreSQL pool
+	held       *heldConn     // SQLite: the writer's connection, held for the store's life
 	slot       chan struct{} // holds one token while an SQLite write transaction runs
-	stmts      *stmtCache    // statements prepared on pool
+	stmts      *stmtCache    // PostgreSQL: statements prepared on pool
 	mu         sync.Mutex    // protects queue
 	queue      []*groupReq   // SQLite writes waiting for a group commit
 	// memJournals: the writer connection keeps temporary files, statement
@@ -97,32 +100,138 @@ func (w *writer) journalsInMemory(ctx context.Context, mem bool) error {
 	if mem {
 		q = "PRAGMA temp_store = MEMORY"
 	}
-	if err := w.writerPool.WithContext(ctx).Exec(q).Error; err != nil {
+	if _, err := w.held.conn.ExecContext(ctx, q); err != nil {
 		return fmt.Errorf("%s: %w", q, err)
 	}
 	w.memJournals = mem
 	return nil
 }
 
-func newWriter(pool *gorm.DB, dialect string) (*writer, error) {
+func newWriter(ctx context.Context, pool *gorm.DB, dialect string) (*writer, error) {
 	s, err := pool.DB()
 	if err != nil {
 		return nil, err
 	}
-	return &writer{writerPool: pool, slot: make(chan struct{}, 1), stmts: newStmtCache(s, dialect)}, nil
+	w := &writer{writerPool: pool, slot: make(chan struct{}, 1), stmts: newStmtCache(s, dialect)}
+	if dialect == SQLite {
+		conn, err := s.Conn(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("open the sqlite writer's connection: %w", err)
+		}
+		w.held = &heldConn{conn: conn, stmts: map[string]*sql.Stmt{}}
+	}
+	return w, nil
 }
 
-// sqlDB is the writer pool's database/sql handle, for Ping and Close.
+// sqlDB is the writer pool's database/sql handle, for Close.
 func (w *writer) sqlDB() (*sql.DB, error) { return w.writerPool.DB() }
+
+// ping checks that the writer reaches the database: on SQLite its held
+// connection (the pool has no other to give).
+func (w *writer) ping(ctx context.Context) error {
+	if w.held != nil {
+		return w.held.conn.PingContext(ctx)
+	}
+	s, err := w.sqlDB()
+	if err != nil {
+		return err
+	}
+	return s.PingContext(ctx)
+}
+
+// close releases the held connection and its statements, so that the
+// pool can close it.
+func (w *writer) close() error {
+	if w.held == nil {
+		return nil
+	}
+	var errs []error
+	for _, s := range w.held.stmts {
+		errs = append(errs, s.Close())
+	}
+	errs = append(errs, w.held.conn.Close())
+	w.held = nil
+	return errors.Join(errs...)
+}
+
+// heldConn is the SQLite writer's one connection, taken from the writer
+// pool when the store opens and kept until it closes. The write slot
+// guards it: write transactions (BEGIN IMMEDIATE ... COMMIT, run by hand)
+// and the PRAGMAs the store sets on it. Its statements are prepared on it
+// once and kept (stmts, bounded like stmtCache's keys). A database/sql
+// transaction would cost every statement a rebinding of the pool's
+// prepared statement to it (Tx.StmtContext) and every query a goroutine
+// watching the transaction's context; on the one writer's thread those
+// were about a tenth of a payment's CPU.
+type heldConn struct {
+	conn  *sql.Conn
+	stmts map[string]*sql.Stmt
+}
+
+// prepared returns st prepared on the connection; the caller holds the
+// slot.
+func (h *heldConn) prepared(ctx context.Context, st statement) (*sql.Stmt, error) {
+	if s := h.stmts[st.key]; s != nil {
+		return s, nil
+	}
+	s, err := h.conn.PrepareContext(ctx, st.query())
+	if err != nil {
+		return nil, fmt.Errorf("prepare %s: %w", st.key, err)
+	}
+	h.stmts[st.key] = s
+	return s, nil
+}
+
+// transaction runs fn in a write transaction on the connection: BEGIN
+// IMMEDIATE (the writer's lock at once, as the pool's _txlock did), and
+// COMMIT when fn succeeds; otherwise, or when COMMIT fails, ROLLBACK if a
+// transaction is still open (SQLite ends one itself after some errors).
+// The caller holds the slot.
+func (h *heldConn) transaction(ctx context.Context, fn func() error) (err error) {
+	if _, err := h.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer func() {
+		if err != nil && h.inTransaction() {
+			if _, rerr := h.conn.ExecContext(ctx, "ROLLBACK"); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("rollback: %w", rerr))
+			}
+		}
+	}()
+	if err := fn(); err != nil {
+		return err
+	}
+	if _, err := h.conn.ExecContext(ctx, "COMMIT"); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// inTransaction reports whether the connection is inside a transaction.
+func (h *heldConn) inTransaction() bool {
+	open := true
+	h.conn.Raw(func(dc any) error {
+		if c, ok := dc.(*sqlite3.SQLiteConn); ok {
+			open = !c.AutoCommit()
+		}
+		return nil
+	})
+	return open
+}
 
 // Tx is one write's transaction. Its statements run under ctx (on SQLite
 // without cancellation: see uninterrupted).
 type Tx struct {
 	db   *DB
-	sql  *sql.Tx
-	ctx  context.Context
-	stmt *stmtCache
-	vins []billing.VIN // snapshots to invalidate once the transaction has ended
+	sql  sqlConn   // what raw statements run on
+	ptx  *sql.Tx   // PostgreSQL: the transaction, which stmt's statements are bound to
+	held *heldConn // SQLite: the writer's connection, inside a transaction
+	// group numbers the SQLite write transaction the write runs in (of
+	// WriteStats.Transactions): writes of one group commit share it.
+	group int64
+	ctx   context.Context
+	stmt  *stmtCache
+	vins  []billing.VIN // snapshots to invalidate once the transaction has ended
 	// local holds the statements this transaction prepared itself (not
 	// yet on the pool), so that one used again in it is not prepared again.
 	local map[string]*sql.Stmt
@@ -132,12 +241,23 @@ type Tx struct {
 	versioned []*versionDraft      // what fn changed of timelines: a version is recorded when fn succeeds (history.go)
 }
 
+// sqlConn is what a write's statements run on: a *sql.Tx, or the SQLite
+// writer's *sql.Conn inside a transaction begun by hand.
+type sqlConn interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
 // prepared returns st for this transaction.
 func (tx *Tx) prepared(st statement) (*sql.Stmt, error) {
+	if tx.held != nil {
+		return tx.held.prepared(tx.ctx, st)
+	}
 	if s := tx.local[st.key]; s != nil {
 		return s, nil
 	}
-	s, own, err := tx.stmt.inTx(tx.ctx, tx.sql, st)
+	s, own, err := tx.stmt.inTx(tx.ctx, tx.ptx, st)
 	if err == nil && own {
 		if tx.local == nil {
 			tx.local = map[string]*sql.Stmt{}
@@ -283,7 +403,7 @@ func (tx *Tx) bind(g *gorm.DB) error {
 	if err != nil {
 		return err
 	}
-	tx.sql = t
+	tx.sql, tx.ptx = t, t
 	return nil
 }
 
@@ -383,18 +503,15 @@ func (db *DB) runGroup() {
 	if len(batch) == 0 {
 		return
 	}
-	w.groups.Add(1)
+	group := w.groups.Add(1)
 	w.grouped.Add(int64(len(batch)))
 	ctx := context.Background() // see uninterrupted
 	errs := make([]error, len(batch))
 	err := w.journalsInMemory(ctx, batch[0].mode != writeUnbounded)
 	if err == nil {
-		err = w.writerPool.WithContext(ctx).Transaction(func(g *gorm.DB) error {
+		err = w.held.transaction(ctx, func() error {
 			for i, r := range batch {
-				tx := &Tx{db: db, ctx: ctx, stmt: w.stmts, vins: r.vins, actor: r.actor}
-				if err := tx.bind(g); err != nil {
-					return err
-				}
+				tx := &Tx{db: db, ctx: ctx, sql: w.held.conn, held: w.held, group: group, vins: r.vins, actor: r.actor}
 				if len(batch) == 1 {
 					errs[i] = runSafely(r.fn, tx)
 					r.vins = tx.vins
@@ -409,7 +526,6 @@ func (db *DB) runGroup() {
 			return nil
 		})
 	}
-	w.stmts.promote(ctx)
 	for i, r := range batch {
 		db.forget(r.vins...)
 		if err != nil && errs[i] == nil {
@@ -454,26 +570,43 @@ func (db *DB) withWriterPragmas(ctx context.Context, set []pragma, fn func() err
 	if db.dialect != SQLite || len(set) == 0 {
 		return fn()
 	}
-	g := db.wr.writerPool.WithContext(ctx)
+	w := db.wr
+	exec := func(q string) error {
+		w.slot <- struct{}{} // between write transactions
+		defer func() { <-w.slot }()
+		_, err := w.held.conn.ExecContext(ctx, q)
+		return err
+	}
 	prev := make([]pragma, 0, len(set))
 	defer func() {
 		for _, p := range slices.Backward(prev) {
-			if e := g.Exec("PRAGMA " + p.name + " = " + strconv.FormatInt(p.value, 10)).Error; e != nil {
+			if e := exec("PRAGMA " + p.name + " = " + strconv.FormatInt(p.value, 10)); e != nil {
 				err = errors.Join(err, fmt.Errorf("restore PRAGMA %s: %w", p.name, e))
 			}
 		}
 	}()
 	for _, p := range set {
-		var old int64
-		if err := g.Raw("PRAGMA " + p.name).Row().Scan(&old); err != nil {
+		old, err := db.writerPragma(ctx, p.name)
+		if err != nil {
 			return fmt.Errorf("read PRAGMA %s: %w", p.name, err)
 		}
-		if err := g.Exec("PRAGMA " + p.name + " = " + strconv.FormatInt(p.value, 10)).Error; err != nil {
+		if err := exec("PRAGMA " + p.name + " = " + strconv.FormatInt(p.value, 10)); err != nil {
 			return fmt.Errorf("set PRAGMA %s: %w", p.name, err)
 		}
 		prev = append(prev, pragma{p.name, old})
 	}
 	return fn()
+}
+
+// writerPragma reads an integer PRAGMA of the SQLite writer's connection,
+// between write transactions.
+func (db *DB) writerPragma(ctx context.Context, name string) (int64, error) {
+	w := db.wr
+	w.slot <- struct{}{}
+	defer func() { <-w.slot }()
+	var v int64
+	err := w.held.conn.QueryRowContext(ctx, "PRAGMA "+name).Scan(&v)
+	return v, err
 }
 
 // pragma is an integer SQLite setting.
