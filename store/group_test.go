@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -275,5 +276,38 @@ func TestBoundedWritesKeepStatementJournalsInMemory(t *testing.T) {
 		if *s.got != s.want {
 			t.Errorf("%s ran with temp_store = %d, want %d", s.name, *s.got, s.want)
 		}
+	}
+}
+
+// TestWriterOutlivesATransactionSQLiteEnded: the writer's transactions
+// run by hand on its held connection; when SQLite has already ended one
+// (as it does after some errors), the writer neither reports a ROLLBACK of
+// nothing as a second error nor is left inside a transaction: the next
+// write commits.
+func TestWriterOutlivesATransactionSQLiteEnded(t *testing.T) {
+	db := openGroupTest(t)
+	ctx := context.Background()
+	boom := errors.New("boom")
+	err := db.write(ctx, nil, func(tx *Tx) error {
+		if err := tx.raw(`INSERT INTO g (n) VALUES (1)`); err != nil {
+			return err
+		}
+		if err := tx.raw(`ROLLBACK`); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) || strings.Contains(err.Error(), "rollback") {
+		t.Errorf("a failed write whose transaction SQLite ended = %v; want boom alone", err)
+	}
+	err = db.write(ctx, nil, func(tx *Tx) error { return tx.raw(`ROLLBACK`) })
+	if err == nil || !strings.Contains(err.Error(), "commit") {
+		t.Errorf("a write that ended its own transaction = %v; want its COMMIT's error", err)
+	}
+	if err := db.write(ctx, nil, func(tx *Tx) error { return tx.raw(`INSERT INTO g (n) VALUES (2)`) }); err != nil {
+		t.Fatalf("the next write: %v", err)
+	}
+	if all, second := countG(t, db, `1`), countG(t, db, `n = 2`); all != 1 || second != 1 {
+		t.Errorf("%d rows, %d of them the next write's; want only that one", all, second)
 	}
 }
