@@ -169,14 +169,31 @@ func (tx *Tx) timelineChanged(vin billing.VIN) error {
 	if tx.draft(vin) != nil {
 		return nil
 	}
-	var updated, recorded dbTime
-	found, err := tx.queryRow(tx.db.versionGuardStmt(), []any{string(vin)}, &updated, &recorded)
-	if err != nil {
-		return fmt.Errorf("timeline version of %s: %w", vin, err)
+	g, found := tx.guards[vin]
+	updated, recorded := g.updated, g.recorded
+	if !found {
+		var err error
+		found, err = tx.queryRow(tx.db.versionGuardStmt(), []any{string(vin)}, &updated, &recorded)
+		if err != nil {
+			return fmt.Errorf("timeline version of %s: %w", vin, err)
+		}
 	}
 	tx.versioned = append(tx.versioned, &versionDraft{vin: vin, isNew: map[string]bool{},
 		stale: found && (!recorded.Valid || updated.T.After(recorded.T))})
 	return nil
+}
+
+// versionGuard is what versionGuardStmt reads of a vehicle: its last
+// change and its last version's time.
+type versionGuard struct{ updated, recorded dbTime }
+
+// knowGuard remembers vin's version guard, read before the write changed
+// anything of the vehicle (timelineForWrite), for timelineChanged.
+func (tx *Tx) knowGuard(vin billing.VIN, updated, recorded dbTime) {
+	if tx.guards == nil {
+		tx.guards = map[billing.VIN]versionGuard{}
+	}
+	tx.guards[vin] = versionGuard{updated, recorded}
 }
 
 // periodWritten records the state the write gave period p (isNew: it

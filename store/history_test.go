@@ -345,3 +345,57 @@ func TestPruneArrivalsByLocalCycle(t *testing.T) {
 		}
 	})
 }
+
+// TestUnversionedChangeIsCaughtUpByAPayment: a payment reads the version
+// guard with the timeline it plans from (one statement); a change written
+// without a version before it is still caught up by the payment's version,
+// which then brings both the unversioned period and the paid one.
+func TestUnversionedChangeIsCaughtUpByAPayment(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		ctx := context.Background()
+		db := storetest.Open(t, dialect)
+		vin := billing.VIN(billing.FixCheckDigit("LSVHS4E10P2000004"))
+		t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, shanghai)
+		if _, _, err := db.Activate(ctx, vin, billing.Activation{ActivatedAt: t0, OwnerID: "o1"}, billing.TrialTerms{Months: 12}, shanghai, t0); err != nil {
+			t.Fatal(err)
+		}
+		t1, t2 := t0.Add(24*time.Hour), t0.Add(48*time.Hour)
+		o := billing.NewOrder(vin, "o1", benchMonthly, t2, time.Hour)
+		res, err := db.CreateOrder(ctx, o, billing.IdempotencyKey{Scope: "owner:o1", Key: "k1", RequestHash: "h"}, renderOrder)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.ID = string(res.Body)
+		for _, s := range []struct {
+			sql  string
+			args []any
+		}{
+			// refunded, so that the payment's layout leaves it as it is
+			{`INSERT INTO periods (id, vin, seq, source, order_id, product, days, data_bytes_per_month, paid_at, starts_at, ends_at, refunded_at, created_at, updated_at)
+			  VALUES ('per_old', ?, 1, 'order', 'ord_old', 'monthly', 31, 0, ?, ?, ?, ?, ?, ?)`,
+				[]any{string(vin), t1.UTC(), t0.AddDate(1, 0, 0).UTC(), t0.AddDate(1, 1, 0).UTC(), t1.UTC(), t1.UTC(), t1.UTC()}},
+			{`UPDATE vehicles SET updated_at = ? WHERE vin = ?`, []any{t1.UTC(), string(vin)}},
+		} {
+			if err := storetest.Exec(db, s.sql, s.args...); err != nil {
+				t.Fatal(err)
+			}
+		}
+		p := billing.Payment{EventID: "evt-1", OrderID: o.ID, Status: billing.PaymentSucceeded,
+			AmountFen: o.AmountFen, Currency: o.Currency, PaidAt: t2, TransactionID: "tx-1"}
+		if _, err := db.ApplyPayment(ctx, p, shanghai, t2); err != nil {
+			t.Fatal(err)
+		}
+		hist, err := db.TimelineHistory(ctx, vin)
+		if err != nil || len(hist) != 2 {
+			t.Fatalf("TimelineHistory() = %+v, %v; want the activation's and the payment's versions", hist, err)
+		}
+		ids := map[string]bool{}
+		for _, p := range hist[0].Periods {
+			ids[p.ID] = true
+		}
+		if !ids["per_old"] || len(ids) != 2 || hist[0].OrderID != o.ID {
+			t.Errorf("the payment's version = %+v; want it to bring per_old and the paid period", hist[0])
+		}
+	})
+}

@@ -62,7 +62,7 @@ func (db *DB) ApplyPayment(ctx context.Context, p billing.Payment, loc *time.Loc
 		if o, err = db.order(tx.query, p.OrderID); err != nil {
 			return err
 		}
-		tl, err := db.timeline(tx.query, o.VIN)
+		tl, err := db.timelineForWrite(tx, o.VIN)
 		if err != nil {
 			return err
 		}

@@ -76,7 +76,7 @@ func (db *DB) RefundOrder(ctx context.Context, orderID string, req billing.Refun
 		if o, err = db.order(tx.query, orderID); err != nil { // again, under the lock
 			return err
 		}
-		tl, err := db.timeline(tx.query, o.VIN)
+		tl, err := db.timelineForWrite(tx, o.VIN)
 		if err != nil {
 			return err
 		}

@@ -181,8 +181,49 @@ func vinPeriods(q querier, vin billing.VIN, st statement, args ...any) ([]billin
 	return ps, err
 }
 
-// scanPeriod scans timelineColumns, after the VIN when withVIN.
-func scanPeriod(rows *sql.Rows, withVIN bool) (billing.Period, error) {
+// timelineForWrite is timeline, read in a write that may then change
+// vin's timeline: the same statement also reads the version guard
+// (versionGuardStmt's two instants, before the write changes anything),
+// which timelineChanged would otherwise read in a round trip of its own.
+func (db *DB) timelineForWrite(tx *Tx, vin billing.VIN) (billing.Timeline, error) {
+	rows, err := tx.query(db.timelineGuardStmt(), string(vin))
+	if err != nil {
+		return billing.Timeline{}, fmt.Errorf("load timeline %s: %w", vin, err)
+	}
+	var (
+		ps                []billing.Period
+		updated, recorded dbTime
+	)
+	err = eachRow(rows, func() error {
+		p, err := scanPeriod(rows, false, &updated, &recorded)
+		p.VIN = vin
+		ps = append(ps, p)
+		return err
+	})
+	if err != nil {
+		return billing.Timeline{}, fmt.Errorf("load timeline %s: %w", vin, err)
+	}
+	if len(ps) > 0 && updated.Valid { // no period, or no vehicle: timelineChanged reads the guard itself
+		tx.knowGuard(vin, updated, recorded)
+	}
+	return billing.NewTimeline(ps), nil
+}
+
+// timelineGuardStmt is timelineStmt with the vehicle's last change and its
+// last version's time on every row. They do not depend on the row, so
+// both databases evaluate them once.
+func (db *DB) timelineGuardStmt() statement {
+	return statement{key: "write/timeline", query: func() string {
+		return `SELECT ` + db.timelineColumns() + `,
+			(SELECT ` + db.timeCol("v.updated_at") + ` FROM vehicles v WHERE v.vin = ?1),
+			(SELECT ` + db.timeCol("tv.recorded_at") + ` FROM timeline_versions tv WHERE tv.vin = ?1 ORDER BY tv.version DESC LIMIT 1)
+			FROM periods WHERE vin = ?1 ORDER BY seq`
+	}}
+}
+
+// scanPeriod scans timelineColumns, after the VIN when withVIN, then
+// extra.
+func scanPeriod(rows *sql.Rows, withVIN bool, extra ...any) (billing.Period, error) {
 	var (
 		p                            billing.Period
 		vin, orderID                 sql.NullString
@@ -193,6 +234,7 @@ func scanPeriod(rows *sql.Rows, withVIN bool) (billing.Period, error) {
 	if withVIN {
 		dest = append([]any{&vin}, dest...)
 	}
+	dest = append(dest, extra...)
 	if err := rows.Scan(dest...); err != nil {
 		return p, err
 	}

@@ -236,9 +236,10 @@ type Tx struct {
 	// yet on the pool), so that one used again in it is not prepared again.
 	local map[string]*sql.Stmt
 
-	actor     billing.Actor        // who the write's context says acts
-	entries   []billing.AuditEntry // audit entries to insert when fn succeeds (audit.go)
-	versioned []*versionDraft      // what fn changed of timelines: a version is recorded when fn succeeds (history.go)
+	actor     billing.Actor                // who the write's context says acts
+	entries   []billing.AuditEntry         // audit entries to insert when fn succeeds (audit.go)
+	versioned []*versionDraft              // what fn changed of timelines: a version is recorded when fn succeeds (history.go)
+	guards    map[billing.VIN]versionGuard // version guards read with a timeline before any change (timelineForWrite)
 }
 
 // sqlConn is what a write's statements run on: a *sql.Tx, or the SQLite
