@@ -263,23 +263,8 @@ func TestUnversionedChangeIsCaughtUp(t *testing.T) {
 		db := storetest.Open(t, dialect)
 		vin := billing.VIN(billing.FixCheckDigit("LSVHS4E10P2000003"))
 		t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, shanghai)
-		if _, _, err := db.Activate(ctx, vin, billing.Activation{ActivatedAt: t0, OwnerID: "alice"}, billing.TrialTerms{Months: 12}, shanghai, t0); err != nil {
-			t.Fatal(err)
-		}
-		t1, t2 := t0.Add(24*time.Hour), t0.Add(48*time.Hour)
-		for _, s := range []struct {
-			sql  string
-			args []any
-		}{
-			{`INSERT INTO periods (id, vin, seq, source, order_id, product, days, data_bytes_per_month, paid_at, starts_at, ends_at, created_at, updated_at)
-			  VALUES ('per_old', ?, 1, 'order', 'ord_old', 'monthly', 31, 0, ?, ?, ?, ?, ?)`,
-				[]any{string(vin), t1.UTC(), t0.AddDate(1, 0, 0).UTC(), t0.AddDate(1, 1, 0).UTC(), t1.UTC(), t1.UTC()}},
-			{`UPDATE vehicles SET updated_at = ? WHERE vin = ?`, []any{t1.UTC(), string(vin)}},
-		} {
-			if err := storetest.Exec(db, s.sql, s.args...); err != nil {
-				t.Fatal(err)
-			}
-		}
+		t2 := t0.Add(48 * time.Hour)
+		activateThenChangeUnversioned(t, db, vin, "alice", t0, nil)
 		if _, err := db.TransferOwner(ctx, vin, "bob", t2); err != nil {
 			t.Fatal(err)
 		}
@@ -357,30 +342,15 @@ func TestUnversionedChangeIsCaughtUpByAPayment(t *testing.T) {
 		db := storetest.Open(t, dialect)
 		vin := billing.VIN(billing.FixCheckDigit("LSVHS4E10P2000004"))
 		t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, shanghai)
-		if _, _, err := db.Activate(ctx, vin, billing.Activation{ActivatedAt: t0, OwnerID: "o1"}, billing.TrialTerms{Months: 12}, shanghai, t0); err != nil {
-			t.Fatal(err)
-		}
 		t1, t2 := t0.Add(24*time.Hour), t0.Add(48*time.Hour)
+		// refunded, so that the payment's layout leaves it as it is
+		activateThenChangeUnversioned(t, db, vin, "o1", t0, &t1)
 		o := billing.NewOrder(vin, "o1", benchMonthly, t2, time.Hour)
 		res, err := db.CreateOrder(ctx, o, billing.IdempotencyKey{Scope: "owner:o1", Key: "k1", RequestHash: "h"}, renderOrder)
 		if err != nil {
 			t.Fatal(err)
 		}
 		o.ID = string(res.Body)
-		for _, s := range []struct {
-			sql  string
-			args []any
-		}{
-			// refunded, so that the payment's layout leaves it as it is
-			{`INSERT INTO periods (id, vin, seq, source, order_id, product, days, data_bytes_per_month, paid_at, starts_at, ends_at, refunded_at, created_at, updated_at)
-			  VALUES ('per_old', ?, 1, 'order', 'ord_old', 'monthly', 31, 0, ?, ?, ?, ?, ?, ?)`,
-				[]any{string(vin), t1.UTC(), t0.AddDate(1, 0, 0).UTC(), t0.AddDate(1, 1, 0).UTC(), t1.UTC(), t1.UTC(), t1.UTC()}},
-			{`UPDATE vehicles SET updated_at = ? WHERE vin = ?`, []any{t1.UTC(), string(vin)}},
-		} {
-			if err := storetest.Exec(db, s.sql, s.args...); err != nil {
-				t.Fatal(err)
-			}
-		}
 		p := billing.Payment{EventID: "evt-1", OrderID: o.ID, Status: billing.PaymentSucceeded,
 			AmountFen: o.AmountFen, Currency: o.Currency, PaidAt: t2, TransactionID: "tx-1"}
 		if _, err := db.ApplyPayment(ctx, p, shanghai, t2); err != nil {
@@ -398,4 +368,33 @@ func TestUnversionedChangeIsCaughtUpByAPayment(t *testing.T) {
 			t.Errorf("the payment's version = %+v; want it to bring per_old and the paid period", hist[0])
 		}
 	})
+}
+
+// activateThenChangeUnversioned activates vin for owner at t0 and then,
+// a day later, changes its timeline by hand without a version, as a
+// release without history would: a period per_old (refunded at refunded,
+// when not nil) and the vehicle's updated_at.
+func activateThenChangeUnversioned(t *testing.T, db *store.DB, vin billing.VIN, owner string, t0 time.Time, refunded *time.Time) {
+	t.Helper()
+	if _, _, err := db.Activate(context.Background(), vin, billing.Activation{ActivatedAt: t0, OwnerID: owner}, billing.TrialTerms{Months: 12}, shanghai, t0); err != nil {
+		t.Fatal(err)
+	}
+	t1 := t0.Add(24 * time.Hour)
+	var refundedAt any
+	if refunded != nil {
+		refundedAt = refunded.UTC()
+	}
+	for _, s := range []struct {
+		sql  string
+		args []any
+	}{
+		{`INSERT INTO periods (id, vin, seq, source, order_id, product, days, data_bytes_per_month, paid_at, starts_at, ends_at, refunded_at, created_at, updated_at)
+		  VALUES ('per_old', ?, 1, 'order', 'ord_old', 'monthly', 31, 0, ?, ?, ?, ?, ?, ?)`,
+			[]any{string(vin), t1.UTC(), t0.AddDate(1, 0, 0).UTC(), t0.AddDate(1, 1, 0).UTC(), refundedAt, t1.UTC(), t1.UTC()}},
+		{`UPDATE vehicles SET updated_at = ? WHERE vin = ?`, []any{t1.UTC(), string(vin)}},
+	} {
+		if err := storetest.Exec(db, s.sql, s.args...); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
