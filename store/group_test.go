@@ -311,3 +311,19 @@ func TestWriterOutlivesATransactionSQLiteEnded(t *testing.T) {
 		t.Errorf("%d rows, %d of them the next write's; want only that one", all, second)
 	}
 }
+
+// TestWriteAfterCloseFails: a write after the store closed gets an error,
+// not a panic, and closing twice is harmless.
+func TestWriteAfterCloseFails(t *testing.T) {
+	db := openGroupTest(t)
+	if err := db.Close(); err != nil {
+		t.Fatalf("Close() = %v", err)
+	}
+	err := db.write(context.Background(), nil, func(tx *Tx) error { return tx.raw(`INSERT INTO g (n) VALUES (1)`) })
+	if err == nil {
+		t.Error("a write after Close succeeded")
+	}
+	if err := db.Close(); err != nil {
+		t.Errorf("a second Close() = %v", err)
+	}
+}

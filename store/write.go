@@ -141,16 +141,25 @@ func (w *writer) ping(ctx context.Context) error {
 
 // close releases the held connection and its statements, so that the
 // pool can close it.
+// It waits for the write transaction in progress (it takes the slot);
+// writes after it fail with database/sql's ErrConnDone.
 func (w *writer) close() error {
 	if w.held == nil {
 		return nil
 	}
+	w.slot <- struct{}{}
+	defer func() { <-w.slot }()
+	h := w.held
+	if h.closed {
+		return nil
+	}
+	h.closed = true
 	var errs []error
-	for _, s := range w.held.stmts {
+	for _, s := range h.stmts {
 		errs = append(errs, s.Close())
 	}
-	errs = append(errs, w.held.conn.Close())
-	w.held = nil
+	clear(h.stmts)
+	errs = append(errs, h.conn.Close())
 	return errors.Join(errs...)
 }
 
@@ -164,8 +173,9 @@ func (w *writer) close() error {
 // watching the transaction's context; on the one writer's thread those
 // were about a tenth of a payment's CPU.
 type heldConn struct {
-	conn  *sql.Conn
-	stmts map[string]*sql.Stmt
+	conn   *sql.Conn
+	stmts  map[string]*sql.Stmt
+	closed bool // by writer.close
 }
 
 // prepared returns st prepared on the connection; the caller holds the
