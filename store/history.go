@@ -408,10 +408,15 @@ func (db *DB) lastVersionStmt() statement {
 // time (no row: no vehicle yet).
 func (db *DB) versionGuardStmt() statement {
 	return statement{"history/guard", func() string {
-		return `SELECT ` + db.timeCol("v.updated_at") + `,
-			(SELECT ` + db.timeCol("tv.recorded_at") + ` FROM timeline_versions tv WHERE tv.vin = v.vin ORDER BY tv.version DESC LIMIT 1)
+		return `SELECT ` + db.timeCol("v.updated_at") + `, ` + db.lastVersionAt("v.vin") + `
 			FROM vehicles v WHERE v.vin = ?`
 	}}
+}
+
+// lastVersionAt is a subquery of the time of the last version of the
+// vehicle whose VIN the SQL expression vin gives (NULL: none).
+func (db *DB) lastVersionAt(vin string) string {
+	return `(SELECT ` + db.timeCol("tv.recorded_at") + ` FROM timeline_versions tv WHERE tv.vin = ` + vin + ` ORDER BY tv.version DESC LIMIT 1)`
 }
 
 // versionAtStmt finds the latest version recorded at or before an instant.

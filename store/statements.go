@@ -167,13 +167,19 @@ func (db *DB) timeline(q querier, vin billing.VIN) (billing.Timeline, error) {
 // vinPeriods runs st, a statement that selects vin's periods as
 // scanPeriod reads them (without their VIN), and scans them.
 func vinPeriods(q querier, vin billing.VIN, st statement, args ...any) ([]billing.Period, error) {
+	return vinPeriodsThen(q, vin, st, args)
+}
+
+// vinPeriodsThen is vinPeriods of a statement whose rows carry, after the
+// period, the columns extra scans (the same on every row).
+func vinPeriodsThen(q querier, vin billing.VIN, st statement, args []any, extra ...any) ([]billing.Period, error) {
 	rows, err := q(st, args...)
 	if err != nil {
 		return nil, err
 	}
 	var ps []billing.Period
 	err = eachRow(rows, func() error {
-		p, err := scanPeriod(rows, false)
+		p, err := scanPeriod(rows, false, extra...)
 		p.VIN = vin
 		ps = append(ps, p)
 		return err
@@ -186,20 +192,8 @@ func vinPeriods(q querier, vin billing.VIN, st statement, args ...any) ([]billin
 // (versionGuardStmt's two instants, before the write changes anything),
 // which timelineChanged would otherwise read in a round trip of its own.
 func (db *DB) timelineForWrite(tx *Tx, vin billing.VIN) (billing.Timeline, error) {
-	rows, err := tx.query(db.timelineGuardStmt(), string(vin))
-	if err != nil {
-		return billing.Timeline{}, fmt.Errorf("load timeline %s: %w", vin, err)
-	}
-	var (
-		ps                []billing.Period
-		updated, recorded dbTime
-	)
-	err = eachRow(rows, func() error {
-		p, err := scanPeriod(rows, false, &updated, &recorded)
-		p.VIN = vin
-		ps = append(ps, p)
-		return err
-	})
+	var updated, recorded dbTime
+	ps, err := vinPeriodsThen(tx.query, vin, db.timelineGuardStmt(), []any{string(vin)}, &updated, &recorded)
 	if err != nil {
 		return billing.Timeline{}, fmt.Errorf("load timeline %s: %w", vin, err)
 	}
@@ -215,8 +209,7 @@ func (db *DB) timelineForWrite(tx *Tx, vin billing.VIN) (billing.Timeline, error
 func (db *DB) timelineGuardStmt() statement {
 	return statement{key: "write/timeline", query: func() string {
 		return `SELECT ` + db.timelineColumns() + `,
-			(SELECT ` + db.timeCol("v.updated_at") + ` FROM vehicles v WHERE v.vin = ?1),
-			(SELECT ` + db.timeCol("tv.recorded_at") + ` FROM timeline_versions tv WHERE tv.vin = ?1 ORDER BY tv.version DESC LIMIT 1)
+			(SELECT ` + db.timeCol("v.updated_at") + ` FROM vehicles v WHERE v.vin = ?1), ` + db.lastVersionAt("?1") + `
 			FROM periods WHERE vin = ?1 ORDER BY seq`
 	}}
 }

@@ -140,16 +140,26 @@ func (w *writer) ping(ctx context.Context) error {
 }
 
 // close releases the held connection and its statements, so that the
-// pool can close it.
-// It waits for the write transaction in progress (it takes the slot);
+// pool can close it. It waits for the write transaction in progress;
 // writes after it fail with database/sql's ErrConnDone.
 func (w *writer) close() error {
 	if w.held == nil {
 		return nil
 	}
+	return w.betweenWrites(func(*sql.Conn) error { return w.held.close() })
+}
+
+// betweenWrites runs fn on the SQLite writer's held connection while it
+// holds the write slot, so between write transactions.
+func (w *writer) betweenWrites(fn func(c *sql.Conn) error) error {
 	w.slot <- struct{}{}
 	defer func() { <-w.slot }()
-	h := w.held
+	return fn(w.held.conn)
+}
+
+// close closes the statements and the connection, once; the caller holds
+// the slot.
+func (h *heldConn) close() error {
 	if h.closed {
 		return nil
 	}
@@ -581,12 +591,11 @@ func (db *DB) withWriterPragmas(ctx context.Context, set []pragma, fn func() err
 	if db.dialect != SQLite || len(set) == 0 {
 		return fn()
 	}
-	w := db.wr
 	exec := func(q string) error {
-		w.slot <- struct{}{} // between write transactions
-		defer func() { <-w.slot }()
-		_, err := w.held.conn.ExecContext(ctx, q)
-		return err
+		return db.wr.betweenWrites(func(c *sql.Conn) error {
+			_, err := c.ExecContext(ctx, q)
+			return err
+		})
 	}
 	prev := make([]pragma, 0, len(set))
 	defer func() {
@@ -612,11 +621,10 @@ func (db *DB) withWriterPragmas(ctx context.Context, set []pragma, fn func() err
 // writerPragma reads an integer PRAGMA of the SQLite writer's connection,
 // between write transactions.
 func (db *DB) writerPragma(ctx context.Context, name string) (int64, error) {
-	w := db.wr
-	w.slot <- struct{}{}
-	defer func() { <-w.slot }()
 	var v int64
-	err := w.held.conn.QueryRowContext(ctx, "PRAGMA "+name).Scan(&v)
+	err := db.wr.betweenWrites(func(c *sql.Conn) error {
+		return c.QueryRowContext(ctx, "PRAGMA "+name).Scan(&v)
+	})
 	return v, err
 }
 
