@@ -3,6 +3,9 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -117,6 +120,67 @@ func BenchmarkIngestUsage(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(b.N*billing.MaxUsageBatch)/b.Elapsed().Seconds(), "records/s")
+		})
+	}
+}
+
+// BenchmarkIngestUsageOverTheFleet ingests records over a seeded fleet in
+// write transactions of 10 000 to 200 000 records, spread over as many
+// vehicles (one a vehicle) or ten a vehicle (a carrier's batch), and
+// reports the cost a record. 10 000 records is the harness's batch; the
+// larger transactions are the most that folding buffered batches into
+// their totals later (an append-only log of batches) could share among
+// them, each page of the totals and arrivals written once for many
+// vehicles. It runs on the harness's database (docs/performance.md),
+// which it adds usage to:
+//
+//	ENTITLEMENTS_BENCH_SQLITE=/tmp/entitlements-bench/bench-1000000.db \
+//	  go test ./store -run X -bench IngestUsageOverTheFleet -benchtime 3x
+//
+// ENTITLEMENTS_BENCH_VEHICLES is the seeded fleet's size (1 000 000).
+func BenchmarkIngestUsageOverTheFleet(b *testing.B) {
+	path := os.Getenv("ENTITLEMENTS_BENCH_SQLITE")
+	if path == "" {
+		b.Skip("set ENTITLEMENTS_BENCH_SQLITE to a database seeded by the load harness")
+	}
+	fleet := 1_000_000
+	if v := os.Getenv("ENTITLEMENTS_BENCH_VEHICLES"); v != "" {
+		var err error
+		if fleet, err = strconv.Atoi(v); err != nil || fleet < 200_000 {
+			b.Fatalf("ENTITLEMENTS_BENCH_VEHICLES=%q: want a fleet of at least 200000", v)
+		}
+	}
+	ctx := context.Background()
+	db, err := store.Open(ctx, store.Config{Driver: store.SQLite, DSN: path})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	now := time.Now().UTC()
+	run := strconv.FormatInt(now.UnixNano(), 36)
+	rng := rand.New(rand.NewPCG(uint64(now.UnixNano()), 1))
+	batch := 0
+	for _, c := range []struct{ records, perVehicle int }{
+		{10_000, 1}, {50_000, 1}, {200_000, 1}, {10_000, 10}, {200_000, 10},
+	} {
+		b.Run(fmt.Sprintf("records=%d/per-vehicle=%d", c.records, c.perVehicle), func(b *testing.B) {
+			for b.Loop() {
+				b.StopTimer()
+				batch++
+				vins := rng.Perm(fleet)[:c.records/c.perVehicle]
+				recs := make([]billing.UsageRecord, c.records)
+				for i := range recs {
+					s := now.Add(-time.Hour).Add(time.Duration(i/len(vins)) * time.Minute)
+					recs[i] = billing.UsageRecord{ID: fmt.Sprintf("fleet-%s-%d-%d", run, batch, i), VIN: store.SeedVIN(vins[i%len(vins)]),
+						Category: billing.CategoryEntertainment, Bytes: 1 << 20, StartedAt: s, EndedAt: s.Add(time.Minute)}
+				}
+				b.StartTimer()
+				res, err := db.IngestUsage(ctx, recs, []int{80, 100}, shanghai, now)
+				if err != nil || res.Accepted != c.records {
+					b.Fatalf("IngestUsage = %+v, %v", res, err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*c.records), "µs/record")
 		})
 	}
 }
