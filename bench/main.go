@@ -10,7 +10,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -37,6 +36,9 @@ import (
 	"entitlements/bench/proc"
 	"entitlements/billing"
 	"entitlements/store"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 type options struct {
@@ -596,22 +598,31 @@ func (d *driver) writeGroups() groupMark {
 		return groupMark{}
 	}
 	defer res.Body.Close()
-	var m groupMark
-	sc := bufio.NewScanner(res.Body)
-	for sc.Scan() {
-		name, v, ok := strings.Cut(sc.Text(), " ")
-		f, err := strconv.ParseFloat(v, 64)
-		if !ok || err != nil {
-			continue
-		}
-		switch name {
-		case "sqlite_write_transactions_total":
-			m.transactions = f
-		case "sqlite_writes_total":
-			m.writes = f
-		}
+	m, err := parseGroups(res.Body)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "metrics: %v\n", err)
 	}
 	return m
+}
+
+// parseGroups reads the writer's counters from a Prometheus text
+// exposition; they are zero when absent (PostgreSQL).
+func parseGroups(r io.Reader) (groupMark, error) {
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(r)
+	if err != nil {
+		return groupMark{}, err
+	}
+	counter := func(name string) float64 {
+		var sum float64
+		if f := fams[name]; f != nil {
+			for _, m := range f.GetMetric() {
+				sum += m.GetCounter().GetValue()
+			}
+		}
+		return sum
+	}
+	return groupMark{counter("sqlite_write_transactions_total"), counter("sqlite_writes_total")}, nil
 }
 
 // profile fetches, with --pprof, a CPU profile of the service over the
