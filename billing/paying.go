@@ -13,8 +13,9 @@ type PaymentPlan struct {
 	Order       Order    // the order, paid
 	Period      Period   // its new period, placed by the layout
 	Moved       []Period // other periods the layout moved (none unless the stored layout was stale)
-	CoverageEnd time.Time
-	Notice      Notice // order.paid
+	CoverageEnd  time.Time
+	CoveredSince time.Time // the start of the stretch that ends at CoverageEnd (Timeline.CoveredSince)
+	Notice       Notice    // order.paid
 }
 
 // PayOrder decides what payment p does to order o, of a vehicle whose
@@ -48,7 +49,7 @@ func PayOrder(o Order, p Payment, tl Timeline, periodID string, loc *time.Locati
 		}
 	}
 	plan.Period = tl.Periods[len(tl.Periods)-1]
-	plan.CoverageEnd = tl.End()
+	plan.CoverageEnd, plan.CoveredSince = tl.End(), tl.CoveredSince()
 	o.Status, o.PaidAt, o.TransactionID = OrderPaid, &paidAt, p.TransactionID
 	plan.Order = o
 	plan.Notice = OrderPaidNotice(o, plan.Period, paidAt, tl.At(now).CoveredUntil, loc)

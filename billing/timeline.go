@@ -157,6 +157,29 @@ func (tl Timeline) End() time.Time {
 	return end
 }
 
+// CoveredSince returns the start of the last stretch of coverage: the
+// run of back-to-back live periods (each starting at or before the end of
+// the run so far, as At chains them) that ends at End. An instant in
+// [CoveredSince, End) is covered; one before it may be too, by an earlier
+// stretch. Zero when no live period exists.
+func (tl Timeline) CoveredSince() time.Time {
+	end := tl.End()
+	since := end
+	for moved := true; moved; {
+		moved = false
+		for _, p := range tl.Periods {
+			if !p.Refunded() && p.StartsAt.Before(since) && !p.EndsAt.Before(since) && p.EndsAt.After(p.StartsAt) {
+				since = p.StartsAt
+				moved = true
+			}
+		}
+	}
+	if since.Equal(end) {
+		return time.Time{}
+	}
+	return since
+}
+
 // NextSeq returns the Seq for a period appended now.
 func (tl Timeline) NextSeq() int {
 	n := 0

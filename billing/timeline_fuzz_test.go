@@ -73,6 +73,34 @@ func (h *history) check(trial Period) {
 	if changed := again.Layout(h.loc); len(changed) != 0 {
 		h.fatalf("Layout is not stable: a second pass moved %d periods", len(changed))
 	}
+	h.checkCoveredSince()
+}
+
+// checkCoveredSince asserts that CoveredSince starts the stretch that
+// ends at End: covered from it (At chaining to End), at every period
+// boundary inside it, and not reaching End from just before it.
+func (h *history) checkCoveredSince() {
+	h.t.Helper()
+	since, end := h.tl.CoveredSince(), h.tl.End()
+	if since.IsZero() {
+		if !end.IsZero() && h.tl.At(end.Add(-time.Nanosecond)).Covered {
+			h.fatalf("CoveredSince is zero, but the instant before End %s is covered", end)
+		}
+		return
+	}
+	for _, p := range h.tl.Periods {
+		for _, t := range []time.Time{since, p.StartsAt, p.EndsAt, p.EndsAt.Add(-time.Nanosecond)} {
+			if t.Before(since) || !t.Before(end) {
+				continue
+			}
+			if cov := h.tl.At(t); !cov.Covered || !cov.CoveredUntil.Equal(end) {
+				h.fatalf("At(%s), inside [CoveredSince %s, End %s), = %+v", t, since, end, cov)
+			}
+		}
+	}
+	if cov := h.tl.At(since.Add(-time.Nanosecond)); cov.Covered && cov.CoveredUntil.Equal(end) {
+		h.fatalf("the instant before CoveredSince %s is covered through End %s", since, end)
+	}
 }
 
 // FuzzLayout generates histories from bytes: an activation, then steps of

@@ -428,3 +428,65 @@ func TestPeriodStatus(t *testing.T) {
 		})
 	}
 }
+
+// TestCoveredSince: the start of the last stretch of coverage, through
+// back-to-back and overlapping periods, not across a gap, never from a
+// refunded period.
+func TestCoveredSince(t *testing.T) {
+	at := func(s string) time.Time { return mustTime(t, s) }
+	per := func(seq int, from, to string, refunded bool) Period {
+		p := Period{ID: "per_" + string(rune('a'+seq)), Seq: seq, StartsAt: at(from), EndsAt: at(to)}
+		if refunded {
+			r := at(from)
+			p.RefundedAt = &r
+		}
+		return p
+	}
+	for _, c := range []struct {
+		name    string
+		periods []Period
+		want    string // "" for zero
+	}{
+		{"none", nil, ""},
+		{"one", []Period{per(0, "2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z", false)}, "2026-01-01T00:00:00Z"},
+		{"back to back", []Period{
+			per(0, "2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z", false),
+			per(1, "2027-01-01T00:00:00Z", "2027-02-01T00:00:00Z", false),
+		}, "2026-01-01T00:00:00Z"},
+		{"overlapping, listed out of order", []Period{
+			per(1, "2026-12-15T00:00:00Z", "2027-02-01T00:00:00Z", false),
+			per(0, "2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z", false),
+		}, "2026-01-01T00:00:00Z"},
+		{"after a gap", []Period{
+			per(0, "2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z", false),
+			per(1, "2027-01-01T00:00:01Z", "2027-02-01T00:00:00Z", false),
+		}, "2027-01-01T00:00:01Z"},
+		{"a refunded period does not bridge a gap", []Period{
+			per(0, "2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z", false),
+			per(1, "2027-01-01T00:00:00Z", "2027-03-01T00:00:00Z", true),
+			per(2, "2027-02-01T00:00:00Z", "2027-04-01T00:00:00Z", false),
+		}, "2027-02-01T00:00:00Z"},
+		{"only refunded", []Period{per(0, "2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z", true)}, ""},
+		{"an earlier period ending later stays in", []Period{
+			per(0, "2026-01-01T00:00:00Z", "2027-06-01T00:00:00Z", false),
+			per(1, "2026-03-01T00:00:00Z", "2026-04-01T00:00:00Z", false),
+		}, "2026-01-01T00:00:00Z"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			tl := NewTimeline(c.periods)
+			got := tl.CoveredSince()
+			var want time.Time
+			if c.want != "" {
+				want = at(c.want)
+			}
+			if !got.Equal(want) {
+				t.Fatalf("CoveredSince = %s, want %s", got, want)
+			}
+			if !got.IsZero() {
+				if cov := tl.At(got); !cov.Covered || !cov.CoveredUntil.Equal(tl.End()) {
+					t.Fatalf("At(CoveredSince) = %+v, want covered until End %s", cov, tl.End())
+				}
+			}
+		})
+	}
+}
