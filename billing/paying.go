@@ -10,9 +10,9 @@ type PaymentPlan struct {
 	// Refused is the EAmountMismatch error of a refused notification.
 	Refused error
 	// The rest is set for OutcomeApplied only.
-	Order       Order    // the order, paid
-	Period      Period   // its new period, placed by the layout
-	Moved       []Period // other periods the layout moved (none unless the stored layout was stale)
+	Order        Order    // the order, paid
+	Period       Period   // its new period, placed by the layout
+	Moved        []Period // other periods the layout moved (none unless the stored layout was stale)
 	CoverageEnd  time.Time
 	CoveredSince time.Time // the start of the stretch that ends at CoverageEnd (Timeline.CoveredSince)
 	Notice       Notice    // order.paid
