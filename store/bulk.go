@@ -288,6 +288,14 @@ func (db *DB) timeArg(t time.Time) any {
 	return sqliteTime(t)
 }
 
+// timeOrNull is timeArg of t, or NULL for the zero instant.
+func (db *DB) timeOrNull(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return db.timeArg(t)
+}
+
 // timePtr is timeArg of *t, or NULL.
 func (db *DB) timePtr(t *time.Time) any {
 	if t == nil {

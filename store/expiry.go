@@ -15,6 +15,7 @@ type coverageCandidate struct {
 	VIN            string
 	OwnerID        string
 	CoverageEndsAt time.Time
+	CoveredSince   dbTime // NULL when not known (see coveredSinceMigration)
 }
 
 // CreateExpiredNotices creates the coverage.expired notice of every vehicle
@@ -37,7 +38,7 @@ func (db *DB) expiredWhere() string {
 			WHERE n.vin = v.vin AND n.kind = ? AND n.covered_until = v.coverage_ends_at` + db.fence() + `)`
 }
 
-// coverageQuery selects (vin, owner_id, coverage_ends_at) of the vehicles
+// coverageQuery selects (vin, owner_id, coverage_ends_at, covered_since) of the vehicles
 // v matching where, in (coverage_ends_at, vin) order. Its parameters are
 // the lower bound (the first batch: the range's lower end; the next ones:
 // the last vehicle seen, end and VIN), the upper end, where's parameters
@@ -49,7 +50,7 @@ func (db *DB) expiredWhere() string {
 // vehicles may share one end, and reads no vehicle row
 // (TestJobQueryPlans).
 func (db *DB) coverageQuery(where string, next bool) string {
-	q := `SELECT v.vin, v.owner_id, ` + db.timeCol("v.coverage_ends_at") + ` FROM vehicles v WHERE `
+	q := `SELECT v.vin, v.owner_id, ` + db.timeCol("v.coverage_ends_at") + `, ` + db.timeCol("v.covered_since") + ` FROM vehicles v WHERE `
 	if next {
 		q += `(v.coverage_ends_at, v.vin) > (?, ?)`
 	} else {
@@ -113,7 +114,7 @@ func (db *DB) createCoverageNotices(ctx context.Context, job string, now time.Ti
 }
 
 // coverageCandidates runs q, which selects (vin, owner_id,
-// coverage_ends_at), and scans its rows by hand: a job reads them by the
+// coverage_ends_at, covered_since), and scans its rows by hand: a job reads them by the
 // hundred thousand.
 func coverageCandidates(tx *Tx, q statement, args []any) ([]coverageCandidate, error) {
 	rows, err := tx.query(q, args...)
@@ -124,7 +125,7 @@ func coverageCandidates(tx *Tx, q statement, args []any) ([]coverageCandidate, e
 	err = eachRow(rows, func() error {
 		var c coverageCandidate
 		var end dbTime
-		if err := rows.Scan(&c.VIN, &c.OwnerID, &end); err != nil {
+		if err := rows.Scan(&c.VIN, &c.OwnerID, &end, &c.CoveredSince); err != nil {
 			return err
 		}
 		c.CoverageEndsAt = end.T

@@ -448,7 +448,7 @@ func (db *DB) periodVersions(q querier, vin billing.VIN, v int) ([]billing.Perio
 // periods (the rows of seedVehicleCols and seedPeriodCols), for bulkInsert.
 func seedVersions(vehicles, periods [][]any) (versions, pvs [][]any) {
 	for _, v := range vehicles {
-		// vin, owner_id, model, activated_at, coverage_ends_at, created_at, updated_at
+		// vin, owner_id, model, activated_at, coverage_ends_at, created_at, updated_at, covered_since
 		versions = append(versions, []any{v[0], 1, v[6], causeSeeded, "system:seed", v[1], 0})
 	}
 	for _, p := range periods {

@@ -190,6 +190,7 @@ var migrations = []migration{
 	noticesKeyedByCoverage,
 	noticesAddressedToPayer,
 	jobRunsMigration,
+	coveredSinceMigration,
 	usageMigration,
 	usageAllowanceMigration,
 	auditMigration,

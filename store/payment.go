@@ -164,7 +164,7 @@ func (db *DB) txApplyPayment(tx *Tx, plan billing.PaymentPlan, now time.Time) er
 	if err := savePeriodTimes(tx, plan.Moved, now); err != nil {
 		return err
 	}
-	if err := setCoverageEnd(tx, o.VIN, plan.CoverageEnd, now); err != nil {
+	if err := setCoverageEnd(tx, o.VIN, plan.CoverageEnd, plan.CoveredSince, now); err != nil {
 		return fmt.Errorf("set coverage end of %s: %w", o.VIN, err)
 	}
 	_, err := tx.exec(db.orderPaidStmt(), string(billing.OrderPaid), db.timeArg(*o.PaidAt), o.TransactionID, db.timeArg(now), o.ID)

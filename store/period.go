@@ -94,13 +94,16 @@ func savePeriodTimes(tx *Tx, ps []billing.Period, now time.Time) error {
 }
 
 // setCoverageEnd keeps vehicles.coverage_ends_at equal to the end of the
-// vehicle's last non-refunded period; set-based jobs (reminders) query it.
-func setCoverageEnd(tx *Tx, vin billing.VIN, end, now time.Time) error {
+// vehicle's last non-refunded period, and covered_since to the start of
+// the stretch of coverage that ends there (billing.Timeline's End and
+// CoveredSince; NULL when there is none); set-based jobs (reminders)
+// query them.
+func setCoverageEnd(tx *Tx, vin billing.VIN, end, since, now time.Time) error {
 	tx.touch(vin)
 	if err := tx.timelineChanged(vin); err != nil {
 		return err
 	}
-	_, err := tx.exec(coverageEndStmt, tx.db.timeArg(end), tx.db.timeArg(now), string(vin))
+	_, err := tx.exec(coverageEndStmt, tx.db.timeArg(end), tx.db.timeOrNull(since), tx.db.timeArg(now), string(vin))
 	return err
 }
 

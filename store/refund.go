@@ -172,7 +172,7 @@ func applyPeriodChanges(tx *Tx, tl *billing.Timeline, o billing.Order, plan bill
 	if _, err := tx.exec(raiseEpochStmt, string(o.VIN)); err != nil {
 		return fmt.Errorf("raise epoch of %s: %w", o.VIN, err)
 	}
-	return setCoverageEnd(tx, o.VIN, tl.End(), now)
+	return setCoverageEnd(tx, o.VIN, tl.End(), tl.CoveredSince(), now)
 }
 
 // insertRefund appends the refund, adds it to the order and writes the

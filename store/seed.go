@@ -127,7 +127,7 @@ type seedRows struct {
 }
 
 var (
-	seedVehicleCols = []string{"vin", "owner_id", "model", "activated_at", "coverage_ends_at", "created_at", "updated_at"}
+	seedVehicleCols = []string{"vin", "owner_id", "model", "activated_at", "coverage_ends_at", "created_at", "updated_at", "covered_since"}
 	seedPeriodCols  = []string{"id", "vin", "seq", "source", "order_id", "product", "days", "data_bytes_per_month", "paid_at", "starts_at", "ends_at", "created_at", "updated_at"}
 	seedOrderCols   = []string{"id", "vin", "owner_id", "product", "amount_fen", "currency", "days", "data_bytes_per_month", "status", "created_at", "expires_at", "paid_at", "transaction_id", "updated_at"}
 	seedCycleCols   = []string{"vin", "cycle", "entertainment_bytes", "basic_bytes", "records", "last_ended_at", "updated_at"}
@@ -232,7 +232,11 @@ func (f *seedFleet) add(r *seedRows, i int) {
 			prod.Code, prod.Days, prod.DataBytesPerMonth, paidAt, utc(start), utc(end), now, now})
 		tl.Periods = append(tl.Periods, billing.Period{StartsAt: start, EndsAt: end, Seq: 1})
 	}
-	r.vehicles = append(r.vehicles, []any{string(vin), owner, "seed", at, utc(tl.End()), now, now})
+	var since any // NULL without coverage
+	if s := tl.CoveredSince(); !s.IsZero() {
+		since = utc(s)
+	}
+	r.vehicles = append(r.vehicles, []any{string(vin), owner, "seed", at, utc(tl.End()), now, now, since})
 	if (i*53)%1000 < f.mix.UsagePerMille {
 		r.cycles = append(r.cycles, f.usage(i, vin, at, tl.End())...)
 	}

@@ -80,7 +80,7 @@ func (db *DB) insertPeriodStmt() statement {
 }
 
 var coverageEndStmt = statement{key: "vehicle/coverage-end", query: func() string {
-	return `UPDATE vehicles SET coverage_ends_at = ?, updated_at = ? WHERE vin = ?`
+	return `UPDATE vehicles SET coverage_ends_at = ?, covered_since = ?, updated_at = ? WHERE vin = ?`
 }}
 
 func (db *DB) orderPaidStmt() statement {

@@ -56,8 +56,9 @@ func (db *DB) Activate(ctx context.Context, vin billing.VIN, a billing.Activatio
 		if err := tx.timelineChanged(vin); err != nil {
 			return err
 		}
+		since := billing.NewTimeline([]billing.Period{tp}).CoveredSince()
 		n, err := tx.update(insertVehicleStmt, row.VIN, row.OwnerID, row.Model, db.timeArg(row.ActivatedAt),
-			db.timeArg(row.CoverageEndsAt), db.timeArg(now), db.timeArg(now))
+			db.timeArg(row.CoverageEndsAt), db.timeOrNull(since), db.timeArg(now), db.timeArg(now))
 		if err != nil {
 			return fmt.Errorf("insert vehicle: %w", err)
 		}
@@ -86,8 +87,8 @@ func (db *DB) Activate(ctx context.Context, vin billing.VIN, a billing.Activatio
 
 var (
 	insertVehicleStmt = statement{"vehicle/insert", func() string {
-		return `INSERT INTO vehicles (vin, owner_id, model, activated_at, coverage_ends_at, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
+		return `INSERT INTO vehicles (vin, owner_id, model, activated_at, coverage_ends_at, covered_since, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
 	}}
 	transferStmt = statement{"vehicle/transfer", func() string {
 		return `UPDATE vehicles SET owner_id = ?, updated_at = ?, epoch = epoch + 1 WHERE vin = ?`

@@ -271,7 +271,7 @@ func TestWriteInvalidatesSnapshots(t *testing.T) {
 	fill()
 	end := now.AddDate(2, 0, 0)
 	err = db.write(ctx, []billing.VIN{"VIN-GIVEN"}, func(tx *Tx) error {
-		return setCoverageEnd(tx, "VIN-TOUCHED", end, now)
+		return setCoverageEnd(tx, "VIN-TOUCHED", end, now, now)
 	})
 	if err != nil {
 		t.Fatal(err)
