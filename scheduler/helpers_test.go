@@ -51,9 +51,9 @@ func activateEndingAt(t testing.TB, db *store.DB, vin billing.VIN, owner string,
 }
 
 // addPaidPeriod stands in for a paid order until orders exist: it appends
-// a paid period by the PaidStart rule and keeps coverage_ends_at up to
-// date, as the store does in the payment transaction. It returns the
-// period's end.
+// a paid period by the PaidStart rule and keeps coverage_ends_at and
+// covered_since up to date, as the store does in the payment transaction.
+// It returns the period's end.
 func addPaidPeriod(t testing.TB, db *store.DB, vin billing.VIN, paidAt time.Time, days int) time.Time {
 	t.Helper()
 	tl, err := db.Timeline(ctx, vin)
@@ -70,7 +70,8 @@ func addPaidPeriod(t testing.TB, db *store.DB, vin billing.VIN, paidAt time.Time
 	if err != nil {
 		t.Fatalf("insert paid period: %v", err)
 	}
-	if err := storetest.Exec(db, `UPDATE vehicles SET coverage_ends_at = ? WHERE vin = ?`, u(end), string(vin)); err != nil {
+	tl.Periods = append(tl.Periods, billing.Period{StartsAt: start, EndsAt: end, Seq: tl.NextSeq()})
+	if err := storetest.Exec(db, `UPDATE vehicles SET coverage_ends_at = ?, covered_since = ? WHERE vin = ?`, u(end), u(tl.CoveredSince()), string(vin)); err != nil {
 		t.Fatalf("update coverage end: %v", err)
 	}
 	return end

@@ -146,3 +146,45 @@ func TestRemindLapsedThenRepurchased(t *testing.T) {
 		}
 	})
 }
+
+// TestRemindReadsPeriodsWhenCoveredSinceIsUnknown: a vehicle last written
+// before vehicles.covered_since existed (NULL) is decided from its
+// periods, as is one whose recorded stretch has not begun: covered now,
+// it gets its reminder; activated ahead of the clock, it does not.
+func TestRemindReadsPeriodsWhenCoveredSinceIsUnknown(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, dialect string) {
+		t.Parallel()
+		db := storetest.Open(t, dialect)
+		remind := scheduler.Remind{Store: db, Stages: stages, Location: shanghai}
+		covered, notYet, stale := vinN(5), vinN(6), vinN(7)
+		activateEndingAt(t, db, covered, "owner-5", t0.Add(5*24*time.Hour), t0)
+		activateEndingAt(t, db, stale, "owner-7", t0.Add(5*24*time.Hour), t0)
+		// Activated tomorrow: coverage_ends_at is a year away, so give it an
+		// end within the 7-day window by hand, as an old release's refund
+		// could have left it.
+		if _, _, err := db.Activate(ctx, notYet, billing.Activation{ActivatedAt: t0.Add(24 * time.Hour), OwnerID: "owner-6"}, trial, shanghai, t0); err != nil {
+			t.Fatal(err)
+		}
+		u := func(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+		for _, s := range []struct {
+			q    string
+			args []any
+		}{
+			{`UPDATE vehicles SET covered_since = NULL WHERE vin IN (?, ?)`, []any{string(covered), string(notYet)}},
+			{`UPDATE vehicles SET coverage_ends_at = ? WHERE vin = ?`, []any{u(t0.Add(5 * 24 * time.Hour)), string(notYet)}},
+			// A stretch recorded as beginning later than it does: its
+			// periods say it is covered now.
+			{`UPDATE vehicles SET covered_since = ? WHERE vin = ?`, []any{u(t0.Add(time.Hour)), string(stale)}},
+		} {
+			if err := storetest.Exec(db, s.q, s.args...); err != nil {
+				t.Fatal(err)
+			}
+		}
+		runJob(t, remind, t0)
+		for vin, want := range map[billing.VIN]int{covered: 1, notYet: 0, stale: 1} {
+			if got := ofKind(listNotices(t, db, vin), billing.NoticeExpiring); len(got) != want {
+				t.Errorf("%s: %d coverage.expiring notices (%+v), want %d", vin, len(got), got, want)
+			}
+		}
+	})
+}
