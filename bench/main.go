@@ -136,7 +136,7 @@ func run(o options) error {
 	}
 	// A marker per database says it holds the seeded fleet (a PostgreSQL
 	// database keeps it between runs as a file does).
-	seeded := filepath.Join(o.dir, fmt.Sprintf("seeded-v3-%d-%x", o.vehicles, sha256.Sum256([]byte(o.driver+" "+o.dsn))))
+	seeded := filepath.Join(o.dir, fmt.Sprintf("seeded-v4-%d-%x", o.vehicles, sha256.Sum256([]byte(o.driver+" "+o.dsn))))
 	if _, err := os.Stat(seeded); err != nil || !o.keep {
 		if o.driver == "sqlite" {
 			os.Remove(o.dsn)
