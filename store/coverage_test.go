@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"entitlements/billing"
+	"entitlements/store"
 	"entitlements/store/storetest"
 )
 
@@ -45,18 +46,7 @@ func TestCoveredSinceFollowsTheTimeline(t *testing.T) {
 		pay := func(paidAt, now time.Time) string {
 			t.Helper()
 			n++
-			o := billing.NewOrder(vin, "o1", benchMonthly, now, time.Hour)
-			res, err := db.CreateOrder(ctx, o, billing.IdempotencyKey{Scope: "owner:o1", Key: fmt.Sprint("k", n), RequestHash: "h"}, renderOrder)
-			if err != nil {
-				t.Fatal(err)
-			}
-			o.ID = string(res.Body)
-			p := billing.Payment{EventID: fmt.Sprint("evt-", n), OrderID: o.ID, Status: billing.PaymentSucceeded,
-				AmountFen: o.AmountFen, Currency: o.Currency, PaidAt: paidAt, TransactionID: fmt.Sprint("tx-", n)}
-			if _, err := db.ApplyPayment(ctx, p, shanghai, now); err != nil {
-				t.Fatal(err)
-			}
-			return o.ID
+			return payNewOrder(t, db, vin, "o1", fmt.Sprint(n), paidAt, now)
 		}
 		refund := func(orderID string, now time.Time) {
 			t.Helper()
@@ -128,4 +118,25 @@ func TestCoveredSinceFollowsTheTimeline(t *testing.T) {
 		}
 		check("activated ahead of the clock", ahead)
 	})
+}
+
+// payNewOrder creates a monthly order of vin for owner at now and applies
+// its payment, stamped paidAt, at now; n tells the order's idempotency key
+// and the payment's event and transaction apart. It returns the order's
+// id.
+func payNewOrder(t *testing.T, db *store.DB, vin billing.VIN, owner, n string, paidAt, now time.Time) string {
+	t.Helper()
+	ctx := context.Background()
+	o := billing.NewOrder(vin, owner, benchMonthly, now, time.Hour)
+	res, err := db.CreateOrder(ctx, o, billing.IdempotencyKey{Scope: "owner:" + owner, Key: "k" + n, RequestHash: "h"}, renderOrder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.ID = string(res.Body)
+	p := billing.Payment{EventID: "evt-" + n, OrderID: o.ID, Status: billing.PaymentSucceeded,
+		AmountFen: o.AmountFen, Currency: o.Currency, PaidAt: paidAt, TransactionID: "tx-" + n}
+	if _, err := db.ApplyPayment(ctx, p, shanghai, now); err != nil {
+		t.Fatal(err)
+	}
+	return o.ID
 }

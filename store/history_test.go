@@ -345,17 +345,7 @@ func TestUnversionedChangeIsCaughtUpByAPayment(t *testing.T) {
 		t1, t2 := t0.Add(24*time.Hour), t0.Add(48*time.Hour)
 		// refunded, so that the payment's layout leaves it as it is
 		activateThenChangeUnversioned(t, db, vin, "o1", t0, &t1)
-		o := billing.NewOrder(vin, "o1", benchMonthly, t2, time.Hour)
-		res, err := db.CreateOrder(ctx, o, billing.IdempotencyKey{Scope: "owner:o1", Key: "k1", RequestHash: "h"}, renderOrder)
-		if err != nil {
-			t.Fatal(err)
-		}
-		o.ID = string(res.Body)
-		p := billing.Payment{EventID: "evt-1", OrderID: o.ID, Status: billing.PaymentSucceeded,
-			AmountFen: o.AmountFen, Currency: o.Currency, PaidAt: t2, TransactionID: "tx-1"}
-		if _, err := db.ApplyPayment(ctx, p, shanghai, t2); err != nil {
-			t.Fatal(err)
-		}
+		orderID := payNewOrder(t, db, vin, "o1", "1", t2, t2)
 		hist, err := db.TimelineHistory(ctx, vin)
 		if err != nil || len(hist) != 2 {
 			t.Fatalf("TimelineHistory() = %+v, %v; want the activation's and the payment's versions", hist, err)
@@ -364,7 +354,7 @@ func TestUnversionedChangeIsCaughtUpByAPayment(t *testing.T) {
 		for _, p := range hist[0].Periods {
 			ids[p.ID] = true
 		}
-		if !ids["per_old"] || len(ids) != 2 || hist[0].OrderID != o.ID {
+		if !ids["per_old"] || len(ids) != 2 || hist[0].OrderID != orderID {
 			t.Errorf("the payment's version = %+v; want it to bring per_old and the paid period", hist[0])
 		}
 	})
