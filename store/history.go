@@ -445,7 +445,8 @@ func (db *DB) periodVersions(q querier, vin billing.VIN, v int) ([]billing.Perio
 }
 
 // seedVersions returns the first version of seeded vehicles and their
-// periods (the rows of seedVehicleCols and seedPeriodCols), for bulkInsert.
+// periods (the rows of seedVehicleCols and seedPeriodCols), for
+// seedFleet.statements.
 func seedVersions(vehicles, periods [][]any) (versions, pvs [][]any) {
 	for _, v := range vehicles {
 		// vin, owner_id, model, activated_at, coverage_ends_at, created_at, updated_at, covered_since

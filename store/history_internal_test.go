@@ -99,7 +99,7 @@ func TestEveryTimelineWriteIsVersioned(t *testing.T) {
 						marks = true
 					case "periodWritten":
 						reports = true
-					case "bulkInsert", "insertSQL":
+					case "seedStatement", "insertSQL": // a multi-row INSERT built or run
 						inserts = true
 					}
 				case *ast.BasicLit:
